@@ -1,0 +1,3 @@
+"""Portique: the software of a turnstile gate."""
+
+__version__ = "0.1.0"

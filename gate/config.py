@@ -1,0 +1,104 @@
+"""The gate's configuration file (config/gate.toml): its sections and their meaning.
+
+Every key is documented here by its ``description`` (``gate config keys`` prints them all)
+and checked at start: unknown keys, wrong types and out-of-range values stop the gate with
+the key's path. Relative paths are resolved from the config file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gate.configschema import build, read_toml, setting
+from gate.credential import MAX_ENTRANCE
+from gate.decision import Direction, GateProfile, PaperPolicy, Policy, UntrustedClockPolicy
+from gate.errors import ConfigError
+
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
+
+
+@dataclass(frozen=True)
+class GateSection:
+    id: str = setting(description="This gate's name, as stewards and the journal call it "
+                      "(e.g. \"3\" or \"north-3\"); 1-32 of A-Z a-z 0-9 . _ -")
+    event: str = setting(description="The event (session) this gate admits to, as in tickets")
+    entrance: int = setting(description="The entrance number this gate belongs to (1-32)",
+                            minimum=1, maximum=MAX_ENTRANCE)
+    direction: Direction = setting(Direction.ENTRY,
+                                   description="entry, or exit (records exits for re-entry)")
+    allow_reentry: bool = setting(False, description="Admit again a ticket flagged REENTRY "
+                                  "whose holder went out through an exit gate")
+    timezone: str = setting("Europe/Paris", description="The venue's IANA time zone, "
+                            "for times in sentences and the steward UI")
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.fullmatch(self.id):
+            raise ConfigError(f"gate.id: must be 1-32 of A-Z a-z 0-9 . _ -, got {self.id!r}")
+        if not _NAME_RE.fullmatch(self.event):
+            raise ConfigError(f"gate.event: must be 1-32 of A-Z a-z 0-9 . _ -, "
+                              f"got {self.event!r}")
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"gate.timezone: unknown time zone {self.timezone!r}") from None
+
+
+@dataclass(frozen=True)
+class PolicySection:
+    paper: PaperPolicy = setting(PaperPolicy.STEWARD, description="Printed confirmations: "
+                                 "steward (a human checks them) or admit_once")
+    untrusted_clock: UntrustedClockPolicy = setting(
+        UntrustedClockPolicy.STEWARD,
+        description="Phone codes while the gate's clock is not trusted: steward or refuse")
+    grace_seconds: int = setting(15, description="Seconds a code stays accepted after its "
+                                 "15-second step ends", minimum=0, maximum=120)
+    ahead_seconds: int = setting(15, description="Seconds before its step starts that a code "
+                                 "is already accepted", minimum=0, maximum=120)
+
+
+@dataclass(frozen=True)
+class KeysSection:
+    trust_dir: Path = setting(description="Folder of trusted public keys (*.pub), as written "
+                              "by `gate keys new`")
+
+
+@dataclass(frozen=True)
+class Config:
+    gate: GateSection = setting(description="Who this gate is")
+    keys: KeysSection = setting(description="Trusted keys")
+    policy: PolicySection = setting(default_factory=PolicySection,
+                                    description="Where the format leaves a choice")
+    source: Path | None = None
+
+    def profile(self) -> GateProfile:
+        g = self.gate
+        return GateProfile(gate_id=g.id, event=g.event, entrance=g.entrance,
+                           direction=g.direction, allow_reentry=g.allow_reentry,
+                           timezone=zoneinfo.ZoneInfo(g.timezone))
+
+    def policy_record(self) -> Policy:
+        p = self.policy
+        return Policy(paper=p.paper, untrusted_clock=p.untrusted_clock,
+                      grace_seconds=p.grace_seconds, ahead_seconds=p.ahead_seconds)
+
+
+def from_dict(table: dict[str, Any], *, base_dir: Path | None = None) -> Config:
+    """Validate a config given as a dict (as parsed from TOML)."""
+    if "source" in table:
+        raise ConfigError("source: unknown key")
+    return build(Config, table, base_dir=base_dir)
+
+
+def load(path: Path) -> Config:
+    """Read and validate a config file; ConfigError names the file and the key."""
+    try:
+        config = from_dict(read_toml(path), base_dir=path.resolve().parent)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}")\
+            from None
+    return Config(gate=config.gate, keys=config.keys, policy=config.policy, source=path)

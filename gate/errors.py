@@ -1,0 +1,35 @@
+"""The gate package's exceptions: one root, each leaf also a matching builtin."""
+
+from __future__ import annotations
+
+
+class GateError(Exception):
+    """Root of every error the gate package raises on purpose."""
+
+
+class CredentialError(GateError, ValueError):
+    """A credential could not be built or read."""
+
+
+class CredentialFormatError(CredentialError):
+    """A code's text or bytes are not a well-formed credential."""
+
+
+class NotATicketError(CredentialFormatError):
+    """A text that is not a code of this format at all (wrong prefix, far too long)."""
+
+
+class UnsupportedVersionError(CredentialFormatError):
+    """A credential of a format version this gate does not know."""
+
+
+class KeyFileError(GateError, ValueError):
+    """A key file is missing, unreadable or not what it claims to be."""
+
+
+class ConfigError(GateError, ValueError):
+    """A configuration file or value is invalid; the message names the key."""
+
+
+class UsageError(GateError, ValueError):
+    """A command-line argument is invalid; the message names the argument."""

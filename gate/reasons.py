@@ -1,0 +1,169 @@
+"""Verdicts and reason codes: a closed set, each with a sentence a steward can say aloud.
+
+The codes are stable: they appear in the journal, in ``--json`` output, in logs and in
+metrics, and ``docs/credential.md`` lists them. Sentences are templates filled from the
+decision's details (entrances, gate, times in the venue's time zone).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Verdict(enum.StrEnum):
+    ADMIT = "admit"
+    REFUSE = "refuse"
+    STEWARD = "steward"
+    """A human must settle it: the gate stays closed and calls the steward."""
+
+
+class Lang(enum.StrEnum):
+    FR = "fr"
+    EN = "en"
+
+
+class Reason(enum.StrEnum):
+    """Why the gate decided what it did. The value is the stable code."""
+
+    VALID = "VALID"
+    VALID_PAPER = "VALID_PAPER"
+    REENTRY = "REENTRY"
+    EXIT = "EXIT"
+    NOT_A_TICKET = "NOT_A_TICKET"
+    UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
+    MALFORMED = "MALFORMED"
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+    KEY_WITHDRAWN = "KEY_WITHDRAWN"
+    KEY_NOT_TRUSTED = "KEY_NOT_TRUSTED"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    WRONG_EVENT = "WRONG_EVENT"
+    WRONG_ENTRANCE = "WRONG_ENTRANCE"
+    CANCELLED = "CANCELLED"
+    SUPERSEDED = "SUPERSEDED"
+    NOT_YET_VALID = "NOT_YET_VALID"
+    EXPIRED = "EXPIRED"
+    PAPER_TICKET = "PAPER_TICKET"
+    CLOCK_UNTRUSTED = "CLOCK_UNTRUSTED"
+    STALE_CODE = "STALE_CODE"
+    PHONE_CLOCK_AHEAD = "PHONE_CLOCK_AHEAD"
+    BAD_DEVICE_SIGNATURE = "BAD_DEVICE_SIGNATURE"
+    ALREADY_ADMITTED = "ALREADY_ADMITTED"
+    NOT_INSIDE = "NOT_INSIDE"
+    MANUAL_ADMIT = "MANUAL_ADMIT"
+    MANUAL_DENY = "MANUAL_DENY"
+
+
+# (English, French) per reason. Placeholders: {entrances} {gate} {time} {from} {until}.
+SENTENCES: dict[Reason, tuple[str, str]] = {
+    Reason.VALID: ("Welcome, please go through.", "Bienvenue, vous pouvez passer."),
+    Reason.VALID_PAPER: (
+        "Printed ticket accepted, please go through.",
+        "Billet imprimé accepté, vous pouvez passer.",
+    ),
+    Reason.REENTRY: ("Welcome back, please go through.", "Bon retour, vous pouvez passer."),
+    Reason.EXIT: ("Exit recorded, see you soon.", "Sortie enregistrée, à tout à l'heure."),
+    Reason.NOT_A_TICKET: (
+        "This is not a ticket code. Please open your ticket in the official app.",
+        "Ce n'est pas un code de billet. Ouvrez votre billet dans l'application officielle.",
+    ),
+    Reason.UNSUPPORTED_VERSION: (
+        "This ticket format is not supported here. Please update the app or see a steward.",
+        "Ce format de billet n'est pas pris en charge ici. Mettez l'application à jour "
+        "ou adressez-vous à un steward.",
+    ),
+    Reason.MALFORMED: (
+        "The code could not be read correctly. Please try again or see a steward.",
+        "Le code n'a pas pu être lu correctement. Réessayez ou adressez-vous à un steward.",
+    ),
+    Reason.UNKNOWN_KEY: (
+        "This ticket was not issued by a known issuer. Please see a steward.",
+        "Ce billet ne provient pas d'un émetteur connu. Adressez-vous à un steward.",
+    ),
+    Reason.KEY_WITHDRAWN: (
+        "This ticket was signed with a withdrawn key. Please see a steward.",
+        "Ce billet a été signé avec une clé retirée. Adressez-vous à un steward.",
+    ),
+    Reason.KEY_NOT_TRUSTED: (
+        "This ticket's issuer is not valid for this event or at this time. Please see a steward.",
+        "L'émetteur de ce billet n'est pas valable pour cet événement ou à cette heure. "
+        "Adressez-vous à un steward.",
+    ),
+    Reason.BAD_SIGNATURE: (
+        "This ticket is not genuine: its signature does not match.",
+        "Ce billet n'est pas authentique : sa signature ne correspond pas.",
+    ),
+    Reason.WRONG_EVENT: (
+        "This ticket is for another event.",
+        "Ce billet est pour un autre événement.",
+    ),
+    Reason.WRONG_ENTRANCE: (
+        "This ticket is for entrance {entrances}. Please go there.",
+        "Ce billet est pour l'entrée {entrances}. Merci de vous y rendre.",
+    ),
+    Reason.CANCELLED: (
+        "This ticket has been cancelled.",
+        "Ce billet a été annulé.",
+    ),
+    Reason.SUPERSEDED: (
+        "This ticket was transferred or resold: this copy is no longer valid.",
+        "Ce billet a été transféré ou revendu : cet exemplaire n'est plus valable.",
+    ),
+    Reason.NOT_YET_VALID: (
+        "This ticket is valid only from {from}.",
+        "Ce billet n'est valable qu'à partir de {from}.",
+    ),
+    Reason.EXPIRED: (
+        "This ticket expired at {until}.",
+        "Ce billet a expiré à {until}.",
+    ),
+    Reason.PAPER_TICKET: (
+        "Printed ticket: a steward will check it.",
+        "Billet imprimé : un steward va le vérifier.",
+    ),
+    Reason.CLOCK_UNTRUSTED: (
+        "The gate's clock is not synchronised: a steward will check your ticket.",
+        "L'horloge du portique n'est pas synchronisée : un steward va vérifier votre billet.",
+    ),
+    Reason.STALE_CODE: (
+        "This code is out of date, probably a screenshot. Please show the live ticket "
+        "in the app.",
+        "Ce code est périmé, sans doute une capture d'écran. Montrez le billet en direct "
+        "dans l'application.",
+    ),
+    Reason.PHONE_CLOCK_AHEAD: (
+        "Your phone's clock is ahead. Please set it to automatic time and try again.",
+        "L'horloge de votre téléphone est en avance. Réglez-la sur l'heure automatique "
+        "et réessayez.",
+    ),
+    Reason.BAD_DEVICE_SIGNATURE: (
+        "This code was not made by the ticket holder's phone. Please see a steward.",
+        "Ce code ne vient pas du téléphone du titulaire. Adressez-vous à un steward.",
+    ),
+    Reason.ALREADY_ADMITTED: (
+        "This ticket was already admitted at gate {gate} at {time}.",
+        "Ce billet a déjà été admis au portique {gate} à {time}.",
+    ),
+    Reason.NOT_INSIDE: (
+        "This ticket is not recorded as inside: no exit to record.",
+        "Ce billet n'est pas enregistré à l'intérieur : aucune sortie à enregistrer.",
+    ),
+    Reason.MANUAL_ADMIT: (
+        "Admitted by a steward.",
+        "Admis par un steward.",
+    ),
+    Reason.MANUAL_DENY: (
+        "Refused by a steward.",
+        "Refusé par un steward.",
+    ),
+}
+
+
+def sentence(reason: Reason, lang: Lang, **details: str) -> str:
+    english, french = SENTENCES[reason]
+    template = french if lang is Lang.FR else english
+    return template.format_map(_Blank(details)) if "{" in template else template
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "?"
