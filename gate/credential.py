@@ -86,6 +86,7 @@ class Flag(enum.IntFlag):
 
 
 KNOWN_FLAGS = Flag.PAPER | Flag.ACCESSIBLE | Flag.REENTRY
+_RESERVED_BITS = 0xFF & ~int(KNOWN_FLAGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +125,15 @@ class Credential:
         return self.level1[:-SIGNATURE_BYTES]
 
 
+def _ascii(value: str, what: str) -> bytes:
+    try:
+        return value.encode("ascii")
+    except UnicodeEncodeError:
+        raise CredentialError(f"{what} must be ASCII (got {value!r})") from None
+
+
 def _check_id(value: str, what: str, maximum: int) -> bytes:
-    raw = value.encode("ascii", "replace")
+    raw = _ascii(value, what)
     if not 1 <= len(raw) <= maximum or not _ID_RE.fullmatch(raw):
         raise CredentialError(
             f"{what} must be 1 to {maximum} characters of A-Z a-z 0-9 . _ - (got {value!r})"
@@ -153,7 +161,7 @@ def encode_body(fields: TicketFields) -> bytes:
     kid = _check_id(fields.kid, "key id", KID_MAX)
     event = _check_id(fields.event, "event", EVENT_MAX)
     ticket = _check_id(fields.ticket_id, "ticket id", TICKET_ID_MAX)
-    category = fields.category.encode("ascii", "replace")
+    category = _ascii(fields.category, "category")
     if len(category) > CATEGORY_MAX or not _TEXT_RE.fullmatch(category):
         raise CredentialError(
             f"category must be at most {CATEGORY_MAX} printable ASCII characters"
@@ -162,8 +170,8 @@ def encode_body(fields: TicketFields) -> bytes:
         raise CredentialError(f"generation must be 0..{MAX_GENERATION}")
     if not 0 <= fields.valid_from < fields.valid_until <= 0xFFFFFFFF:
         raise CredentialError("validity must satisfy 0 <= valid_from < valid_until < 2^32")
-    if fields.flags & ~KNOWN_FLAGS:
-        raise CredentialError(f"unknown flag bits {int(fields.flags & ~KNOWN_FLAGS):#x}")
+    if int(fields.flags) & ~int(KNOWN_FLAGS):
+        raise CredentialError(f"unknown flag bits {int(fields.flags) & ~int(KNOWN_FLAGS):#x}")
     if fields.paper != (fields.device_key is None):
         raise CredentialError("a paper ticket has no device key; a phone ticket needs one")
     if fields.device_key is not None and len(fields.device_key) != PUBLIC_KEY_BYTES:
@@ -257,7 +265,7 @@ def parse_binary(data: bytes) -> Credential:
     if data[0] != FORMAT_VERSION:
         raise UnsupportedVersionError(f"binary format version {data[0]} is not supported")
     flags_value = data[1]
-    if flags_value & ~KNOWN_FLAGS:
+    if flags_value & _RESERVED_BITS:
         raise CredentialFormatError(f"reserved flag bits set ({flags_value:#04x})")
     flags = Flag(flags_value)
     kid, pos = _take_string(data, 2, "key id", KID_MAX, _ID_RE)

@@ -1,0 +1,201 @@
+"""The gate CLI end to end: real key files, real tickets, real checks, exit codes."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gate.cli import main
+
+AT = "2024-08-05T19:00:00+02:00"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def world(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    keys = tmp_path / "keys"
+    assert run(capsys, "keys", "new", "--kid", "iss-1", "--out", str(keys),
+               "--events", "PAR24-ATH05")[0] == 0
+    assert run(capsys, "keys", "new", "--kid", "phone-1", "--role", "device",
+               "--out", str(tmp_path / "phone"))[0] == 0
+    common = ["--key", str(keys / "iss-1.key"), "--event", "PAR24-ATH05",
+              "--valid-from", "2024-08-05T15:00:00+02:00",
+              "--valid-until", "2024-08-05T23:30:00+02:00", "--entrances", "2,5",
+              "--category", "CAT-B"]
+    assert run(capsys, "ticket", "issue", *common, "--ticket", "T1", "--device-key",
+               str(tmp_path / "phone" / "phone-1.pub"), "--out", str(tmp_path / "t1.json"))[0] == 0
+    assert run(capsys, "ticket", "issue", *common, "--ticket", "P1", "--paper",
+               "--out", str(tmp_path / "p1.json"))[0] == 0
+    (tmp_path / "gate.toml").write_text(
+        '[gate]\nid = "3"\nevent = "PAR24-ATH05"\nentrance = 2\n\n[keys]\ntrust_dir = "keys"\n')
+    return tmp_path
+
+
+def code_at(capsys: pytest.CaptureFixture[str], world: Path, at: str = AT) -> str:
+    rc, out, _ = run(capsys, "ticket", "code", str(world / "t1.json"), "--device-key",
+                     str(world / "phone" / "phone-1.key"), "--at", at)
+    assert rc == 0
+    return out.strip()
+
+
+def check(capsys: pytest.CaptureFixture[str], world: Path, code: str, *extra: str,
+          at: str = "2024-08-05T19:00:07+02:00") -> tuple[int, dict[str, object]]:
+    rc, out, _ = run(capsys, "check", code, "--config", str(world / "gate.toml"), "--at", at,
+                     "--json", *extra)
+    return rc, json.loads(out)
+
+
+def test_private_key_is_owner_only_and_never_overwritten(world: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    key = world / "keys" / "iss-1.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    before = key.read_bytes()
+    rc, _, err = run(capsys, "keys", "new", "--kid", "iss-1", "--out", str(world / "keys"))
+    assert rc == 2 and "already exists" in err
+    assert key.read_bytes() == before
+
+
+def test_valid_code_admits_with_exit_0(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, result = check(capsys, world, code_at(capsys, world))
+    assert rc == 0
+    assert result["verdict"] == "admit" and result["reason"] == "VALID"
+    assert result["ticket"] == {"event": "PAR24-ATH05", "ticket_id": "T1", "generation": 0}
+    assert result["sentence"]["fr"] == "Bienvenue, vous pouvez passer."
+
+
+def test_human_output_names_verdict_reason_and_both_sentences(
+        world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "check", code_at(capsys, world), "--config",
+                     str(world / "gate.toml"), "--at", "1722877207")
+    assert rc == 0
+    assert out.splitlines()[0].startswith("ADMIT  VALID  ticket T1")
+    assert "en: Welcome" in out and "fr: Bienvenue" in out
+
+
+def test_screenshot_replayed_a_minute_later_exits_1(world: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    rc, result = check(capsys, world, code_at(capsys, world), at="2024-08-05T19:01:00+02:00")
+    assert (rc, result["reason"]) == (1, "STALE_CODE")
+
+
+def test_tampered_wrong_event_and_paper(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = code_at(capsys, world)
+    tampered = code[:60] + ("A" if code[60] != "A" else "B") + code[61:]
+    assert check(capsys, world, tampered)[1]["verdict"] == "refuse"
+    rc, result = check(capsys, world, code, "--event", "PAR24-SWM01")
+    assert (rc, result["reason"]) == (1, "WRONG_EVENT")
+    rc, out, _ = run(capsys, "ticket", "code", str(world / "p1.json"), "--json")
+    paper = json.loads(out)["code"]
+    rc, result = check(capsys, world, paper)
+    assert (rc, result["verdict"], result["reason"]) == (1, "steward", "PAPER_TICKET")
+
+
+def test_withdrawn_key_is_refused(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = code_at(capsys, world)
+    assert run(capsys, "keys", "withdraw", "--kid", "iss-1", "--keys", str(world / "keys"))[0] == 0
+    assert check(capsys, world, code)[1]["reason"] == "KEY_WITHDRAWN"
+
+
+def test_code_from_stdin(world: Path) -> None:
+    code = subprocess.run(
+        [sys.executable, "-m", "gate", "ticket", "code", str(world / "t1.json"),
+         "--device-key", str(world / "phone" / "phone-1.key"), "--at", AT],
+        capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "gate", "check", "-", "--config", str(world / "gate.toml"),
+         "--at", "2024-08-05T19:00:07+02:00", "--json"],
+        input=code, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["reason"] == "VALID"
+
+
+def test_png_is_a_real_qr_code_of_the_exact_text(world: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+    import zxingcpp
+
+    png = world / "code.png"
+    rc, out, _ = run(capsys, "ticket", "code", str(world / "t1.json"), "--device-key",
+                     str(world / "phone" / "phone-1.key"), "--at", AT, "--png", str(png))
+    assert rc == 0
+    image = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+    assert [r.text for r in zxingcpp.read_barcodes(image)] == [out.strip()]
+
+
+def test_wrong_device_key_is_a_usage_error(world: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "keys", "new", "--kid", "phone-2", "--role", "device", "--out",
+        str(world / "phone"))
+    rc, _, err = run(capsys, "ticket", "code", str(world / "t1.json"), "--device-key",
+                     str(world / "phone" / "phone-2.key"))
+    assert rc == 2 and "not the key this ticket was issued to" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check", "X", "--keys", "k"], "--event and --entrance must be given"),
+        (["ticket", "code", "/nonexistent.json"], "cannot read ticket"),
+        (["keys", "new", "--kid", "bad kid!", "--out", "k"], "key id must be"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_clear_message(argv: list[str], message: str,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run(capsys, *argv)
+    assert rc == 2 and message in err
+
+
+def test_time_without_offset_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "X", "--at", "2024-08-05T19:00:00", "--event", "E", "--entrance", "1",
+              "--keys", "k"])
+    assert exc.value.code == 2
+    assert "no UTC offset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[gate]\nid = "3"\nevent = "E"\nentrance = 2\ncolour = "red"\n[keys]\ntrust_dir = "keys"\n',
+         "gate.colour: unknown key"),
+        ('[gate]\nid = "3"\nevent = "E"\nentrance = "two"\n[keys]\ntrust_dir = "keys"\n',
+         "gate.entrance: must be an integer"),
+        ('[gate]\nid = "3"\nevent = "E"\nentrance = 40\n[keys]\ntrust_dir = "keys"\n',
+         "gate.entrance: must be at most 32"),
+        ('[gate]\nid = "3"\nevent = "E"\nentrance = 2\n[keys]\ntrust_dir = "keys"\n'
+         '[policy]\npaper = "sometimes"\n', "policy.paper: must be one of steward, admit_once"),
+        ('[gate]\nid = "3"\nevent = "E"\n[keys]\ntrust_dir = "keys"\n',
+         "gate.entrance: required key is missing"),
+        ('[gate\n', "not valid TOML"),
+    ],
+)
+def test_config_check_names_the_bad_key(world: Path, capsys: pytest.CaptureFixture[str],
+                                        toml: str, message: str) -> None:
+    bad = world / "bad.toml"
+    bad.write_text(toml)
+    rc, _, err = run(capsys, "config", "check", str(bad))
+    assert rc == 2 and message in err
+
+
+def test_config_check_accepts_a_good_file(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "config", "check", str(world / "gate.toml"))
+    assert rc == 0 and "valid" in out and "1 issuer key" in out
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).with_name("gate")
+    done = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "check" in done.stdout

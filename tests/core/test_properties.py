@@ -1,0 +1,98 @@
+"""Properties: nothing raises, nothing forged or mangled is admitted, one spelling per code."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gate import base45, credential
+from gate.errors import CredentialFormatError
+from gate.reasons import Verdict
+
+from .conftest import T0, Gate, paper_code, phone_code
+
+GATE = Gate()
+VALID = phone_code()
+PAPER = paper_code()
+ALPHABET = base45.ALPHABET
+SETTINGS = settings(max_examples=400, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_the_reference_codes_are_admitted() -> None:
+    assert GATE.decide(VALID).verdict is Verdict.ADMIT
+
+
+@SETTINGS
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_never_raise_and_never_admit(data: bytes) -> None:
+    d = GATE.decide(credential.to_text(data))
+    assert d.verdict is not Verdict.ADMIT
+
+
+@SETTINGS
+@given(st.text(max_size=600))
+def test_arbitrary_text_never_raises_and_never_admits(text: str) -> None:
+    assert GATE.decide(text).verdict is not Verdict.ADMIT
+
+
+@SETTINGS
+@given(st.text(alphabet=ALPHABET, max_size=500))
+def test_arbitrary_base45_after_the_prefix_never_admits(body: str) -> None:
+    assert GATE.decide("PQ1:" + body).verdict is not Verdict.ADMIT
+
+
+def test_every_single_character_substitution_is_refused() -> None:
+    """All 44 other alphabet characters at every position of a valid code (about 14,000)."""
+    for code in (VALID, PAPER):
+        for i in range(len(code)):
+            for c in ALPHABET + "a":
+                if c == code[i]:
+                    continue
+                mutated = code[:i] + c + code[i + 1:]
+                assert GATE.decide(mutated).verdict is not Verdict.ADMIT, (i, c)
+
+
+def test_every_single_bit_flip_of_the_bytes_is_refused() -> None:
+    for code in (VALID, PAPER):
+        binary = credential.text_to_binary(code)
+        for i in range(len(binary) * 8):
+            mutated = bytearray(binary)
+            mutated[i // 8] ^= 1 << (i % 8)
+            assert GATE.decide(credential.to_text(bytes(mutated))).verdict is not Verdict.ADMIT, i
+
+
+@SETTINGS
+@given(st.integers(0, len(VALID)), st.text(min_size=1, max_size=3))
+def test_insertions_are_refused(position: int, extra: str) -> None:
+    mutated = VALID[:position] + extra + VALID[position:]
+    assert GATE.decide(mutated).verdict is not Verdict.ADMIT
+
+
+@SETTINGS
+@given(st.integers(0, len(VALID) - 1), st.integers(1, 3))
+def test_deletions_are_refused(position: int, length: int) -> None:
+    mutated = VALID[:position] + VALID[position + length:]
+    assert GATE.decide(mutated).verdict is not Verdict.ADMIT
+
+
+@SETTINGS
+@given(st.text(max_size=400))
+def test_one_spelling_per_byte_string(text: str) -> None:
+    """Whatever text decodes, encoding its bytes gives the very same text back."""
+    try:
+        binary = credential.text_to_binary(text)
+    except CredentialFormatError:
+        return
+    assert credential.to_text(binary) == text
+
+
+@SETTINGS
+@given(st.text(alphabet=ALPHABET + "abc \n=", max_size=6), st.integers(0, len(VALID)))
+def test_respellings_of_a_valid_code_refused_or_same_ticket(noise: str, position: int) -> None:
+    mutated = VALID[:position] + noise + VALID[position:]
+    d = GATE.decide(mutated, T0)
+    if d.verdict is Verdict.ADMIT:
+        # only possible when the noise left the text identical
+        assert mutated == VALID
+        assert d.ticket == GATE.decide(VALID, T0).ticket
