@@ -169,7 +169,8 @@ def test_time_without_offset_is_refused(capsys: pytest.CaptureFixture[str]) -> N
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ('[gate]\nid = "3"\nevent = "E"\nentrance = 2\ncolour = "red"\n[keys]\ntrust_dir = "keys"\n',
+        ('[gate]\nid = "3"\nevent = "E"\nentrance = 2\ncolour = "red"\n'
+         '[keys]\ntrust_dir = "keys"\n',
          "gate.colour: unknown key"),
         ('[gate]\nid = "3"\nevent = "E"\nentrance = "two"\n[keys]\ntrust_dir = "keys"\n',
          "gate.entrance: must be an integer"),
