@@ -19,6 +19,7 @@ exactly one accepted spelling. This module does no I/O and reads no clock.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import struct
 from dataclasses import dataclass
@@ -87,6 +88,8 @@ class Flag(enum.IntFlag):
 
 KNOWN_FLAGS = Flag.PAPER | Flag.ACCESSIBLE | Flag.REENTRY
 _RESERVED_BITS = 0xFF & ~int(KNOWN_FLAGS)
+_PAPER_BIT = int(Flag.PAPER)
+_FLAGS = {value: Flag(value) for value in range(int(KNOWN_FLAGS) + 1)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,7 @@ class TicketFields:
 
     @property
     def paper(self) -> bool:
-        return bool(self.flags & Flag.PAPER)
+        return bool(int(self.flags) & _PAPER_BIT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,7 @@ def _entrance_mask(entrances: frozenset[int]) -> int:
     return mask
 
 
+@functools.lru_cache(maxsize=1024)
 def entrances_from_mask(mask: int) -> frozenset[int]:
     return frozenset(i + 1 for i in range(MAX_ENTRANCE) if mask >> i & 1)
 
@@ -267,7 +271,7 @@ def parse_binary(data: bytes) -> Credential:
     flags_value = data[1]
     if flags_value & _RESERVED_BITS:
         raise CredentialFormatError(f"reserved flag bits set ({flags_value:#04x})")
-    flags = Flag(flags_value)
+    flags = _FLAGS[flags_value]
     kid, pos = _take_string(data, 2, "key id", KID_MAX, _ID_RE)
     event, pos = _take_string(data, pos, "event", EVENT_MAX, _ID_RE)
     ticket_id, pos = _take_string(data, pos, "ticket id", TICKET_ID_MAX, _ID_RE)
@@ -282,7 +286,7 @@ def parse_binary(data: bytes) -> Credential:
     if mask == 0:
         raise CredentialFormatError("no entrance allowed")
     category, pos = _take_string(data, pos, "category", CATEGORY_MAX, _TEXT_RE, minimum=0)
-    paper = bool(flags & Flag.PAPER)
+    paper = bool(flags_value & _PAPER_BIT)
     device_key: bytes | None = None
     if not paper:
         device_key = data[pos : pos + PUBLIC_KEY_BYTES]

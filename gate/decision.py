@@ -44,6 +44,10 @@ from gate.trust import KeyStatus, TrustStore
 from gate.views import CANCELLED, Admission, AdmissionsView, RevocationView, TicketKey
 
 
+_PAPER = int(Flag.PAPER)
+_REENTRY = int(Flag.REENTRY)
+
+
 class PaperPolicy(enum.StrEnum):
     STEWARD = "steward"
     """A printed confirmation is genuine but copyable: a steward looks at it."""
@@ -161,6 +165,7 @@ def decide(
     except CredentialFormatError as exc:
         return Decision(Verdict.REFUSE, Reason.MALFORMED, t, detail=str(exc), timezone=tz)
     f = cred.fields
+    flags = int(f.flags)  # plain int: enum flag arithmetic is slow on the hot path
     key = TicketKey(f.event, f.ticket_id, f.generation)
 
     def out(verdict: Verdict, reason: Reason, *, previous: Admission | None = None,
@@ -202,7 +207,7 @@ def decide(
         return out(Verdict.REFUSE, Reason.EXPIRED)
 
     # 7. level 2: paper by policy, trusted clock, step window
-    if f.flags & Flag.PAPER:
+    if flags & _PAPER:
         if policy.paper is PaperPolicy.STEWARD:
             return out(Verdict.STEWARD, Reason.PAPER_TICKET)
     else:
@@ -230,12 +235,12 @@ def decide(
             return out(Verdict.REFUSE, Reason.NOT_INSIDE, previous=previous)
         return out(Verdict.ADMIT, Reason.EXIT, previous=previous)
     if previous is not None:
-        may_return = bool(f.flags & Flag.REENTRY) and profile.allow_reentry
+        may_return = bool(flags & _REENTRY) and profile.allow_reentry
         if previous.inside or not may_return:
             return out(Verdict.REFUSE, Reason.ALREADY_ADMITTED, previous=previous)
         return out(Verdict.ADMIT, Reason.REENTRY, previous=previous)
 
     # 10. admit
-    if f.flags & Flag.PAPER:
+    if flags & _PAPER:
         return out(Verdict.ADMIT, Reason.VALID_PAPER)
     return out(Verdict.ADMIT, Reason.VALID)
