@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from gate.configschema import build, read_toml, setting
 from gate.credential import MAX_ENTRANCE
 from gate.decision import Direction, GateProfile, PaperPolicy, Policy, UntrustedClockPolicy
 from gate.errors import ConfigError
+from hardware.config import HardwareConfig
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
@@ -72,6 +73,9 @@ class Config:
     keys: KeysSection = setting(description="Trusted keys")
     policy: PolicySection = setting(default_factory=PolicySection,
                                     description="Where the format leaves a choice")
+    hardware: HardwareConfig | None = setting(
+        None, description="The turnstile's pins and timings (docs/wiring.md); "
+        "leave out on a machine that drives no turnstile")
     source: Path | None = None
 
     def profile(self) -> GateProfile:
@@ -101,4 +105,4 @@ def load(path: Path) -> Config:
         message = str(exc)
         raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}")\
             from None
-    return Config(gate=config.gate, keys=config.keys, policy=config.policy, source=path)
+    return replace(config, source=path)

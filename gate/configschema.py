@@ -90,12 +90,21 @@ def describe(cls: type[Any]) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     hints = typing.get_type_hints(cls)
     for spec in dataclasses.fields(cls):
-        hint = hints[spec.name]
+        hint = _optional_dataclass(hints[spec.name])
         if dataclasses.is_dataclass(hint):
             rows += [(f"{spec.name}.{k}", t, d) for k, t, d in describe(hint)]  # type: ignore[arg-type]
         else:
             rows.append((spec.name, _type_name(hint), spec.metadata.get("description", "")))
     return rows
+
+
+def _optional_dataclass(hint: Any) -> Any:
+    """The dataclass of an optional section (``X | None``), else `hint` unchanged."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(options) == 1 and dataclasses.is_dataclass(options[0]):
+            return options[0]
+    return hint
 
 
 def _join(path: str, key: str) -> str:
