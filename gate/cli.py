@@ -34,7 +34,7 @@ TICKET_FORMAT = "portique-ticket/1"
 Handler = Callable[[argparse.Namespace], int]
 
 # Packages that add subcommands; each module has `register(subparsers) -> None`.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["revocation.cli", "hardware.cli"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -334,7 +334,11 @@ def _check_setup(args: argparse.Namespace) -> tuple[GateProfile, Policy, Path, C
 
 def revocation_view(config: Config | None) -> RevocationView:
     """The revocation view a one-off check uses (the local feed store when configured)."""
-    return NoRevocations()
+    if config is None or config.feeds is None:
+        return NoRevocations()
+    from revocation.store import open_view
+
+    return open_view(config.feeds.store, event=config.gate.event)
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from gate.credential import MAX_ENTRANCE
 from gate.decision import Direction, GateProfile, PaperPolicy, Policy, UntrustedClockPolicy
 from gate.errors import ConfigError
 from hardware.config import HardwareConfig
+from revocation.config import FeedsConfig
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
@@ -76,6 +77,9 @@ class Config:
     hardware: HardwareConfig | None = setting(
         None, description="The turnstile's pins and timings (docs/wiring.md); "
         "leave out on a machine that drives no turnstile")
+    feeds: FeedsConfig | None = setting(
+        None, description="The revocation and manifest feeds: local store and sync "
+        "(docs/feeds.md); leave out to check without revocations")
     source: Path | None = None
 
     def profile(self) -> GateProfile:

@@ -1,0 +1,71 @@
+"""The revocation package's exceptions: one root, each leaf also a matching builtin.
+
+Every failure of a sync leaves the last good data in force; the exception says why.
+"""
+
+from __future__ import annotations
+
+from gate.errors import GateError
+
+
+class FeedError(GateError):
+    """Root of every error the revocation package raises on purpose."""
+
+
+class FeedFormatError(FeedError, ValueError):
+    """A feed file or index is not well formed (the message names the file and line)."""
+
+
+class FeedSignatureError(FeedError, ValueError):
+    """The index signature does not verify with the feed key it names."""
+
+
+class FeedKeyError(FeedError, LookupError):
+    """The index names a key that is unknown, withdrawn, out of its validity, or not a feed key."""
+
+    def __str__(self) -> str:  # LookupError would quote the message like a dict key
+        return str(self.args[0]) if self.args else ""
+
+
+class FeedHashError(FeedError, ValueError):
+    """A downloaded file's size or SHA-256 differs from what the signed index declares."""
+
+
+class FeedReplayError(FeedError, ValueError):
+    """The feed offered is older than what the store already holds (a replay or a rollback)."""
+
+
+class FeedEventError(FeedError, ValueError):
+    """The feed is for another event than the one this gate serves."""
+
+
+class FeedGapError(FeedError, ValueError):
+    """No chain of deltas and no usable snapshot leads from the store's sequence to the newest."""
+
+
+class FeedTooLargeError(FeedError, ValueError):
+    """A download is larger than the configured size cap."""
+
+
+class FeedNetworkError(FeedError, ConnectionError):
+    """The feed server could not be reached or did not answer usefully."""
+
+
+class FeedHTTPError(FeedNetworkError):
+    """The feed server answered with an HTTP error status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class FeedTimeoutError(FeedNetworkError, TimeoutError):
+    """The feed server stalled longer than the configured timeout."""
+
+
+class StoreError(FeedError, OSError):
+    """The local feed store cannot be opened or written."""
+
+
+class PublishError(FeedError, ValueError):
+    """The publisher's input (CSV, key, output folder) is invalid; the message names it."""

@@ -1,0 +1,430 @@
+"""The feed format (docs/feeds.md): the signed index, snapshot and delta files, their records.
+
+Pure code: bytes in, frozen records out, and the canonical bytes back. No file, network or
+database access here; the store streams files through ``iter_records``.
+
+Every check is strict: one feed has exactly one accepted spelling, and an error names the
+file, the line and what is wrong.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import itertools
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gate.credential import MAX_ENTRANCE, MAX_GENERATION, Flag
+from gate.trust import KeyRole, KeyStatus, TrustStore
+from gate.views import CANCELLED
+from revocation.errors import (
+    FeedEventError,
+    FeedFormatError,
+    FeedKeyError,
+    FeedSignatureError,
+)
+
+FORMAT = "portique-feed/1"
+INDEX_CONTEXT = b"portique/feed/v1/index\x00"
+"""Prefix of the signed message: the signature of an index is never valid for anything else."""
+INDEX_NAME = "index.json"
+MAX_INDEX_BYTES = 1 << 20
+SIGNATURE_HEX = 128
+
+EVENT_RE = re.compile(r"[A-Za-z0-9._-]{1,24}")
+TICKET_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
+KID_RE = re.compile(r"[A-Za-z0-9._-]{1,16}")
+ORDER_REF_RE = re.compile(r"[!-~]{1,64}")
+CATEGORY_RE = re.compile(r"[ -~]{0,16}")
+HOLDER_NAME_MAX = 128
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_SIGNATURE_RE = re.compile(r"[0-9a-f]{128}")
+_SNAPSHOT_FILE_RE = re.compile(r"snapshot-(0|[1-9][0-9]*)\.tsv\.gz")
+_DELTA_FILE_RE = re.compile(r"delta-(0|[1-9][0-9]*)-([1-9][0-9]*)\.tsv\.gz")
+
+_INT = r"(0|[1-9][0-9]{0,9})"
+_ENTRANCE = r"(?:[1-9]|[12][0-9]|3[0-2])"
+_REVOCATION_LINE = re.compile(r"R\t([A-Za-z0-9._-]{1,32})\t" + _INT)
+_MANIFEST_LINE = re.compile(
+    r"M\t([A-Za-z0-9._-]{1,32})\t" + _INT + r"\t([!-~]{1,64})\t([^\x00-\x1f\x7f-\x9f]{0,128})"
+    r"\t([ -~]{0,16})\t(" + _ENTRANCE + r"(?:," + _ENTRANCE + r")*)\t" + _INT)
+_REMOVAL_LINE = re.compile(r"([RM])-\t([A-Za-z0-9._-]{1,32})")
+_KNOWN_FLAGS = int(Flag.PAPER | Flag.ACCESSIBLE | Flag.REENTRY)
+
+
+class FileKind(enum.StrEnum):
+    SNAPSHOT = "snapshot"
+    DELTA = "delta"
+
+
+class Op(enum.Enum):
+    """What one record line does to the store."""
+
+    SET_REVOCATION = "R"
+    SET_MANIFEST = "M"
+    REMOVE_REVOCATION = "R-"
+    REMOVE_MANIFEST = "M-"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A snapshot or delta file as the signed index names it."""
+
+    kind: FileKind
+    name: str
+    from_sequence: int
+    """0 for a snapshot (it applies to an empty store)."""
+    to_sequence: int
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedIndex:
+    """A verified index: the newest state of one event's feed, as its publisher signed it."""
+
+    event: str
+    kid: str
+    sequence: int
+    published_at: int
+    """The publisher's signed time (Unix seconds): a trusted-time source for the gate."""
+    ends_at: int | None
+    """When the event ends (Unix seconds), if the publisher says; personal data is purged
+    a configured time after it."""
+    snapshot: FileRef
+    revocations: int
+    """Revocation entries in the snapshot."""
+    manifest: int
+    """Manifest entries in the snapshot."""
+    deltas: tuple[FileRef, ...]
+    sha256: str
+    """SHA-256 of the index file's bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    ticket_id: str
+    min_generation: int
+    """Every generation below this one is void; CANCELLED (0xFFFF) voids all."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    ticket_id: str
+    generation: int
+    order_ref: str
+    holder_name: str
+    category: str
+    entrances: frozenset[int]
+    flags: Flag
+
+
+Record = tuple[Op, str, tuple[int | str, ...]]
+"""(op, ticket id, values): values are (min_generation,) for a revocation; (generation,
+order_ref, holder_name, category, entrances as written, flags) for a manifest entry; () for
+a removal. Plain tuples: a million of them stream through the store's apply."""
+
+
+# --- names ------------------------------------------------------------------------------
+
+_LIGATURES = str.maketrans({
+    "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ø": "o", "Ø": "o", "ł": "l", "Ł": "l",
+    "đ": "d", "Đ": "d", "ß": "ss", "ẞ": "ss", "þ": "th", "Þ": "th", "ð": "d", "Ð": "d",
+    "ı": "i",
+})
+_SEPARATORS = re.compile(r"[\s\-'’‘`´.,_/]+")
+
+
+def fold(text: str) -> str:
+    """The search key of a name or order reference: accents stripped, case folded, and
+    separators (spaces, hyphens, apostrophes, dots) reduced to single spaces.
+
+    ``fold("  Zoë  d'Arc-Lefèvre ") == "zoe d arc lefevre"``
+    """
+    if text.isascii():
+        folded = text.lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
+        folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return " ".join(part for part in _SEPARATORS.split(folded) if part)
+
+
+# --- index ------------------------------------------------------------------------------
+
+def canonical_json(value: Mapping[str, Any]) -> bytes:
+    """Keys sorted, no whitespace, ASCII only: the one spelling of an index."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
+
+
+def snapshot_name(sequence: int) -> str:
+    return f"snapshot-{sequence}.tsv.gz"
+
+
+def delta_name(from_sequence: int, to_sequence: int) -> str:
+    return f"delta-{from_sequence}-{to_sequence}.tsv.gz"
+
+
+def index_body(*, event: str, kid: str, sequence: int, published_at: int,
+               ends_at: int | None, snapshot: FileRef, revocations: int, manifest: int,
+               deltas: Iterable[FileRef]) -> dict[str, Any]:
+    """The index as a JSON object, without its signature."""
+    return {
+        "format": FORMAT,
+        "event": event,
+        "kid": kid,
+        "sequence": sequence,
+        "published_at": published_at,
+        "ends_at": ends_at,
+        "snapshot": {"file": snapshot.name, "sequence": snapshot.to_sequence,
+                     "sha256": snapshot.sha256, "size": snapshot.size,
+                     "revocations": revocations, "manifest": manifest},
+        "deltas": [{"file": d.name, "from": d.from_sequence, "to": d.to_sequence,
+                    "sha256": d.sha256, "size": d.size} for d in deltas],
+    }
+
+
+def sign_index(body: Mapping[str, Any], key: Ed25519PrivateKey) -> bytes:
+    """The bytes of index.json: the canonical body with its signature, and a newline."""
+    signature = key.sign(INDEX_CONTEXT + canonical_json(body))
+    return canonical_json({**body, "signature": signature.hex()}) + b"\n"
+
+
+_INDEX_KEYS = frozenset({"format", "event", "kid", "sequence", "published_at", "ends_at",
+                         "snapshot", "deltas", "signature"})
+_SNAPSHOT_KEYS = frozenset({"file", "sequence", "sha256", "size", "revocations", "manifest"})
+_DELTA_KEYS = frozenset({"file", "from", "to", "sha256", "size"})
+
+
+def parse_index(data: bytes, *, trust: TrustStore, event: str) -> FeedIndex:
+    """Check an index.json byte for byte and verify its signature; a verified FeedIndex.
+
+    ``trust`` should hold the keys of every role (``load_trust_dir(role=None)``) so that
+    an issuer key is refused as the wrong role rather than as unknown.
+    """
+    if len(data) > MAX_INDEX_BYTES:
+        raise FeedFormatError(f"{INDEX_NAME}: {len(data)} bytes, more than {MAX_INDEX_BYTES}")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FeedFormatError(f"{INDEX_NAME}: not JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise FeedFormatError(f"{INDEX_NAME}: must be a JSON object")
+    if set(raw) != _INDEX_KEYS:
+        missing, unknown = sorted(_INDEX_KEYS - set(raw)), sorted(set(raw) - _INDEX_KEYS)
+        raise FeedFormatError(f"{INDEX_NAME}: missing {missing or 'nothing'}, "
+                              f"unknown {unknown or 'nothing'}")
+    if raw["format"] != FORMAT:
+        raise FeedFormatError(f"{INDEX_NAME}: format {raw['format']!r}, expected {FORMAT!r}")
+    try:
+        canonical = canonical_json(raw) + b"\n"
+    except ValueError as exc:
+        raise FeedFormatError(f"{INDEX_NAME}: {exc}") from None
+    if canonical != data:
+        raise FeedFormatError(f"{INDEX_NAME}: not in canonical form (sorted keys, no spaces, "
+                              "ASCII, one final newline)")
+    index_event = _text(raw, "event", EVENT_RE)
+    if index_event != event:
+        raise FeedEventError(f"{INDEX_NAME}: feed of event {index_event!r}, "
+                             f"this gate serves {event!r}")
+    kid = _text(raw, "kid", KID_RE)
+    sequence = _int(raw, "sequence", minimum=1)
+    published_at = _int(raw, "published_at", minimum=0)
+    ends_at = None if raw["ends_at"] is None else _int(raw, "ends_at", minimum=0)
+    signature_hex = raw["signature"]
+    if not isinstance(signature_hex, str) or not _SIGNATURE_RE.fullmatch(signature_hex):
+        raise FeedFormatError(f"{INDEX_NAME}: signature must be {SIGNATURE_HEX} lowercase "
+                              "hex digits")
+    status, public_key = trust.lookup(kid, event=event, now=published_at, role=KeyRole.FEED)
+    if public_key is None:
+        raise FeedKeyError(_key_refusal(kid, status, trust))
+    body = {k: v for k, v in raw.items() if k != "signature"}
+    try:
+        public_key.verify(bytes.fromhex(signature_hex), INDEX_CONTEXT + canonical_json(body))
+    except InvalidSignature:
+        raise FeedSignatureError(f"{INDEX_NAME}: bad signature (key {kid!r})") from None
+
+    snap = raw["snapshot"]
+    if not isinstance(snap, dict) or set(snap) != _SNAPSHOT_KEYS:
+        raise FeedFormatError(f"{INDEX_NAME}: snapshot must have exactly "
+                              f"{sorted(_SNAPSHOT_KEYS)}")
+    snapshot = FileRef(FileKind.SNAPSHOT, _text(snap, "file", _SNAPSHOT_FILE_RE), 0,
+                       _int(snap, "sequence", minimum=1), _text(snap, "sha256", _SHA256_RE),
+                       _int(snap, "size", minimum=1))
+    if snapshot.to_sequence != sequence or snapshot.name != snapshot_name(sequence):
+        raise FeedFormatError(f"{INDEX_NAME}: snapshot must be {snapshot_name(sequence)} "
+                              f"(sequence {sequence}), got {snapshot.name}")
+    deltas: list[FileRef] = []
+    if not isinstance(raw["deltas"], list):
+        raise FeedFormatError(f"{INDEX_NAME}: deltas must be a list")
+    for number, item in enumerate(raw["deltas"]):
+        where = f"deltas[{number}]"
+        if not isinstance(item, dict) or set(item) != _DELTA_KEYS:
+            raise FeedFormatError(f"{INDEX_NAME}: {where} must have exactly "
+                                  f"{sorted(_DELTA_KEYS)}")
+        ref = FileRef(FileKind.DELTA, _text(item, "file", _DELTA_FILE_RE),
+                      _int(item, "from", minimum=0), _int(item, "to", minimum=1),
+                      _text(item, "sha256", _SHA256_RE), _int(item, "size", minimum=1))
+        if not ref.from_sequence < ref.to_sequence <= sequence \
+                or ref.name != delta_name(ref.from_sequence, ref.to_sequence):
+            raise FeedFormatError(f"{INDEX_NAME}: {where} {ref.name} from {ref.from_sequence} "
+                                  f"to {ref.to_sequence} does not fit sequence {sequence}")
+        if deltas and ref.from_sequence <= deltas[-1].from_sequence:
+            raise FeedFormatError(f"{INDEX_NAME}: deltas must be sorted by 'from', "
+                                  "each 'from' once")
+        deltas.append(ref)
+    return FeedIndex(event=event, kid=kid, sequence=sequence, published_at=published_at,
+                     ends_at=ends_at, snapshot=snapshot,
+                     revocations=_int(snap, "revocations", minimum=0),
+                     manifest=_int(snap, "manifest", minimum=0), deltas=tuple(deltas),
+                     sha256=hashlib.sha256(data).hexdigest())
+
+
+def _key_refusal(kid: str, status: KeyStatus, trust: TrustStore) -> str:
+    if status is KeyStatus.WRONG_ROLE:
+        known = trust.get(kid)
+        role = known.role.value if known is not None else "?"
+        return f"{INDEX_NAME}: key {kid!r} is a {role} key, not a feed key"
+    if status is KeyStatus.UNKNOWN:
+        return f"{INDEX_NAME}: unknown key {kid!r} (no such feed key in the trust folder)"
+    return f"{INDEX_NAME}: feed key {kid!r} not usable: {status.value}"
+
+
+def _text(raw: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> str:
+    value = raw[name]
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise FeedFormatError(f"{INDEX_NAME}: {name} {value!r} is not valid")
+    return value
+
+
+def _int(raw: Mapping[str, Any], name: str, *, minimum: int) -> int:
+    value = raw[name]
+    if not isinstance(value, int) or isinstance(value, bool) or not \
+            minimum <= value < 1 << 53:
+        raise FeedFormatError(f"{INDEX_NAME}: {name} must be an integer "
+                              f"{minimum}..2^53-1, got {value!r}")
+    return value
+
+
+# --- snapshot and delta files -------------------------------------------------------------
+
+def header(kind: FileKind, event: str, from_sequence: int, to_sequence: int) -> str:
+    if kind is FileKind.SNAPSHOT:
+        return f"{FORMAT}\tsnapshot\t{event}\t{to_sequence}\n"
+    return f"{FORMAT}\tdelta\t{event}\t{from_sequence}\t{to_sequence}\n"
+
+
+def revocation_line(entry: Revocation) -> str:
+    return f"R\t{entry.ticket_id}\t{entry.min_generation}\n"
+
+
+def manifest_line(entry: ManifestEntry) -> str:
+    return (f"M\t{entry.ticket_id}\t{entry.generation}\t{entry.order_ref}\t"
+            f"{entry.holder_name}\t{entry.category}\t"
+            f"{','.join(str(e) for e in sorted(entry.entrances))}\t{int(entry.flags)}\n")
+
+
+def removal_line(op: Op, ticket_id: str) -> str:
+    return f"{op.value}\t{ticket_id}\n"
+
+
+def check_revocation(entry: Revocation) -> Revocation:
+    """The entry if it can be written to a feed; FeedFormatError naming the field if not."""
+    _parse_line(revocation_line(entry)[:-1], f"ticket {entry.ticket_id}", 0, snapshot=True)
+    return entry
+
+
+def check_manifest(entry: ManifestEntry) -> ManifestEntry:
+    """The entry if it can be written to a feed; FeedFormatError naming the field if not."""
+    _parse_line(manifest_line(entry)[:-1], f"ticket {entry.ticket_id}", 0, snapshot=True)
+    return entry
+
+
+def manifest_entry(ticket_id: str, values: tuple[int | str, ...]) -> ManifestEntry:
+    """The record of a manifest line's values (as iter_records yields them)."""
+    generation, order_ref, holder, category, entrances, flags = values
+    return ManifestEntry(ticket_id, int(generation), str(order_ref), str(holder),
+                         str(category), frozenset(int(e) for e in str(entrances).split(",")),
+                         Flag(int(flags)))
+
+
+def iter_records(text: IO[str], ref: FileRef, event: str) -> Iterator[Record]:
+    """Records of one snapshot or delta file, checked line by line as they stream by.
+
+    `text` reads the decompressed file as UTF-8 with newline="\\n". The header must match
+    `ref`; records come revocations first, then manifest entries, each kind in strictly
+    ascending ticket id order (which also rules out duplicates).
+    """
+    name = ref.name
+    first = text.readline()
+    expected = header(ref.kind, event, ref.from_sequence, ref.to_sequence)
+    if first != expected:
+        raise FeedFormatError(f"{name}: line 1: header {first[:80]!r}, expected {expected!r}")
+    snapshot = ref.kind is FileKind.SNAPSHOT
+    previous_kind, previous_id = "R", ""
+    for number, line in enumerate(text, start=2):
+        if not line.endswith("\n"):
+            raise FeedFormatError(f"{name}: line {number}: no final newline (truncated?)")
+        record = _parse_line(line[:-1], name, number, snapshot=snapshot)
+        kind = record[0].value[0]
+        if kind != previous_kind:
+            if kind == "R":
+                raise FeedFormatError(f"{name}: line {number}: revocation after manifest "
+                                      "entries")
+            previous_kind, previous_id = kind, ""
+        if record[1] <= previous_id:
+            raise FeedFormatError(f"{name}: line {number}: ticket {record[1]!r} out of "
+                                  f"order or repeated (after {previous_id!r})")
+        previous_id = record[1]
+        yield record
+
+
+def _parse_line(line: str, name: str, number: int, *, snapshot: bool) -> Record:
+    tag = line[:2]
+    if tag == "R\t":
+        match = _REVOCATION_LINE.fullmatch(line)
+        if match is None:
+            raise FeedFormatError(f"{name}: line {number}: malformed revocation {line[:80]!r}")
+        ticket_id, minimum = match[1], int(match[2])
+        if not 1 <= minimum <= CANCELLED:
+            raise FeedFormatError(f"{name}: line {number}: minimum generation {minimum} "
+                                  f"outside 1..{CANCELLED}")
+        return Op.SET_REVOCATION, ticket_id, (minimum,)
+    if tag == "M\t":
+        match = _MANIFEST_LINE.fullmatch(line)
+        if match is None:
+            raise FeedFormatError(f"{name}: line {number}: malformed manifest entry "
+                                  f"{line[:80]!r}")
+        ticket_id, generation, holder = match[1], int(match[2]), match[4]
+        if generation > MAX_GENERATION:
+            raise FeedFormatError(f"{name}: line {number}: generation {generation} above "
+                                  f"{MAX_GENERATION}")
+        if holder != holder.strip() or not unicodedata.is_normalized("NFC", holder):
+            raise FeedFormatError(f"{name}: line {number}: holder name must be NFC without "
+                                  "surrounding spaces")
+        entrances_text = match[6]
+        if "," in entrances_text:
+            entrances = [int(e) for e in entrances_text.split(",")]
+            if any(a >= b for a, b in itertools.pairwise(entrances)) or \
+                    entrances[-1] > MAX_ENTRANCE:
+                raise FeedFormatError(f"{name}: line {number}: entrances {entrances_text!r} "
+                                      "must be ascending, each once")
+        flags = int(match[7])
+        if flags & ~_KNOWN_FLAGS:
+            raise FeedFormatError(f"{name}: line {number}: unknown flag bits in {flags}")
+        return Op.SET_MANIFEST, ticket_id, (generation, match[3], holder, match[5],
+                                            entrances_text, flags)
+    if not snapshot:
+        match = _REMOVAL_LINE.fullmatch(line)
+        if match is not None:
+            op = Op.REMOVE_REVOCATION if match[1] == "R" else Op.REMOVE_MANIFEST
+            return op, match[2], ()
+    raise FeedFormatError(f"{name}: line {number}: unknown record {line[:80]!r}")

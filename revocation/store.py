@@ -1,0 +1,567 @@
+"""The local feed store: one SQLite file (WAL) holding the last good feed of each event.
+
+It answers the decision core's question ("the lowest generation of this ticket still
+valid") with one prepared point query, and the steward's manifest lookups. A verified
+snapshot or chain of deltas is applied in one transaction: a reader, a crash or a kill at
+any instant sees the old sequence or the new one, never a mix; an older sequence is never
+applied over a newer one.
+
+The file holds holder names: it is created mode 0640 and must belong to the gate's service
+user (docs/feeds.md, "Personal data"). Names are purged a configured time after the event
+ends, and a purged event never gets names back from later feeds.
+"""
+
+from __future__ import annotations
+
+import enum
+import gzip
+import hashlib
+import io
+import itertools
+import logging
+import os
+import signal
+import sqlite3
+import stat
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import sqlite_utils
+
+from gate.credential import Flag
+from revocation.errors import (
+    FeedFormatError,
+    FeedGapError,
+    FeedHashError,
+    FeedReplayError,
+    StoreError,
+)
+from revocation.format import (
+    FeedIndex,
+    FileKind,
+    FileRef,
+    ManifestEntry,
+    Op,
+    Record,
+    fold,
+    iter_records,
+)
+
+log = logging.getLogger("revocation.store")
+
+SCHEMA_VERSION = 1
+FILE_MODE = 0o640
+TEST_HOOK_ENV = "PORTIQUE_FEED_TEST_HOOK"
+"""Testing only: the name of an apply step at which the process kills itself (SIGKILL)."""
+HOOK_POINTS = ("begin", "cleared", "rows", "before-commit", "committed")
+
+_SCHEMA = """
+CREATE TABLE feed_state (
+    event TEXT PRIMARY KEY,
+    sequence INTEGER NOT NULL,
+    published_at INTEGER NOT NULL,
+    fetched_at REAL NOT NULL,
+    kid TEXT NOT NULL,
+    index_sha256 TEXT NOT NULL,
+    ends_at INTEGER,
+    revocations INTEGER NOT NULL,
+    manifest INTEGER NOT NULL,
+    purged_at REAL
+) WITHOUT ROWID;
+CREATE TABLE revocation (
+    event TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    min_generation INTEGER NOT NULL,
+    PRIMARY KEY (event, ticket_id)
+) WITHOUT ROWID;
+CREATE TABLE manifest (
+    event TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    order_ref TEXT NOT NULL,
+    holder_name TEXT NOT NULL,
+    category TEXT NOT NULL,
+    entrances TEXT NOT NULL,
+    flags INTEGER NOT NULL,
+    order_key TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    PRIMARY KEY (event, ticket_id)
+) WITHOUT ROWID;
+CREATE INDEX manifest_by_order ON manifest (event, order_key);
+CREATE INDEX manifest_by_name ON manifest (event, name_key);
+CREATE TABLE http_cache (
+    event TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT
+) WITHOUT ROWID;
+"""
+
+_MIN_VALID = "SELECT min_generation FROM revocation WHERE event = ? AND ticket_id = ?"
+_SET_REVOCATION = ("INSERT OR REPLACE INTO revocation (event, ticket_id, min_generation) "
+                   "VALUES (?, ?, ?)")
+_SET_MANIFEST = ("INSERT OR REPLACE INTO manifest (event, ticket_id, generation, order_ref, "
+                 "holder_name, category, entrances, flags, order_key, name_key) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_REMOVE = {Op.REMOVE_REVOCATION: "DELETE FROM revocation WHERE event = ? AND ticket_id = ?",
+           Op.REMOVE_MANIFEST: "DELETE FROM manifest WHERE event = ? AND ticket_id = ?"}
+_MANIFEST_COLUMNS = "ticket_id, generation, order_ref, holder_name, category, entrances, flags"
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """What the store holds for one event, and when the publisher signed it."""
+
+    event: str
+    sequence: int
+    published_at: int
+    """The publisher's signed time of the newest index applied (Unix seconds)."""
+    fetched_at: float
+    """When this gate last heard from the feed server successfully (its own clock)."""
+    kid: str
+    revocations: int
+    manifest: int
+    ends_at: int | None
+    purged_at: float | None
+    """When holder names were purged, or None."""
+    index_sha256: str
+
+    def age(self, now: float) -> float:
+        """Seconds between the publisher's signed time and `now`."""
+        return now - self.published_at
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCache:
+    """The validators of the last index fetched, for a conditional request."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFile:
+    """A downloaded snapshot or delta file, ready to be applied."""
+
+    ref: FileRef
+    path: Path
+
+
+class MatchKind(enum.IntEnum):
+    """How a manifest entry matched a lookup; lower is better."""
+
+    TICKET_ID = 0
+    ORDER_REF = 1
+    NAME = 2
+    NAME_PREFIX = 3
+    NAME_WORDS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One manifest entry found by a lookup, with how it matched."""
+
+    match: MatchKind
+    entry: ManifestEntry
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    event: str
+    names: int
+    """Holder names erased."""
+    at: float
+
+
+class FeedStore:
+    """The local store of feeds. Belongs to the thread that opened it; open one per thread
+    (readers never block the writer, WAL)."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = connection
+        self._db = sqlite_utils.Database(connection)
+
+    @classmethod
+    def open(cls, path: Path) -> FeedStore:
+        """Open (creating it, mode 0640) the store file at `path`."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            os.close(fd)
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o007:
+                os.chmod(path, mode & ~0o007)
+                log.warning("feed store %s was readable by others (mode %o): now %o",
+                            path, mode, mode & ~0o007)
+            connection = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open the feed store: {exc.strerror}") from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the feed store: {exc}") from None
+        store = cls(path, connection)
+        try:
+            store._prepare()
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise StoreError(f"{path}: not a feed store ({exc})") from None
+        except StoreError:
+            connection.close()
+            raise
+        return store
+
+    def _prepare(self) -> None:
+        self._db.enable_wal()
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.execute("PRAGMA foreign_keys = OFF")
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                if self._conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            self._conn.execute(statement)
+                    self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        elif version != SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: store schema version {version}, this gate knows "
+                             f"{SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> FeedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the decision core's view -------------------------------------------------------
+
+    def min_valid_generation(self, event: str, ticket_id: str) -> int | None:
+        """The lowest generation still valid, CANCELLED, or None when nothing is revoked."""
+        row = self._conn.execute(_MIN_VALID, (event, ticket_id)).fetchone()
+        return None if row is None else int(row[0])
+
+    # --- the steward's lookups ------------------------------------------------------------
+
+    def manifest_entry(self, event: str, ticket_id: str) -> ManifestEntry | None:
+        row = self._conn.execute(
+            f"SELECT {_MANIFEST_COLUMNS} FROM manifest WHERE event = ? AND ticket_id = ?",
+            (event, ticket_id)).fetchone()
+        return None if row is None else _entry(row)
+
+    def lookup(self, event: str, query: str, *, limit: int = 10) -> tuple[Candidate, ...]:
+        """Manifest entries matching `query`, best first: the ticket id exactly, the order
+        reference, the holder name, a name starting with the query, then names holding
+        every word of the query as the start of a word. Case and accents are ignored."""
+        if limit < 1:
+            return ()
+        key = fold(query)
+        found: dict[str, Candidate] = {}
+
+        def take(kind: MatchKind, sql: str, params: tuple[Any, ...]) -> bool:
+            for row in self._conn.execute(sql + " ORDER BY name_key, ticket_id LIMIT ?",
+                                          (*params, limit)):
+                if row[0] not in found:
+                    found[row[0]] = Candidate(kind, _entry(row))
+                    if len(found) >= limit:
+                        return True
+            return False
+
+        select = f"SELECT {_MANIFEST_COLUMNS} FROM manifest WHERE event = ? AND "
+        stripped = query.strip()
+        if stripped and take(MatchKind.TICKET_ID, select + "ticket_id = ?", (event, stripped)):
+            return tuple(found.values())
+        if not key:
+            return tuple(found.values())
+        if take(MatchKind.ORDER_REF, select + "order_key = ?", (event, key)) or \
+                take(MatchKind.NAME, select + "name_key = ?", (event, key)) or \
+                take(MatchKind.NAME_PREFIX, select + "name_key >= ? AND name_key < ?",
+                     (event, key, key + "\U0010ffff")):
+            return tuple(found.values())
+        words = key.split(" ")
+        pattern = " AND ".join(["(' ' || name_key) LIKE ? ESCAPE '\\'"] * len(words))
+        take(MatchKind.NAME_WORDS, select + pattern,
+             (event, *("% " + _like_escape(w) + "%" for w in words)))
+        return tuple(found.values())
+
+    # --- state ----------------------------------------------------------------------------
+
+    def status(self, event: str) -> StoreStatus | None:
+        """What the store holds for `event`, or None before its first feed."""
+        row = self._conn.execute(
+            "SELECT event, sequence, published_at, fetched_at, kid, revocations, manifest, "
+            "ends_at, purged_at, index_sha256 FROM feed_state WHERE event = ?",
+            (event,)).fetchone()
+        return None if row is None else StoreStatus(*row)
+
+    def events(self) -> tuple[str, ...]:
+        return tuple(r[0] for r in self._conn.execute(
+            "SELECT event FROM feed_state ORDER BY event"))
+
+    def http_cache(self, event: str) -> HttpCache | None:
+        row = self._conn.execute("SELECT url, etag, last_modified FROM http_cache "
+                                 "WHERE event = ?", (event,)).fetchone()
+        return None if row is None else HttpCache(*row)
+
+    # --- writing --------------------------------------------------------------------------
+
+    def apply(self, index: FeedIndex, files: Sequence[FeedFile], *, fetched_at: float,
+              http_cache: HttpCache | None = None) -> StoreStatus:
+        """Apply a verified index with its snapshot, or its chain of deltas from the
+        store's sequence, or nothing (same sequence: the signed time moves on), in one
+        transaction. Each file's size and SHA-256 are checked again as it streams in; any
+        error rolls everything back and the store keeps what it had."""
+        event = index.event
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            _hook("begin")
+            current = self.status(event)
+            snapshot = _check_plan(index, files, current)
+            if snapshot:
+                self._clear(event)
+                _hook("cleared")
+            purged = current is not None and current.purged_at is not None
+            rows_seen = 0
+            for feed_file in files:
+                rows_seen += self._apply_file(event, feed_file, purged=purged,
+                                              first=rows_seen == 0)
+            revocations = self._count("revocation", event)
+            manifest = self._count("manifest", event)
+            if snapshot and (revocations, manifest) != (index.revocations, index.manifest):
+                raise FeedFormatError(
+                    f"{index.snapshot.name}: holds {revocations} revocations and {manifest} "
+                    f"manifest entries, the index says {index.revocations} and "
+                    f"{index.manifest}")
+            self._conn.execute(
+                "INSERT OR REPLACE INTO feed_state (event, sequence, published_at, "
+                "fetched_at, kid, index_sha256, ends_at, revocations, manifest, purged_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (event, index.sequence, index.published_at, fetched_at, index.kid,
+                 index.sha256, index.ends_at, revocations, manifest,
+                 None if current is None else current.purged_at))
+            if http_cache is not None:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO http_cache (event, url, etag, last_modified) "
+                    "VALUES (?, ?, ?, ?)",
+                    (event, http_cache.url, http_cache.etag, http_cache.last_modified))
+            _hook("before-commit")
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        _hook("committed")
+        status = self.status(event)
+        assert status is not None
+        log.info("feed applied: event=%s sequence=%s->%d via=%s files=%d published_at=%d "
+                 "revocations=%d manifest=%d", event,
+                 "none" if current is None else current.sequence, index.sequence,
+                 "snapshot" if snapshot else "deltas" if files else "index-only",
+                 len(files), index.published_at, revocations, manifest)
+        return status
+
+    def mark_fetched(self, event: str, fetched_at: float) -> None:
+        """Record a successful contact that brought nothing new (HTTP 304)."""
+        self._conn.execute("UPDATE feed_state SET fetched_at = ? WHERE event = ?",
+                           (fetched_at, event))
+
+    def purge_personal_data(self, event: str, *, now: float) -> PurgeResult:
+        """Erase every holder name of `event` now, and keep later feeds from bringing them
+        back. Deleted content is overwritten (secure_delete) and the WAL truncated."""
+        self._conn.execute("PRAGMA secure_delete = ON")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                names = self._conn.execute(
+                    "UPDATE manifest SET holder_name = '', name_key = '' "
+                    "WHERE event = ? AND holder_name != ''", (event,)).rowcount
+                self._conn.execute("UPDATE feed_state SET purged_at = ? WHERE event = ?",
+                                   (now, event))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._conn.execute("PRAGMA secure_delete = OFF")
+        log.info("personal data purged: event=%s names=%d", event, names)
+        return PurgeResult(event, names, now)
+
+    def purge_due(self, *, now: float, after_seconds: float) -> tuple[PurgeResult, ...]:
+        """Purge the holder names of every event that ended more than `after_seconds` ago."""
+        due = [r[0] for r in self._conn.execute(
+            "SELECT event FROM feed_state WHERE purged_at IS NULL AND ends_at IS NOT NULL "
+            "AND ends_at + ? <= ?", (after_seconds, now))]
+        return tuple(self.purge_personal_data(event, now=now) for event in due)
+
+    def _clear(self, event: str) -> None:
+        others = self._conn.execute("SELECT 1 FROM feed_state WHERE event != ? LIMIT 1",
+                                    (event,)).fetchone()
+        if others is None:  # the only event: whole-table deletes are far faster
+            self._conn.execute("DELETE FROM revocation")
+            self._conn.execute("DELETE FROM manifest")
+        else:
+            self._conn.execute("DELETE FROM revocation WHERE event = ?", (event,))
+            self._conn.execute("DELETE FROM manifest WHERE event = ?", (event,))
+
+    def _count(self, table: str, event: str) -> int:
+        row = self._conn.execute(f"SELECT count(*) FROM {table} WHERE event = ?",
+                                 (event,)).fetchone()
+        return int(row[0])
+
+    def _apply_file(self, event: str, feed_file: FeedFile, *, purged: bool,
+                    first: bool) -> int:
+        ref = feed_file.ref
+        try:
+            raw = feed_file.path.open("rb")
+        except OSError as exc:
+            raise FeedFormatError(f"{ref.name}: cannot read the download: {exc.strerror}") \
+                from None
+        with raw:
+            hashing = _HashingReader(raw)
+            text = io.TextIOWrapper(gzip.GzipFile(fileobj=hashing, mode="rb"),
+                                    encoding="utf-8", newline="\n")
+            counter = itertools.count(1)
+            try:
+                records = _counted(iter_records(text, ref, event), counter, hook=first)
+                for op, group in itertools.groupby(records, key=lambda r: r[0]):
+                    self._write(op, event, group, purged=purged)
+                while hashing.read(_CHUNK):
+                    pass
+            except (OSError, EOFError, UnicodeDecodeError) as exc:
+                raise FeedFormatError(f"{ref.name}: cannot be read as gzip UTF-8 text "
+                                      f"({exc})") from None
+        if hashing.size != ref.size or hashing.hexdigest() != ref.sha256:
+            raise FeedHashError(f"{ref.name}: {hashing.size} bytes with SHA-256 "
+                                f"{hashing.hexdigest()[:16]}..., the index says {ref.size} "
+                                f"bytes and {ref.sha256[:16]}...")
+        return next(counter) - 1
+
+    def _write(self, op: Op, event: str, group: Iterable[Record], *, purged: bool) -> None:
+        if op is Op.SET_REVOCATION:
+            self._conn.executemany(_SET_REVOCATION,
+                                   ((event, ticket_id, values[0]) for _, ticket_id, values
+                                    in group))
+        elif op is Op.SET_MANIFEST:
+            self._conn.executemany(_SET_MANIFEST, _manifest_rows(event, group, purged))
+        else:
+            self._conn.executemany(_REMOVE[op], ((event, ticket_id) for _, ticket_id, _ in
+                                                 group))
+
+
+def _manifest_rows(event: str, group: Iterable[Record], purged: bool) -> Iterator[
+        tuple[Any, ...]]:
+    for _, ticket_id, values in group:
+        generation, order_ref, holder, category, entrances, flags = values
+        holder_text = "" if purged else str(holder)
+        yield (event, ticket_id, generation, order_ref, holder_text, category, entrances,
+               flags, fold(str(order_ref)), fold(holder_text))
+
+
+def _counted(records: Iterator[Record], counter: Iterator[int], *, hook: bool) -> Iterator[
+        Record]:
+    for record in records:
+        if next(counter) == 2 and hook:
+            _hook("rows")
+        yield record
+
+
+def _check_plan(index: FeedIndex, files: Sequence[FeedFile],
+                current: StoreStatus | None) -> bool:
+    """Whether the files replace everything (a snapshot); refuse any plan that would move
+    the store back, skip a sequence or mix a snapshot with deltas."""
+    have = 0 if current is None else current.sequence
+    if index.sequence < have:
+        raise FeedReplayError(f"feed of event {index.event} at sequence {index.sequence} is "
+                              f"older than the store's {have}")
+    if current is not None and index.published_at < current.published_at:
+        raise FeedReplayError(f"feed of event {index.event} signed at {index.published_at}, "
+                              f"before the store's {current.published_at}")
+    if not files:
+        if index.sequence != have:
+            raise FeedGapError(f"index at sequence {index.sequence} with no file to reach it "
+                               f"from {have}")
+        return False
+    if files[0].ref.kind is FileKind.SNAPSHOT:
+        if len(files) != 1 or files[0].ref != index.snapshot:
+            raise FeedGapError("a snapshot is applied alone, and only the index's own")
+        if index.sequence == have:
+            raise FeedReplayError(f"store already at sequence {have}")
+        return True
+    expected = have
+    for feed_file in files:
+        ref = feed_file.ref
+        if ref.kind is not FileKind.DELTA or ref.from_sequence != expected \
+                or ref not in index.deltas:
+            raise FeedGapError(f"delta {ref.name} does not continue from sequence {expected}")
+        expected = ref.to_sequence
+    if expected != index.sequence:
+        raise FeedGapError(f"deltas end at sequence {expected}, the index is at "
+                           f"{index.sequence}")
+    return False
+
+
+def _entry(row: Sequence[Any]) -> ManifestEntry:
+    return ManifestEntry(row[0], row[1], row[2], row[3], row[4],
+                         frozenset(int(e) for e in row[5].split(",")), Flag(row[6]))
+
+
+def _like_escape(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _hook(point: str) -> None:
+    if os.environ.get(TEST_HOOK_ENV) == point:
+        log.warning("test hook: killing the process at apply step %r", point)
+        os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(10)  # SIGKILL is delivered asynchronously
+
+
+class _HashingReader(io.RawIOBase):
+    """A read-only stream that hashes and counts every byte read through it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self._hash.update(data)
+        self.size += n
+        return n
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def open_view(path: Path, *, event: str) -> FeedStore:
+    """The store as the decision core's revocation view, for a gate serving `event`.
+
+    Refuses (StoreError) a store that does not exist or holds no feed of `event` yet: a
+    gate configured for feeds must not silently decide as if nothing were revoked.
+    """
+    if not Path(path).is_file():
+        raise StoreError(f"feeds.store {path}: no feed store yet (run `gate sync` first)")
+    store = FeedStore.open(path)
+    if store.status(event) is None:
+        store.close()
+        raise StoreError(f"feeds.store {path}: no feed of event {event!r} yet "
+                         "(run `gate sync` first)")
+    return store
