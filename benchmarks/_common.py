@@ -19,7 +19,7 @@ def interleaved(subjects: dict[str, Callable[[], object]], *, number: int, round
                 ) -> dict[str, list[float]]:
     """Time each subject `rounds` times, alternating, so machine noise hits all alike."""
     samples: dict[str, list[float]] = {name: [] for name in subjects}
-    for name, fn in subjects.items():  # warm-up
+    for fn in subjects.values():  # warm-up
         per_call(fn, max(1, number // 10))
     for _ in range(rounds):
         for name, fn in subjects.items():

@@ -44,7 +44,7 @@ def main() -> int:
     step = credential.step_at(T0)
     code = credential.dynamic_code(level1, device, step)
     trust = TrustStore.of([TrustedKey("iss-2024", issuer.public_key().public_bytes_raw())])
-    revocations = MemoryRevocations.of((("PAR24-ATH05", f"T{i}", 2) for i in range(10_000)))
+    revocations = MemoryRevocations.of(("PAR24-ATH05", f"T{i}", 2) for i in range(10_000))
     admissions = MemoryAdmissions({})
     profile, policy, now = GateProfile("7", "PAR24-ATH05", 2), Policy(), Now(T0 + 5)
 

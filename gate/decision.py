@@ -43,7 +43,6 @@ from gate.reasons import Lang, Reason, Verdict, sentence
 from gate.trust import KeyStatus, TrustStore
 from gate.views import CANCELLED, Admission, AdmissionsView, RevocationView, TicketKey
 
-
 _PAPER = int(Flag.PAPER)
 _REENTRY = int(Flag.REENTRY)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -60,11 +61,9 @@ def credential_tour(folder: Path) -> int:
     segno.make(live, error="m").save(str(png), scale=4, border=4)
     print(f"  (the 19:00:00 code as a QR image: {png})\n")
 
-    other = credential.issue(TicketFields(**{**_as_dict(base), "event": "PAR24-SWM01"}),
-                             issuer_key)
-    paper = credential.issue(TicketFields(**{**_as_dict(base), "ticket_id": "0042-7781-23",
-                                             "flags": Flag.PAPER, "device_key": None}),
-                             issuer_key)
+    other = credential.issue(replace(base, event="PAR24-SWM01"), issuer_key)
+    paper = credential.issue(replace(base, ticket_id="0042-7781-23", flags=Flag.PAPER,
+                                     device_key=None), issuer_key)
     tampered = live[:80] + ("7" if live[80] != "7" else "8") + live[81:]
     cases = [
         ("the live code, 5 s later", live, START + 5, Verdict.ADMIT),
@@ -87,10 +86,6 @@ def credential_tour(folder: Path) -> int:
         print(f"            fr: {d.sentence(Lang.FR)}")
         surprises += d.verdict is not expected
     return surprises
-
-
-def _as_dict(fields: TicketFields) -> dict[str, object]:
-    return {name: getattr(fields, name) for name in TicketFields.__slots__}  # type: ignore[attr-defined]
 
 
 def main() -> int:
