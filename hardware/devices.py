@@ -68,8 +68,12 @@ def open_devices(config: HardwareConfig, pin_factory: Any, *,
         opened.append(device)
         return device
 
+    # The pin library filters bounce too where it can (lgpio does); Turnstile counts a person
+    # only once the level has held for the same time, whatever the library did.
+    bounce = config.passage_bounce_ms / 1000 or None
     passage = open_one("passage", pins.passage, lambda: DigitalInputDevice(
-        pins.passage, pull_up=config.passage_pull_up, pin_factory=pin_factory))
+        pins.passage, pull_up=config.passage_pull_up, bounce_time=bounce,
+        pin_factory=pin_factory))
     # The loop closes to ground: with the pull-up, "active" (low) means closed, no alarm,
     # and a cut wire reads as an open loop.
     fire_loop = open_one("fire_loop", pins.fire_loop, lambda: DigitalInputDevice(
