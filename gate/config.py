@@ -17,8 +17,15 @@ from gate.configschema import build, read_toml, setting
 from gate.credential import MAX_ENTRANCE
 from gate.decision import Direction, GateProfile, PaperPolicy, Policy, UntrustedClockPolicy
 from gate.errors import ConfigError
+from gate.clock import ClockConfig
+from gate.control import ControlConfig
+from gate.daemon import LaneConfig, StewardConfig
+from gate.journal import JournalConfig
+from gate.metrics import MetricsConfig
+from gate.upload import UploadConfig
 from hardware.config import HardwareConfig
 from revocation.config import FeedsConfig
+from scanner.config import ScannerConfig
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
@@ -80,6 +87,22 @@ class Config:
     feeds: FeedsConfig | None = setting(
         None, description="The revocation and manifest feeds: local store and sync "
         "(docs/feeds.md); leave out to check without revocations")
+    scanner: ScannerConfig | None = setting(
+        None, description="The camera and the QR decoder (docs/scanner.md); leave out on a "
+        "machine with no camera")
+    journal: JournalConfig = setting(default_factory=JournalConfig,
+                                     description="Where decisions are recorded")
+    control: ControlConfig = setting(default_factory=ControlConfig,
+                                     description="The stewards' control socket")
+    clock: ClockConfig = setting(default_factory=ClockConfig,
+                                 description="When the gate's clock is trusted")
+    lane: LaneConfig = setting(default_factory=LaneConfig, description="One person at a time")
+    steward: StewardConfig = setting(default_factory=StewardConfig,
+                                     description="Manual admissions and the steward UI")
+    metrics: MetricsConfig = setting(default_factory=MetricsConfig,
+                                     description="The Prometheus endpoint")
+    upload: UploadConfig | None = setting(None, description="Upload of the journal to the "
+                                          "platform; leave out for a gate that keeps it local")
     source: Path | None = None
 
     def profile(self) -> GateProfile:
