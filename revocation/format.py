@@ -127,6 +127,9 @@ class ManifestEntry:
     flags: Flag
 
 
+_KIND = {Op.SET_REVOCATION: "R", Op.REMOVE_REVOCATION: "R", Op.SET_MANIFEST: "M",
+         Op.REMOVE_MANIFEST: "M"}
+
 Record = tuple[Op, str, tuple[int | str, ...]]
 """(op, ticket id, values): values are (min_generation,) for a revocation; (generation,
 order_ref, holder_name, category, entrances as written, flags) for a manifest entry; () for
@@ -140,7 +143,9 @@ _LIGATURES = str.maketrans({
     "đ": "d", "Đ": "d", "ß": "ss", "ẞ": "ss", "þ": "th", "Þ": "th", "ð": "d", "Ð": "d",
     "ı": "i",
 })
-_SEPARATORS = re.compile(r"[\s\-'’‘`´.,_/]+")
+_LIGATURE_RE = re.compile("[" + "".join(chr(c) for c in _LIGATURES) + "]")
+_SEPARATORS = re.compile("[-'’‘`´.,_/]")
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 
 def fold(text: str) -> str:
@@ -152,9 +157,11 @@ def fold(text: str) -> str:
     if text.isascii():
         folded = text.lower()
     else:
-        decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
-        folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return " ".join(part for part in _SEPARATORS.split(folded) if part)
+        if _LIGATURE_RE.search(text):
+            text = text.translate(_LIGATURES)
+        decomposed = unicodedata.normalize("NFKD", text)
+        folded = _COMBINING.sub("", decomposed).casefold()
+    return " ".join(_SEPARATORS.sub(" ", folded).split())
 
 
 # --- index ------------------------------------------------------------------------------
@@ -374,7 +381,7 @@ def iter_records(text: IO[str], ref: FileRef, event: str) -> Iterator[Record]:
         if not line.endswith("\n"):
             raise FeedFormatError(f"{name}: line {number}: no final newline (truncated?)")
         record = _parse_line(line[:-1], name, number, snapshot=snapshot)
-        kind = record[0].value[0]
+        kind = _KIND[record[0]]
         if kind != previous_kind:
             if kind == "R":
                 raise FeedFormatError(f"{name}: line {number}: revocation after manifest "
@@ -403,24 +410,26 @@ def _parse_line(line: str, name: str, number: int, *, snapshot: bool) -> Record:
         if match is None:
             raise FeedFormatError(f"{name}: line {number}: malformed manifest entry "
                                   f"{line[:80]!r}")
-        ticket_id, generation, holder = match[1], int(match[2]), match[4]
+        ticket_id, generation_text, order_ref, holder, category, entrances_text, flags_text \
+            = match.groups()
+        generation = int(generation_text)
         if generation > MAX_GENERATION:
             raise FeedFormatError(f"{name}: line {number}: generation {generation} above "
                                   f"{MAX_GENERATION}")
-        if holder != holder.strip() or not unicodedata.is_normalized("NFC", holder):
+        if holder != holder.strip() or not (holder.isascii()
+                                            or unicodedata.is_normalized("NFC", holder)):
             raise FeedFormatError(f"{name}: line {number}: holder name must be NFC without "
                                   "surrounding spaces")
-        entrances_text = match[6]
         if "," in entrances_text:
             entrances = [int(e) for e in entrances_text.split(",")]
             if any(a >= b for a, b in itertools.pairwise(entrances)) or \
                     entrances[-1] > MAX_ENTRANCE:
                 raise FeedFormatError(f"{name}: line {number}: entrances {entrances_text!r} "
                                       "must be ascending, each once")
-        flags = int(match[7])
+        flags = int(flags_text)
         if flags & ~_KNOWN_FLAGS:
             raise FeedFormatError(f"{name}: line {number}: unknown flag bits in {flags}")
-        return Op.SET_MANIFEST, ticket_id, (generation, match[3], holder, match[5],
+        return Op.SET_MANIFEST, ticket_id, (generation, order_ref, holder, category,
                                             entrances_text, flags)
     if not snapshot:
         match = _REMOVAL_LINE.fullmatch(line)
