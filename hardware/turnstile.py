@@ -291,6 +291,7 @@ class Turnstile:
     def is_locked(self) -> bool:
         """True while the lock relay is commanded to hold the turnstile."""
         with self._cond:
+            self._check_open("is_locked")
             energised = bool(self._devices.lock.value)
             return energised == self._config.relay_energised_when_locked
 

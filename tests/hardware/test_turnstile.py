@@ -135,6 +135,21 @@ def test_fire_alarm_unlocks_within_100_ms_and_latches(
     turnstile.close()
 
 
+def test_fire_alarm_during_a_refuse_pattern_stops_it_and_frees_the_lock(
+        mock_factory: MockFactory) -> None:
+    turnstile = open_turnstile(mock_factory)
+    clear_all(mock_factory)
+    turnstile.refuse()
+    time.sleep(0.15)  # red on, second beep not yet begun
+    mock_factory.pin(FIRE).drive_high()
+    time.sleep(0.4)
+    assert_history(mock_factory.pin(LOCK), [(0, LOCKED), (0.15, UNLOCKED)])
+    assert_history(mock_factory.pin(RED), [(0, False), (0, True), (0.15, False)])
+    assert_history(mock_factory.pin(BUZZER), [(0, False), (0, True), (0.1, False)])
+    assert_history(mock_factory.pin(GREEN), [(0, False), (0.15, True)])
+    turnstile.close()
+
+
 def test_fire_alarm_during_an_open_cycle_keeps_the_lock_free(
         mock_factory: MockFactory, recorder: Recorder) -> None:
     turnstile = open_turnstile(mock_factory, recorder)
