@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 import cv2
@@ -17,6 +16,11 @@ from scanner.errors import ImageError, ImageTooLargeError
 MAX_PIXELS = 40_000_000
 """Default pixel cap: larger images are refused from their header (a decompression bomb
 or a mistake), before their pixels are decoded."""
+
+# Pillow only reads headers here (OpenCV decodes the pixels), and the pixel cap below is
+# checked on every header: Pillow's own bomb check would hide the size behind "unknown
+# format".
+PILImage.MAX_IMAGE_PIXELS = None
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff",
                             ".pgm", ".ppm"})
@@ -37,15 +41,13 @@ def decode_image(data: bytes, name: str, *, max_pixels: int = MAX_PIXELS) -> Ima
     if not data:
         raise ImageError(f"{name}: empty file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PIL's own bomb warning: we check below
-            with PILImage.open(io.BytesIO(data)) as header:
-                width, height = header.size
-                kind = header.format or "image"
+        with PILImage.open(io.BytesIO(data)) as header:
+            width, height = header.size
+            kind = header.format or "image"
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (unknown format)") from None
     except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
-        raise ImageError(f"{name}: unreadable image header ({exc})") from None
+        raise ImageError(f"{name}: corrupt or truncated image header ({exc})") from None
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"{name}: {width}x{height} {kind} is above the {max_pixels:,}-pixel cap; "
@@ -63,3 +65,26 @@ def decode_image(data: bytes, name: str, *, max_pixels: int = MAX_PIXELS) -> Ima
         raise ImageError(f"{name}: {array.dtype} pixels are not supported")
     return np.asarray(array, dtype=np.uint8)
 
+
+
+def to_gray(image: Image) -> Image:
+    """Grey pixels of a grey, BGR or BGRA image."""
+    if image.ndim == 2:
+        return image
+    code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+    return np.asarray(cv2.cvtColor(image, code), dtype=np.uint8)
+
+
+def letterbox(image: Image, width: int, height: int) -> Image:
+    """A photo as a camera frame: grey, scaled to fit (aspect kept), centred, padded with
+    the photo's median grey."""
+    gray = to_gray(image)
+    h, w = gray.shape
+    scale = min(width / w, height / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(gray, (nw, nh),
+                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    frame = np.full((height, width), int(np.median(gray)), np.uint8)
+    y, x = (height - nh) // 2, (width - nw) // 2
+    frame[y:y + nh, x:x + nw] = resized
+    return frame
