@@ -256,6 +256,19 @@ def publish(*, out_dir: Path, event: str, state: FeedState, key: Ed25519PrivateK
         raise PublishError(f"event must be 1-24 of A-Z a-z 0-9 . _ - (got {event!r})")
     if ends_at is not None and ends_at < 0:
         raise PublishError("ends_at must be a time after 1970")
+    for ticket_id, minimum in state.revocations.items():
+        try:
+            check_revocation(Revocation(ticket_id, minimum))
+        except FeedFormatError as exc:
+            raise PublishError(f"revocation of {ticket_id!r}: {exc}") from None
+    for ticket_id, entry in state.manifest.items():
+        try:
+            if entry.ticket_id != ticket_id:
+                raise FeedFormatError(f"keyed as {ticket_id!r}, entry says "
+                                      f"{entry.ticket_id!r}")
+            check_manifest(entry)
+        except FeedFormatError as exc:
+            raise PublishError(f"manifest entry {ticket_id!r}: {exc}") from None
     folder = out_dir / event
     try:
         folder.mkdir(parents=True, exist_ok=True)
