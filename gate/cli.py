@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_ticket(sub)
     _register_check(sub)
     _register_config(sub)
+    _register_run(sub)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
@@ -406,6 +407,85 @@ def _config_keys(args: argparse.Namespace) -> int:
     for key, kind, text in describe(Config):
         if key != "source":
             print(f"{key:<28} {kind:<20} {text}")
+    return EXIT_OK
+
+
+# --- the gate itself -----------------------------------------------------------------
+
+def _register_run(sub: Any) -> None:
+    run = sub.add_parser("run", help="run the gate: camera, decisions, turnstile, journal")
+    run.add_argument("--config", required=True, type=Path)
+    run.add_argument("--replay", type=Path, help="play a recorded clip (folder with clip.json "
+                     "or video file) at its recorded clock instead of the camera; exit at "
+                     "its end")
+    run.add_argument("--fast", action="store_true", help="with --replay: every frame, as "
+                     "fast as possible, instead of at recorded pace")
+    run.add_argument("--simulate-passage", type=float, metavar="SECONDS",
+                     help="mock pins only: a simulated visitor walks through this long after "
+                     "each unlock")
+    run.add_argument("--stay", action="append", default=[], metavar="TICKET_ID",
+                     help="mock pins only: this ticket's simulated holder does not walk "
+                     "through (repeatable)")
+    run.add_argument("--pin-log", type=Path, help="mock pins only: append every output pin "
+                     "change to this file")
+    run.add_argument("--print", dest="print_lines", action="store_true",
+                     help="print one readable line per decision and a summary")
+    run.add_argument("--log-level", default="INFO",
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.set_defaults(handler=_run)
+
+    status = sub.add_parser("status", help="the running gate's health, in one screen")
+    status.add_argument("--socket", type=Path, help="control socket (default: from --config, "
+                        "else /run/portique/control.sock)")
+    status.add_argument("--config", type=Path)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+
+
+def setup_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=getattr(logging, level), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gate.wiring import RunOptions, build, install_signal_handlers, summary_lines
+
+    setup_logging(args.log_level)
+    config = load_config(args.config)
+    options = RunOptions(replay=args.replay, fast=args.fast,
+                         simulate_passage_s=args.simulate_passage,
+                         stays=frozenset(args.stay), print_lines=args.print_lines,
+                         pin_log=args.pin_log)
+    app = build(config, options)
+    install_signal_handlers(app)
+    try:
+        app.run()
+        summary = summary_lines(app)
+    finally:
+        app.close()
+    if args.print_lines:
+        print("\n".join(summary))
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from gate.control import ControlClient
+    from gate.statusview import render_status
+
+    path = args.socket
+    if path is None:
+        path = load_config(args.config).control.socket if args.config else \
+            Path("/run/portique/control.sock")
+    answer = ControlClient(path).request("status")
+    if not answer.get("ok"):
+        raise UsageError(f"the gate answered: {answer.get('error')}")
+    if args.json:
+        print(json.dumps(answer["status"], ensure_ascii=False, sort_keys=True))
+    else:
+        print(render_status(answer["status"]))
     return EXIT_OK
 
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from gate.clock import ClockConfig
 from gate.configschema import build, read_toml, setting
+from gate.control import ControlConfig
 from gate.credential import MAX_ENTRANCE
+from gate.daemon import LaneConfig, StewardConfig
 from gate.decision import Direction, GateProfile, PaperPolicy, Policy, UntrustedClockPolicy
 from gate.errors import ConfigError
-from gate.clock import ClockConfig
-from gate.control import ControlConfig
-from gate.daemon import LaneConfig, StewardConfig
 from gate.journal import JournalConfig
 from gate.metrics import MetricsConfig
 from gate.upload import UploadConfig

@@ -51,6 +51,8 @@ class Reason(enum.StrEnum):
     NOT_INSIDE = "NOT_INSIDE"
     MANUAL_ADMIT = "MANUAL_ADMIT"
     MANUAL_DENY = "MANUAL_DENY"
+    JOURNAL_UNAVAILABLE = "JOURNAL_UNAVAILABLE"
+    """The decision admitted, but the journal could not record it: nobody goes in."""
 
 
 # (English, French) per reason. Placeholders: {entrances} {gate} {time} {from} {until}.
@@ -154,6 +156,11 @@ SENTENCES: dict[Reason, tuple[str, str]] = {
     Reason.MANUAL_DENY: (
         "Refused by a steward.",
         "Refusé par un steward.",
+    ),
+    Reason.JOURNAL_UNAVAILABLE: (
+        "The gate cannot record entries right now: a steward will help you.",
+        "Le portique ne peut pas enregistrer les entrées pour le moment : un steward va "
+        "vous aider.",
     ),
 }
 

@@ -1,0 +1,372 @@
+"""The gate's main loop: frames in, decisions out, the turnstile driven, everything journalled.
+
+source -> decode -> debounce -> decide (pure, `now` read once) -> journal -> turnstile
+
+* The same code in consecutive frames is decided once (the debouncer); the same *ticket*
+  shown again while its holder is still at the gate (a new step of the same phone, a
+  second look) is displayed, not decided again.
+* One person at a time: the lane is held from the admission until the passage sensor
+  counts the person or the timeout voids the admission. Two valid codes in one frame are
+  decided one after the other.
+* An admission is committed to the journal before the lock opens; if the journal cannot
+  be written nobody is admitted (JOURNAL_UNAVAILABLE) and the gate says why.
+
+Every collaborator is passed in (see gate/wiring.py, which builds them from the config).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from gate import credential
+from gate.configschema import setting
+from gate.control import EventBus
+from gate.decision import Decision, GateProfile, Now, Policy, decide
+from gate.errors import CredentialFormatError, GateError
+from gate.journal import AlreadyInsideError, Journal, JournalError, Method
+from gate.metrics import GateMetrics
+from gate.reasons import Lang, Reason, Verdict
+from gate.timeparse import format_time
+from gate.trust import TrustStore
+from gate.views import CANCELLED, RevocationView, TicketKey
+
+log = logging.getLogger("gate.daemon")
+
+
+@dataclass(frozen=True)
+class LaneConfig:
+    same_ticket_hold_s: float = setting(8.0, description="A ticket decided at this gate is "
+                                        "displayed, not decided again, when shown within this "
+                                        "many seconds (its holder is still at the gate)",
+                                        minimum=0.0, maximum=120.0)
+
+
+@dataclass(frozen=True)
+class StewardConfig:
+    manual_admit_limit: int = setting(10, description="Manual admits a steward may make per "
+                                      "window without a supervisor", minimum=0, maximum=1000)
+    manual_admit_window_s: float = setting(600.0, description="The window of the manual "
+                                           "admit limit, seconds", minimum=10,
+                                           maximum=86400)
+    language: str = setting("fr", description="Language of the steward UI at start: fr or en")
+
+
+class Frame(Protocol):
+    @property
+    def image(self) -> Any: ...
+    @property
+    def captured_at(self) -> float: ...
+    @property
+    def index(self) -> int: ...
+
+
+class Decoder(Protocol):
+    def decode(self, image: Any) -> list[str]: ...
+
+
+class Debouncer(Protocol):
+    def feed(self, texts: list[str], at: float) -> list[str]: ...
+
+
+class Clock(Protocol):
+    def now(self) -> Now: ...
+
+
+class Turnstile(Protocol):
+    def admit(self, timeout: float | None = None) -> Any: ...
+    def refuse(self) -> float: ...
+    def call_steward(self) -> float: ...
+    def acknowledge_fire_alarm(self, steward_id: str) -> bool: ...
+    @property
+    def fire_alarm_active(self) -> bool: ...
+    @property
+    def free_egress_latched(self) -> bool: ...
+
+
+class ManifestLookup(Protocol):
+    def lookup(self, event: str, query: str, *, limit: int = 10) -> tuple[Any, ...]: ...
+    def manifest_entry(self, event: str, ticket_id: str) -> Any: ...
+
+
+class ManualRefusedError(GateError, PermissionError):
+    """A manual admission the daemon will not carry out (limit, unknown ticket, busy lane)."""
+
+
+@dataclass
+class Counters:
+    frames: int = 0
+    decided: int = 0
+    displayed: int = 0
+    by_verdict: collections.Counter[str] = field(default_factory=collections.Counter)
+    journal_failures: int = 0
+    started_at: float = field(default_factory=time.time)
+
+
+class Daemon:
+    """One gate: the loop over frames, manual actions, and what they share."""
+
+    def __init__(self, *, profile: GateProfile, policy: Policy, trust: TrustStore,
+                 revocations: RevocationView, journal: Journal, turnstile: Turnstile,
+                 decoder: Decoder, debouncer: Debouncer, clock: Clock, lane: LaneConfig,
+                 steward: StewardConfig, bus: EventBus | None = None,
+                 metrics: GateMetrics | None = None, manifest: ManifestLookup | None = None,
+                 passage_outcome: Callable[[Any], bool] | None = None) -> None:
+        self.profile, self.policy, self.trust = profile, policy, trust
+        self.revocations, self.journal, self.turnstile = revocations, journal, turnstile
+        self.decoder, self.debouncer, self.clock = decoder, debouncer, clock
+        self.lane_config, self.steward_config = lane, steward
+        self.bus = bus or EventBus()
+        self.metrics = metrics
+        self.manifest = manifest
+        self._passed = passage_outcome or (lambda outcome: str(outcome) != "timed_out")
+        self._lane = threading.Lock()
+        self._recent: dict[tuple[str, str], float] = {}
+        self._manual_times: collections.deque[float] = collections.deque()
+        self.counters = Counters()
+        self.last_decision: dict[str, Any] | None = None
+        self.watchdog: Callable[[], None] = lambda: None
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self, frames: Iterable[Frame], stop: threading.Event) -> Counters:
+        """Process frames until the source ends or `stop` is set."""
+        for frame in frames:
+            self.watchdog()
+            if stop.is_set():
+                break
+            self.process_frame(frame)
+        return self.counters
+
+    def process_frame(self, frame: Frame) -> list[dict[str, Any]]:
+        received = time.perf_counter()
+        self.counters.frames += 1
+        texts = self.decoder.decode(frame.image)
+        decoded = time.perf_counter()
+        if self.metrics:
+            self.metrics.frames.inc()
+            self.metrics.decode.observe(decoded - received)
+        events = []
+        for text in self.debouncer.feed(texts, frame.captured_at):
+            events.append(self.handle_code(text, received=received, frame_at=frame.captured_at))
+        return events
+
+    def handle_code(self, text: str, *, received: float | None = None,
+                    frame_at: float | None = None) -> dict[str, Any]:
+        """Decide on one new code text and carry the decision out."""
+        key = _peek(text)
+        with self._lane:
+            if key is not None and self._still_at_gate(key):
+                self.counters.displayed += 1
+                event = {"type": "displayed", "ticket": _ticket_json(key),
+                         "at": format_time(self.clock.now().unix)}
+                self.bus.publish(event)
+                return event
+            now = self.clock.now()
+            decision = decide(text, now, trust=self.trust, revocations=self.revocations,
+                              admissions=self.journal, profile=self.profile,
+                              policy=self.policy)
+            latency_ms = None if received is None else (time.perf_counter() - received) * 1e3
+            if self.metrics and latency_ms is not None:
+                self.metrics.latency.observe(latency_ms / 1e3)
+            return self._carry_out(decision, Method.CAMERA, latency_ms=latency_ms)
+
+    def _still_at_gate(self, key: TicketKey) -> bool:
+        seen = self._recent.get((key.event, key.ticket_id))
+        hold = self.lane_config.same_ticket_hold_s
+        return seen is not None and self.clock.now().unix - seen < hold
+
+    # --- carrying a decision out (the lane is held) -----------------------------------
+
+    def _carry_out(self, decision: Decision, method: Method, *, latency_ms: float | None,
+                   steward: str | None = None, note: str | None = None) -> dict[str, Any]:
+        admits = decision.verdict is Verdict.ADMIT and decision.reason is not Reason.EXIT
+        scan_id: str | None = None
+        if admits:
+            try:
+                scan_id = self.journal.admit(decision, method=method, latency_ms=latency_ms,
+                                             steward=steward, note=note)
+            except AlreadyInsideError:
+                assert decision.ticket is not None
+                previous = self.journal.last_admission(decision.ticket.event,
+                                                       decision.ticket.ticket_id)
+                decision = replace(decision, verdict=Verdict.REFUSE,
+                                   reason=Reason.ALREADY_ADMITTED, previous=previous)
+                admits = False
+            except JournalError as exc:
+                self.counters.journal_failures += 1
+                log.error("journal unavailable, nobody admitted: gate=%s ticket=%s cause=%s",
+                          self.profile.gate_id, _who(decision), exc)
+                decision = replace(decision, verdict=Verdict.STEWARD,
+                                   reason=Reason.JOURNAL_UNAVAILABLE, detail=str(exc))
+                admits = False
+        if not admits:
+            try:
+                scan_id = self.journal.record(decision, method=method, latency_ms=latency_ms,
+                                              steward=steward, note=note)
+            except JournalError as exc:
+                self.counters.journal_failures += 1
+                log.error("journal unavailable, decision not recorded: gate=%s reason=%s "
+                          "cause=%s", self.profile.gate_id, decision.reason.value, exc)
+        if decision.ticket is not None:
+            self._recent[(decision.ticket.event, decision.ticket.ticket_id)] = decision.at
+        action = {Verdict.ADMIT: "unlock", Verdict.REFUSE: "refuse",
+                  Verdict.STEWARD: "call_steward"}[decision.verdict]
+        event = self._decision_event(decision, scan_id, method, latency_ms, action, steward)
+        self._count(decision)
+        self.bus.publish(event)
+        log.info("decision gate=%s verdict=%s reason=%s ticket=%s method=%s scan_id=%s",
+                 self.profile.gate_id, decision.verdict.value, decision.reason.value,
+                 _who(decision), method.value, scan_id)
+        if decision.verdict is Verdict.ADMIT:
+            outcome = self.turnstile.admit()
+            passed = self._passed(outcome)
+            if admits and scan_id is not None:
+                try:
+                    self.journal.passage(scan_id, passed=passed, at=self.clock.now().unix)
+                except JournalError as exc:
+                    log.error("journal unavailable, passage not recorded: scan_id=%s cause=%s",
+                              scan_id, exc)
+            if self.metrics:
+                self.metrics.outcomes.labels(str(outcome)).inc()
+            passage = {"type": "passage", "scan_id": scan_id, "outcome": str(outcome),
+                       "voided": admits and not passed, "ticket": event["ticket"]}
+            self.bus.publish(passage)
+            log.info("passage gate=%s scan_id=%s outcome=%s", self.profile.gate_id, scan_id,
+                     outcome)
+            event = {**event, "outcome": str(outcome), "voided": admits and not passed}
+            if decision.ticket is not None:  # the hold starts when the person has gone
+                self._recent[(decision.ticket.event, decision.ticket.ticket_id)] = \
+                    self.clock.now().unix
+        elif decision.verdict is Verdict.REFUSE:
+            self.turnstile.refuse()
+        else:
+            self.turnstile.call_steward()
+        self.last_decision = event
+        return event
+
+    def _count(self, decision: Decision) -> None:
+        self.counters.decided += 1
+        self.counters.by_verdict[decision.verdict.value] += 1
+        if self.metrics:
+            self.metrics.decisions.labels(decision.verdict.value, decision.reason.value).inc()
+
+    def _decision_event(self, decision: Decision, scan_id: str | None, method: Method,
+                        latency_ms: float | None, action: str, steward: str | None
+                        ) -> dict[str, Any]:
+        f = decision.fields
+        return {
+            "type": "decision",
+            "scan_id": scan_id,
+            "at": format_time(decision.at),
+            "gate": self.profile.gate_id,
+            "verdict": decision.verdict.value,
+            "reason": decision.reason.value,
+            "sentence": {"en": decision.sentence(Lang.EN), "fr": decision.sentence(Lang.FR)},
+            "ticket": None if decision.ticket is None else _ticket_json(decision.ticket),
+            "category": None if f is None else f.category,
+            "entrances": None if f is None else sorted(f.entrances),
+            "method": method.value,
+            "steward": steward,
+            "latency_ms": None if latency_ms is None else round(latency_ms, 3),
+            "turnstile": action,
+        }
+
+    # --- manual actions (control socket) ----------------------------------------------
+
+    def manual_admit(self, ticket_id: str, *, steward: str, reason: str,
+                     supervisor: str | None = None, paper: bool = False) -> dict[str, Any]:
+        """A steward admits a ticket by hand (a printed confirmation, a dead phone)."""
+        _require(steward, "steward")
+        _require(reason, "reason")
+        _require(ticket_id, "ticket_id")
+        now = self.clock.now()
+        window = self.steward_config.manual_admit_window_s
+        while self._manual_times and self._manual_times[0] < now.unix - window:
+            self._manual_times.popleft()
+        if supervisor is None and len(self._manual_times) >= \
+                self.steward_config.manual_admit_limit:
+            raise ManualRefusedError(
+                f"manual admit limit reached ({self.steward_config.manual_admit_limit} in "
+                f"{window / 60:.0f} min): a supervisor must override")
+        generation = 0
+        entry = None if self.manifest is None else \
+            self.manifest.manifest_entry(self.profile.event, ticket_id)
+        if entry is not None:
+            generation = int(entry.generation)
+        elif supervisor is None:
+            raise ManualRefusedError(f"ticket {ticket_id} is not in this event's manifest: "
+                                "a supervisor must override")
+        minimum = self.revocations.min_valid_generation(self.profile.event, ticket_id)
+        if minimum is not None and generation < minimum and supervisor is None:
+            what = "cancelled" if minimum >= CANCELLED else "superseded by a newer copy"
+            raise ManualRefusedError(f"ticket {ticket_id} is {what}: a supervisor must override")
+        if not self._lane.acquire(timeout=10.0):
+            raise ManualRefusedError("the lane is busy: try again in a moment")
+        try:
+            key = TicketKey(self.profile.event, ticket_id, generation)
+            previous = self.journal.last_admission(key.event, ticket_id)
+            if previous is not None and previous.inside and supervisor is None:
+                raise ManualRefusedError(f"ticket {ticket_id} was already admitted at gate "
+                                    f"{previous.gate} at {format_time(previous.at)}")
+            decision = Decision(Verdict.ADMIT, Reason.MANUAL_ADMIT, now.unix, key,
+                                detail=reason, timezone=self.profile.timezone)
+            note = reason if supervisor is None else f"{reason} (override by {supervisor})"
+            self._manual_times.append(now.unix)
+            return self._carry_out(decision, Method.PAPER if paper else Method.STEWARD,
+                                   latency_ms=None, steward=steward, note=note)
+        finally:
+            self._lane.release()
+
+    def manual_deny(self, ticket_id: str, *, steward: str, reason: str) -> dict[str, Any]:
+        _require(steward, "steward")
+        _require(reason, "reason")
+        _require(ticket_id, "ticket_id")
+        now = self.clock.now()
+        decision = Decision(Verdict.REFUSE, Reason.MANUAL_DENY, now.unix,
+                            TicketKey(self.profile.event, ticket_id, 0), detail=reason,
+                            timezone=self.profile.timezone)
+        with self._lane:
+            return self._carry_out(decision, Method.STEWARD, latency_ms=None, steward=steward,
+                                   note=reason)
+
+    def acknowledge_fire_alarm(self, steward: str) -> dict[str, Any]:
+        _require(steward, "steward")
+        done = self.turnstile.acknowledge_fire_alarm(steward)
+        event = {"type": "fire_alarm_ack", "steward": steward, "accepted": done}
+        self.bus.publish(event)
+        log.warning("fire alarm acknowledge gate=%s steward=%s accepted=%s",
+                    self.profile.gate_id, steward, done)
+        if not done:
+            raise ManualRefusedError("the fire-alarm loop is still open: free egress stays on")
+        return {"ok": True, "accepted": True}
+
+
+def _require(value: object, name: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ManualRefusedError(f"{name} is required")
+    if len(value) > 200 or any(ord(c) < 32 for c in value):
+        raise ManualRefusedError(f"{name} must be at most 200 printable characters")
+
+
+def _peek(text: str) -> TicketKey | None:
+    """The ticket a code names, without any checks: only to spot the same ticket again."""
+    with contextlib.suppress(CredentialFormatError):
+        f = credential.parse_code(text).fields
+        return TicketKey(f.event, f.ticket_id, f.generation)
+    return None
+
+
+def _ticket_json(key: TicketKey) -> dict[str, Any]:
+    return {"event": key.event, "ticket_id": key.ticket_id, "generation": key.generation}
+
+
+def _who(decision: Decision) -> str:
+    t = decision.ticket
+    return "-" if t is None else f"{t.event}/{t.ticket_id}/g{t.generation}"

@@ -1,0 +1,304 @@
+"""The journal: every decision, durably, in SQLite (WAL, synchronous FULL).
+
+An admission is committed (and fsynced) *before* the lock opens. Its passage outcome
+follows: ``passed`` when the sensor saw the person through, ``voided`` at the timeout
+(the ticket can be used again), ``exited`` when an exit gate recorded them going out.
+An admission whose outcome was never written (the process died with the lock open)
+stays ``open`` and counts as inside: after a crash nobody gets in twice.
+
+A partial unique index makes "admitted twice" impossible at the database level: at most
+one admission per (event, ticket) may be ``open`` or ``passed`` at any time.
+
+The journal is also the gate's admissions view for anti-passback, and the queue of what
+is still to be uploaded to the platform (``uploads``: what was uploaded survives restarts).
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gate.configschema import setting
+from gate.decision import Decision
+from gate.errors import GateError
+from gate.reasons import Reason, Verdict
+from gate.views import Admission
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    scan_id     TEXT PRIMARY KEY,
+    at          REAL NOT NULL,
+    gate        TEXT NOT NULL,
+    event       TEXT,
+    ticket_id   TEXT,
+    generation  INTEGER,
+    verdict     TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    latency_ms  REAL,
+    steward     TEXT,
+    note        TEXT,
+    detail      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS decisions_ticket ON decisions (event, ticket_id, at);
+CREATE INDEX IF NOT EXISTS decisions_at ON decisions (at);
+CREATE TABLE IF NOT EXISTS admissions (
+    scan_id     TEXT PRIMARY KEY REFERENCES decisions (scan_id),
+    event       TEXT NOT NULL,
+    ticket_id   TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    gate        TEXT NOT NULL,
+    at          REAL NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('open', 'passed', 'voided', 'exited')),
+    updated_at  REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS admissions_one_inside
+    ON admissions (event, ticket_id) WHERE state IN ('open', 'passed');
+CREATE INDEX IF NOT EXISTS admissions_ticket ON admissions (event, ticket_id, at);
+CREATE TABLE IF NOT EXISTS uploads (
+    scan_id     TEXT PRIMARY KEY REFERENCES decisions (scan_id),
+    state       TEXT,
+    uploaded_at REAL NOT NULL
+);
+"""
+
+
+# A record waits for upload when it never went, or its admission state changed since.
+_PENDING = "u.scan_id IS NULL OR (a.state IS NOT NULL AND u.state IS NOT a.state)"
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    path: Path = setting(Path("/var/lib/portique/journal.sqlite"),
+                         description="The journal's SQLite file (in the state directory)")
+
+
+class Method(enum.StrEnum):
+    """How a decision came about."""
+
+    CAMERA = "camera"
+    STEWARD = "steward"
+    PAPER = "paper"
+    """A steward settled a printed confirmation."""
+
+
+class AdmissionState(enum.StrEnum):
+    OPEN = "open"
+    PASSED = "passed"
+    VOIDED = "voided"
+    EXITED = "exited"
+
+
+class JournalError(GateError, OSError):
+    """The journal cannot be written: no admission may happen without a durable record."""
+
+
+class AlreadyInsideError(GateError, ValueError):
+    """The ticket already has an admission in force (caught by the database itself)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One journalled decision, as read back."""
+
+    scan_id: str
+    at: float
+    gate: str
+    event: str | None
+    ticket_id: str | None
+    generation: int | None
+    verdict: Verdict
+    reason: Reason
+    method: Method
+    latency_ms: float | None
+    steward: str | None
+    note: str | None
+    detail: str
+    admission_state: AdmissionState | None = None
+
+
+class Journal:
+    """The gate's durable record. Thread-safe: one connection behind a lock."""
+
+    def __init__(self, path: Path, *, gate_id: str) -> None:
+        self.path = path
+        self.gate_id = gate_id
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                       timeout=5.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"journal {path}: cannot open: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {self.path}: cannot record {what}: {exc}") from None
+
+    # --- writing ----------------------------------------------------------------------
+
+    def record(self, decision: Decision, *, method: Method = Method.CAMERA,
+               latency_ms: float | None = None, steward: str | None = None,
+               note: str | None = None) -> str:
+        """Journal a decision that admits nobody (refuse, steward, exit refused...)."""
+        scan_id = uuid.uuid4().hex
+        with self._write("a decision") as db:
+            self._insert(db, scan_id, decision, method, latency_ms, steward, note)
+            if decision.reason is Reason.EXIT and decision.previous is not None:
+                db.execute(
+                    "UPDATE admissions SET state = 'exited', updated_at = ? "
+                    "WHERE event = ? AND ticket_id = ? AND state IN ('open', 'passed')",
+                    (decision.at, decision.previous.event, decision.previous.ticket_id))
+        return scan_id
+
+    def admit(self, decision: Decision, *, method: Method = Method.CAMERA,
+              latency_ms: float | None = None, steward: str | None = None,
+              note: str | None = None) -> str:
+        """Journal an admission, durably, before the lock may open; returns its scan id.
+
+        Raises AlreadyInsideError when the ticket already has an admission in force and
+        JournalError when it cannot be written: in both cases the lock must stay closed.
+        """
+        ticket = decision.ticket
+        if ticket is None or decision.verdict is not Verdict.ADMIT:
+            raise ValueError("only an admit decision about a ticket can be an admission")
+        scan_id = uuid.uuid4().hex
+        try:
+            with self._write("an admission") as db:
+                self._insert(db, scan_id, decision, method, latency_ms, steward, note)
+                db.execute(
+                    "INSERT INTO admissions (scan_id, event, ticket_id, generation, gate, at, "
+                    "state, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
+                    (scan_id, ticket.event, ticket.ticket_id, ticket.generation, self.gate_id,
+                     decision.at, decision.at))
+        except sqlite3.IntegrityError:
+            raise AlreadyInsideError(f"ticket {ticket.ticket_id} of {ticket.event} is already "
+                                "admitted") from None
+        return scan_id
+
+    def passage(self, scan_id: str, *, passed: bool, at: float) -> None:
+        """The passage outcome of an open admission: passed, or voided at the timeout."""
+        state = AdmissionState.PASSED if passed else AdmissionState.VOIDED
+        with self._write("a passage") as db:
+            db.execute("UPDATE admissions SET state = ?, updated_at = ? "
+                       "WHERE scan_id = ? AND state = 'open'", (state.value, at, scan_id))
+
+    def _insert(self, db: sqlite3.Connection, scan_id: str, decision: Decision, method: Method,
+                latency_ms: float | None, steward: str | None, note: str | None) -> None:
+        ticket = decision.ticket
+        db.execute(
+            "INSERT INTO decisions (scan_id, at, gate, event, ticket_id, generation, verdict, "
+            "reason, method, latency_ms, steward, note, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (scan_id, decision.at, self.gate_id,
+             None if ticket is None else ticket.event,
+             None if ticket is None else ticket.ticket_id,
+             None if ticket is None else ticket.generation,
+             decision.verdict.value, decision.reason.value, method.value, latency_ms,
+             steward, note, decision.detail))
+
+    # --- reading ----------------------------------------------------------------------
+
+    def last_admission(self, event: str, ticket_id: str) -> Admission | None:
+        """AdmissionsView: the ticket's latest admission not voided."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT generation, gate, at, state FROM admissions "
+                "WHERE event = ? AND ticket_id = ? AND state != 'voided' "
+                "ORDER BY at DESC, rowid DESC LIMIT 1", (event, ticket_id)).fetchone()
+        if row is None:
+            return None
+        return Admission(event, ticket_id, row[0], row[1], row[2], inside=row[3] != "exited")
+
+    def entries(self, *, limit: int = 100, event: str | None = None,
+                ticket_id: str | None = None) -> list[Entry]:
+        """Latest decisions first, optionally of one ticket."""
+        where, args = "", []
+        if ticket_id is not None:
+            where, args = "WHERE d.event IS ? AND d.ticket_id = ?", [event, ticket_id]
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT d.scan_id, d.at, d.gate, d.event, d.ticket_id, d.generation, "
+                "d.verdict, d.reason, d.method, d.latency_ms, d.steward, d.note, d.detail, "
+                f"a.state FROM decisions d LEFT JOIN admissions a USING (scan_id) {where} "
+                "ORDER BY d.at DESC, d.rowid DESC LIMIT ?", (*args, limit)).fetchall()
+        return [Entry(r[0], r[1], r[2], r[3], r[4], r[5], Verdict(r[6]), Reason(r[7]),
+                      Method(r[8]), r[9], r[10], r[11], r[12],
+                      None if r[13] is None else AdmissionState(r[13])) for r in rows]
+
+    def admission_states(self) -> dict[str, AdmissionState]:
+        with self._lock:
+            rows = self._db.execute("SELECT scan_id, state FROM admissions").fetchall()
+        return {scan_id: AdmissionState(state) for scan_id, state in rows}
+
+    def counts(self, *, since: float = 0.0) -> dict[str, int]:
+        """Decisions by verdict since a time, plus admissions by state."""
+        with self._lock:
+            verdicts = dict(self._db.execute(
+                "SELECT verdict, COUNT(*) FROM decisions WHERE at >= ? GROUP BY verdict",
+                (since,)).fetchall())
+            states = dict(self._db.execute(
+                "SELECT state, COUNT(*) FROM admissions WHERE at >= ? GROUP BY state",
+                (since,)).fetchall())
+        return {**{v.value: int(verdicts.get(v.value, 0)) for v in Verdict},
+                **{f"admissions_{s.value}": int(states.get(s.value, 0))
+                   for s in AdmissionState}}
+
+    # --- upload queue -----------------------------------------------------------------
+
+    def pending_upload(self, limit: int) -> list[dict[str, Any]]:
+        """Decisions not uploaded yet, oldest first, as the upload format's records."""
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT d.scan_id, d.at, d.gate, d.event, d.ticket_id, d.generation, "
+                "d.verdict, d.reason, d.method, d.latency_ms, d.steward, d.note, "
+                "a.state AS admission_state FROM decisions d "
+                "LEFT JOIN admissions a USING (scan_id) LEFT JOIN uploads u USING (scan_id) "
+                f"WHERE {_PENDING} ORDER BY d.at, d.rowid LIMIT ?", (limit,))
+            names = [c[0] for c in cursor.description]
+            rows = cursor.fetchall()
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def mark_uploaded(self, records: list[dict[str, Any]], *, at: float) -> None:
+        """Remember that these records (as pending_upload gave them) reached the platform."""
+        with self._write("an upload receipt") as db:
+            db.executemany(
+                "INSERT INTO uploads (scan_id, state, uploaded_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (scan_id) DO UPDATE SET state = excluded.state, "
+                "uploaded_at = excluded.uploaded_at",
+                [(r["scan_id"], r["admission_state"], at) for r in records])
+
+    def upload_backlog(self) -> int:
+        """How many records (new decisions, changed admission states) wait for upload."""
+        with self._lock:
+            (n,) = self._db.execute(
+                "SELECT COUNT(*) FROM decisions d LEFT JOIN admissions a USING (scan_id) "
+                f"LEFT JOIN uploads u USING (scan_id) WHERE {_PENDING}").fetchone()
+        return int(n)

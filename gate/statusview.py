@@ -1,0 +1,41 @@
+"""`gate status`: the running gate's health as one screen of text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def render_status(s: dict[str, Any]) -> str:
+    clock, camera, fire = s["clock"], s["camera"], s["fire_alarm"]
+    feed, journal, decisions = s.get("feed"), s["journal"], s["decisions"]
+    lines = [
+        f"gate {s['gate']}  event {s['event']}  entrance {s['entrance']} ({s['direction']})  "
+        f"up {s['uptime_s']:.0f} s",
+        "",
+        f"fire alarm   {'ACTIVE' if fire['active'] else 'no'}"
+        f"{'  FREE EGRESS LATCHED (steward acknowledge needed)' if fire['latched'] else ''}",
+        f"clock        {'trusted' if clock['trusted'] else 'NOT TRUSTED'}: {clock['why']}",
+        f"camera       {camera['state']}, {camera['fps']} frames/s, {camera['frames']} read, "
+        f"{camera['dropped']} dropped",
+    ]
+    if feed is None:
+        lines.append("feed         none in force (no revocations known)")
+    else:
+        lines.append(f"feed         sequence {feed['sequence']}, published {feed['published_at']}"
+                     f" ({feed['age_s']:.0f} s ago), {feed['revocations']} revocations, "
+                     f"{feed['manifest']} tickets in the manifest")
+    lines.append(f"decisions    {decisions.get('total', 0)} (admit {decisions.get('admit', 0)}, "
+                 f"refuse {decisions.get('refuse', 0)}, steward {decisions.get('steward', 0)})"
+                 f", {decisions.get('displayed', 0)} shown again")
+    upload = journal.get("upload_error")
+    lines.append(f"journal      {journal['path']}, {journal['failures']} write failures, "
+                 f"{journal['upload_backlog']} waiting for upload"
+                 f"{f' (last upload failed: {upload})' if upload else ''}")
+    for fault in s.get("faults", []):
+        lines.append(f"FAULT        {fault['at']} {fault['kind']}: {fault['message']}")
+    last = s.get("last_decision")
+    if last:
+        ticket = (last.get("ticket") or {}).get("ticket_id", "-")
+        lines.append(f"last         {last['at']} {last['verdict']} {last['reason']} "
+                     f"ticket {ticket}")
+    return "\n".join(lines)
