@@ -332,14 +332,12 @@ class ClipSource(_Grabbed):
     """
 
     def __init__(self, path: Path, frames: list[ClipFrame], *, pace: Pace, lossless: bool,
-                 max_pixels: int = MAX_PIXELS,
-                 sleep: Callable[[float], Any] | None = None) -> None:
+                 max_pixels: int = MAX_PIXELS) -> None:
         super().__init__(lossless=lossless)
         self.path = path
         self.frames = frames
         self._pace = pace
         self._max_pixels = max_pixels
-        self._sleep = sleep
 
     @classmethod
     def open(cls, path: Path, pace: Pace = "recorded", lossless: bool = False,
