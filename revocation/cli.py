@@ -157,8 +157,8 @@ def _publish(args: argparse.Namespace) -> int:
     if public.exists():
         described = keyfiles.load_public_key(public)
         if described.role is not KeyRole.FEED:
-            raise UsageError(f"--key {args.key}: a {described.role.value} key; feeds are "
-                             "signed with a feed key (gate keys new --role feed)")
+            raise UsageError(f"--key {args.key}: role {described.role.value}, not feed; "
+                             "feeds are signed with a feed key (gate keys new --role feed)")
     if args.keep_deltas < 0:
         raise UsageError("--keep-deltas must be 0 or more")
     state = FeedState(read_revocations_csv(args.revocations), read_manifest_csv(args.manifest))

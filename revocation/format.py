@@ -299,7 +299,7 @@ def _key_refusal(kid: str, status: KeyStatus, trust: TrustStore) -> str:
     if status is KeyStatus.WRONG_ROLE:
         known = trust.get(kid)
         role = known.role.value if known is not None else "?"
-        return f"{INDEX_NAME}: key {kid!r} is a {role} key, not a feed key"
+        return f"{INDEX_NAME}: key {kid!r} has role {role}, not feed"
     if status is KeyStatus.UNKNOWN:
         return f"{INDEX_NAME}: unknown key {kid!r} (no such feed key in the trust folder)"
     return f"{INDEX_NAME}: feed key {kid!r} not usable: {status.value}"

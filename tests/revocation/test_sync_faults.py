@@ -135,7 +135,7 @@ FAULTS: dict[str, tuple[str, Callable[[FaultyHandler, Path], bool], type[FeedErr
     "unknown key": (INDEX_NAME, resigned((ROGUE_FEED_KEY, "feed-rogue")), FeedKeyError,
                     "unknown key 'feed-rogue'"),
     "issuer key": (INDEX_NAME, resigned((ISSUER_KEY, ISSUER_KID)), FeedKeyError,
-                   "is a issuer key, not a feed key"),
+                   "key 'iss-1' has role issuer, not feed"),
     "oversize index": (INDEX_NAME, endless, FeedTooLargeError, "larger than"),
     "oversize file": ("*.tsv.gz", endless, FeedTooLargeError, "larger than"),
     "answers 500": (INDEX_NAME, error_500, FeedHTTPError, "HTTP 500"),

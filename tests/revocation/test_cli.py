@@ -1,0 +1,173 @@
+"""End to end through the `gate` command: keys, publish from CSV, serve, sync, check."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gate.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
+from gate.timeparse import format_time
+from revocation.serve import make_server
+from revocation.store import FeedStore
+from tests.revocation.conftest import EVENT, T0
+
+REVOCATIONS_1 = "ticket_id,min_generation\nT-SOLD,2\n"
+REVOCATIONS_2 = "ticket_id,min_generation\nT-SOLD,2\nT-GONE,cancelled\n"
+MANIFEST = ("ticket_id,generation,order_ref,holder_name,category,entrances,flags\n"
+            'T-SOLD,2,ORD-100,Zoë Lefèvre,CAT A,"1,3",accessible\n'
+            "T-GONE,0,ORD-200,Jean-Pierre  Œuvray,CAT B,1,\n"
+            "T-KEEP,0,ORD-300,Marie Dupont,CAT B,1 2,paper reentry\n")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    (tmp_path / "www").mkdir()
+    server = make_server(tmp_path / "www")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    yield f"http://{host!s}:{port}"
+    server.shutdown()
+    server.server_close()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def setup_gate(tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]) -> Path:
+    keys = tmp_path / "keys"
+    for kid, role in (("feed-1", "feed"), ("iss-1", "issuer")):
+        assert run(capsys, "keys", "new", "--kid", kid, "--role", role, "--out",
+                   str(keys))[0] == EXIT_OK
+    (tmp_path / "man.csv").write_text(MANIFEST, encoding="utf-8")
+    config = tmp_path / "gate.toml"
+    config.write_text(f'[gate]\nid = "g1"\nevent = "{EVENT}"\nentrance = 1\n'
+                      f'[keys]\ntrust_dir = "keys"\n'
+                      f'[feeds]\nstore = "state/feeds.db"\nbase_url = "{url}"\nretries = 0\n',
+                      encoding="utf-8")
+    return config
+
+
+def publish(tmp_path: Path, capsys: pytest.CaptureFixture[str], revocations: str, *,
+            at: int, key: str = "feed-1") -> tuple[int, str]:
+    (tmp_path / "rev.csv").write_text(revocations, encoding="utf-8")
+    return run(capsys, "feed", "publish", "--event", EVENT, "--revocations",
+               str(tmp_path / "rev.csv"), "--manifest", str(tmp_path / "man.csv"), "--key",
+               str(tmp_path / "keys" / f"{key}.key"), "--out", str(tmp_path / "www"),
+               "--at", str(at), "--json")
+
+
+def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], ticket: str,
+          generation: int) -> tuple[int, dict[str, object]]:
+    ticket_file = tmp_path / f"{ticket}-{generation}.json"
+    if not ticket_file.exists():
+        assert run(capsys, "ticket", "issue", "--key", str(tmp_path / "keys" / "iss-1.key"),
+                   "--event", EVENT, "--ticket", ticket, "--generation", str(generation),
+                   "--valid-from", str(T0 - 3600), "--valid-until", str(T0 + 3600),
+                   "--entrances", "1", "--paper", "--out", str(ticket_file))[0] == EXIT_OK
+    code_text = json.loads(ticket_file.read_text(encoding="utf-8"))["code"]
+    code, out = run(capsys, "check", code_text, "--config", str(tmp_path / "gate.toml"),
+                    "--at", str(T0), "--json")
+    return code, json.loads(out) if code != EXIT_USAGE else {"error": out}
+
+
+def test_publish_sync_and_check_refuse_superseded_and_cancelled(
+        tmp_path: Path, served: str, capsys: pytest.CaptureFixture[str]) -> None:
+    config = setup_gate(tmp_path, served, capsys)
+    # configured for feeds but never synced: check refuses to run rather than ignore them
+    code, refused = check(tmp_path, capsys, "T-KEEP", 0)
+    assert code == EXIT_USAGE
+    assert "no feed store yet (run `gate sync` first)" in str(refused["error"])
+
+    assert publish(tmp_path, capsys, REVOCATIONS_1, at=T0 - 600)[0] == EXIT_OK
+    code, out = run(capsys, "sync", "--config", str(config), "--json")
+    assert code == EXIT_OK
+    assert json.loads(out.splitlines()[-1])["outcome"] == "snapshot"
+    store_file = tmp_path / "state" / "feeds.db"
+    assert stat.S_IMODE(store_file.stat().st_mode) == 0o640
+
+    code, decision = check(tmp_path, capsys, "T-SOLD", 1)
+    assert (code, decision["reason"]) == (EXIT_REFUSED, "SUPERSEDED")
+    code, decision = check(tmp_path, capsys, "T-GONE", 0)
+    assert decision["reason"] == "PAPER_TICKET"  # not yet cancelled at sequence 1
+
+    code, out = publish(tmp_path, capsys, REVOCATIONS_2, at=T0 - 300)
+    assert json.loads(out)["delta"] == "delta-1-2.tsv.gz"
+    code, out = run(capsys, "sync", "--config", str(config), "--json")
+    assert json.loads(out.splitlines()[-1])["outcome"] == "deltas"
+
+    code, decision = check(tmp_path, capsys, "T-GONE", 0)
+    assert (code, decision["reason"]) == (EXIT_REFUSED, "CANCELLED")
+    code, decision = check(tmp_path, capsys, "T-SOLD", 2)
+    assert decision["reason"] == "PAPER_TICKET"  # the current generation goes on
+
+    code, out = run(capsys, "feed", "status", "--config", str(config), "--json")
+    status = json.loads(out)
+    assert (status["sequence"], status["revocations"], status["manifest"]) == (2, 2, 3)
+    assert status["published_at"] == format_time(T0 - 300)
+
+    code, out = run(capsys, "feed", "lookup", "oeuvray JEAN", "--config", str(config),
+                    "--json")
+    matches = json.loads(out)["matches"]
+    assert [m["ticket_id"] for m in matches] == ["T-GONE"]
+    assert matches[0]["holder_name"] == "Jean-Pierre Œuvray"
+
+
+def test_the_publisher_refuses_an_issuer_key(
+        tmp_path: Path, served: str, capsys: pytest.CaptureFixture[str]) -> None:
+    setup_gate(tmp_path, served, capsys)
+    code, out = publish(tmp_path, capsys, REVOCATIONS_1, at=T0, key="iss-1")
+    assert code == EXIT_USAGE
+    assert "role issuer, not feed; feeds are signed with a feed key" in out
+    assert not (tmp_path / "www" / EVENT).exists()
+
+
+def test_bad_csv_is_refused_with_its_line_and_nothing_is_written(
+        tmp_path: Path, served: str, capsys: pytest.CaptureFixture[str]) -> None:
+    setup_gate(tmp_path, served, capsys)
+    assert publish(tmp_path, capsys, REVOCATIONS_1, at=T0 - 600)[0] == EXIT_OK
+    folder = tmp_path / "www" / EVENT
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    code, out = publish(tmp_path, capsys, "ticket_id,min_generation\nT-SOLD,2\nT-X,soon\n",
+                        at=T0)
+    assert code == EXIT_USAGE
+    assert "rev.csv: line 3: min_generation must be a number or 'cancelled', got 'soon'" in out
+    (tmp_path / "man.csv").write_text(MANIFEST + "T-BAD,0,ORD-9,Name,CAT,40,\n",
+                                      encoding="utf-8")
+    code, out = publish(tmp_path, capsys, REVOCATIONS_1, at=T0)
+    assert code == EXIT_USAGE and "man.csv: line 5" in out
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_sync_failure_exits_1_and_names_the_cause(
+        tmp_path: Path, served: str, capsys: pytest.CaptureFixture[str]) -> None:
+    config = setup_gate(tmp_path, served, capsys)
+    code, out = run(capsys, "sync", "--config", str(config))
+    assert code == 1
+    assert "HTTP 404" in out and "last good data kept" in out
+
+
+def test_purge_erases_names_and_keeps_them_out(
+        tmp_path: Path, served: str, capsys: pytest.CaptureFixture[str]) -> None:
+    config = setup_gate(tmp_path, served, capsys)
+    publish(tmp_path, capsys, REVOCATIONS_1, at=T0 - 600)
+    run(capsys, "sync", "--config", str(config))
+    code, out = run(capsys, "feed", "purge", "--config", str(config), "--now", "--json")
+    assert json.loads(out)["purged"] == [{"event": EVENT, "names": 3}]
+    publish(tmp_path, capsys, REVOCATIONS_2, at=T0 - 300)
+    run(capsys, "sync", "--config", str(config))
+    with FeedStore.open(tmp_path / "state" / "feeds.db") as store:
+        assert store.status(EVENT).sequence == 2  # type: ignore[union-attr]
+        assert {store.manifest_entry(EVENT, t).holder_name  # type: ignore[union-attr]
+                for t in ("T-SOLD", "T-GONE", "T-KEEP")} == {""}
+        assert [c.entry.ticket_id for c in store.lookup(EVENT, "ord-300")] == ["T-KEEP"]
+    raw = (tmp_path / "state" / "feeds.db").read_bytes()
+    assert "Lefèvre".encode() not in raw and b"Dupont" not in raw
