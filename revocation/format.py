@@ -144,7 +144,7 @@ _LIGATURES = str.maketrans({
     "ı": "i",
 })
 _LIGATURE_RE = re.compile("[" + "".join(chr(c) for c in _LIGATURES) + "]")
-_SEPARATORS = re.compile("[-'’‘`´.,_/]")
+_SEPARATORS = re.compile("[-'’‘`´.,_/\u2010-\u2015\u2212]")  # with Unicode dashes
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 

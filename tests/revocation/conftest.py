@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -127,10 +128,10 @@ serve the file normally."""
 
 
 class FaultyHandler(FeedRequestHandler):
-    faults: dict[str, Fault] = {}  # replaced per server
-    requests: list[str] = []
+    faults: ClassVar[dict[str, Fault]] = {}  # replaced per server
+    requests: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 - the base class's name
         self.requests.append(self.path)
         target = self.resolve()
         name = self.path.rsplit("/", 1)[-1]

@@ -160,7 +160,7 @@ def test_purge_erases_names_and_keeps_them_out(
     config = setup_gate(tmp_path, served, capsys)
     publish(tmp_path, capsys, REVOCATIONS_1, at=T0 - 600)
     run(capsys, "sync", "--config", str(config))
-    code, out = run(capsys, "feed", "purge", "--config", str(config), "--now", "--json")
+    _, out = run(capsys, "feed", "purge", "--config", str(config), "--now", "--json")
     assert json.loads(out)["purged"] == [{"event": EVENT, "names": 3}]
     publish(tmp_path, capsys, REVOCATIONS_2, at=T0 - 300)
     run(capsys, "sync", "--config", str(config))

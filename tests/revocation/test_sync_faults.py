@@ -232,7 +232,7 @@ def test_a_gap_with_a_damaged_snapshot_changes_nothing(feed_server: FeedServer,
     feed_server.faults["snapshot-3.tsv.gz"] = flipped
     before = dump(store_path)
     with FeedStore.open(store_path) as store:
-        with pytest.raises(FeedHashError, match="snapshot-3.tsv.gz"):
+        with pytest.raises(FeedHashError, match=r"snapshot-3\.tsv\.gz"):
             client(store, feed_server.url).sync()
         assert_last_good_list(store)
     assert dump(store_path) == before
