@@ -171,3 +171,61 @@ def test_purge_erases_names_and_keeps_them_out(
         assert [c.entry.ticket_id for c in store.lookup(EVENT, "ord-300")] == ["T-KEEP"]
     raw = (tmp_path / "state" / "feeds.db").read_bytes()
     assert "Lefèvre".encode() not in raw and b"Dupont" not in raw
+
+
+def test_sync_watch_keeps_going_until_sigterm(
+        tmp_path: Path, served: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = setup_gate(tmp_path, served, capsys)
+    publish(tmp_path, capsys, REVOCATIONS_1, at=T0 - 600)
+    root = Path(__file__).resolve().parents[2]
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "gate", "sync", "--config", str(config), "--watch",
+         "--interval", "0.2", "--json"], cwd=root, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        def sequence() -> int | None:
+            if not (tmp_path / "state" / "feeds.db").exists():
+                return None
+            with FeedStore.open(tmp_path / "state" / "feeds.db") as store:
+                status = store.status(EVENT)
+            return None if status is None else status.sequence
+
+        deadline = time.monotonic() + 20
+        while sequence() != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        publish(tmp_path, capsys, REVOCATIONS_2, at=T0 - 300)
+        while sequence() != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sequence() == 2
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        out, err = watcher.communicate(timeout=20)
+    assert watcher.returncode == EXIT_OK, err
+    outcomes = [json.loads(line)["outcome"] for line in out.splitlines()]
+    assert outcomes[0] == "snapshot" and "deltas" in outcomes
+
+
+def test_feeds_config_is_checked_with_the_key_path() -> None:
+    from gate.config import from_dict
+    from gate.errors import ConfigError
+
+    base = {"gate": {"id": "g1", "event": EVENT, "entrance": 1},
+            "keys": {"trust_dir": "/k"}}
+    config = from_dict({**base, "feeds": {"store": "feeds.db",
+                                          "base_url": "https://feeds.example.org"}},
+                       base_dir=Path("/etc/portique"))
+    assert config.feeds is not None
+    assert config.feeds.store == Path("/etc/portique/feeds.db")
+    assert config.feeds.sync_settings().max_download_bytes == 256 << 20
+    with pytest.raises(ConfigError, match=r"feeds\.base_url: must be an http"):
+        from_dict({**base, "feeds": {"store": "f.db", "base_url": "ftp://x"}})
+    with pytest.raises(ConfigError, match=r"feeds\.retries: must be at most 10, got 11"):
+        from_dict({**base, "feeds": {"store": "f.db", "base_url": "http://x", "retries": 11}})
+    with pytest.raises(ConfigError, match=r"feeds\.poll: unknown key"):
+        from_dict({**base, "feeds": {"store": "f.db", "base_url": "http://x", "poll": 1}})
