@@ -106,6 +106,7 @@ class Counters:
     displayed: int = 0
     by_verdict: collections.Counter[str] = field(default_factory=collections.Counter)
     journal_failures: int = 0
+    journal_error: str | None = None
     started_at: float = field(default_factory=time.time)
 
 
@@ -192,6 +193,7 @@ class Daemon:
             try:
                 scan_id = self.journal.admit(decision, method=method, latency_ms=latency_ms,
                                              steward=steward, note=note)
+                self.counters.journal_error = None
             except AlreadyInsideError:
                 assert decision.ticket is not None
                 previous = self.journal.last_admission(decision.ticket.event,
@@ -201,6 +203,7 @@ class Daemon:
                 admits = False
             except JournalError as exc:
                 self.counters.journal_failures += 1
+                self.counters.journal_error = str(exc)
                 log.error("journal unavailable, nobody admitted: gate=%s ticket=%s cause=%s",
                           self.profile.gate_id, _who(decision), exc)
                 decision = replace(decision, verdict=Verdict.STEWARD,
@@ -212,6 +215,7 @@ class Daemon:
                                               steward=steward, note=note)
             except JournalError as exc:
                 self.counters.journal_failures += 1
+                self.counters.journal_error = str(exc)
                 log.error("journal unavailable, decision not recorded: gate=%s reason=%s "
                           "cause=%s", self.profile.gate_id, decision.reason.value, exc)
         if decision.ticket is not None:

@@ -15,7 +15,9 @@ is still to be uploaded to the platform (``uploads``: what was uploaded survives
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
 import sqlite3
 import threading
 import uuid
@@ -124,6 +126,15 @@ class Entry:
     admission_state: AdmissionState | None = None
 
 
+def _why_unwritable(path: Path, exc: BaseException) -> str:
+    try:
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return "the state directory is on a read-only file system"
+    except OSError:
+        pass
+    return str(exc)
+
+
 class Journal:
     """The gate's durable record. Thread-safe: one connection behind a lock."""
 
@@ -131,6 +142,8 @@ class Journal:
         self.path = path
         self.gate_id = gate_id
         self._lock = threading.RLock()
+        self.unwritable: str | None = None
+        """Why the journal cannot be written (then every admission is refused), or None."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
@@ -140,7 +153,17 @@ class Journal:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
-            raise JournalError(f"journal {path}: cannot open: {exc}") from None
+            if not path.is_file():
+                raise JournalError(f"journal {path}: cannot open: {exc}") from None
+            # A state directory gone read-only: keep what is recorded readable (for
+            # anti-passback and stewards), and refuse every admission with the cause.
+            self.unwritable = f"journal {path}: cannot be written: {_why_unwritable(path, exc)}"
+            try:
+                self._db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True,
+                                           check_same_thread=False, isolation_level=None)
+                self._db.execute("SELECT COUNT(*) FROM decisions").fetchone()
+            except sqlite3.Error as again:
+                raise JournalError(f"journal {path}: cannot open: {again}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -148,19 +171,25 @@ class Journal:
 
     @contextmanager
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One transaction, committed (and fsynced) on exit, rolled back on any error."""
+        if self.unwritable is not None:
+            raise JournalError(f"{self.unwritable}; {what} not recorded")
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._db
+                    self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
                     raise
-                self._db.execute("COMMIT")
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.Error as exc:
-                raise JournalError(f"journal {self.path}: cannot record {what}: {exc}") from None
+                raise JournalError(f"journal {self.path}: cannot record {what}: {exc}") \
+                    from None
 
     # --- writing ----------------------------------------------------------------------
 

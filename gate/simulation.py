@@ -103,3 +103,12 @@ def record_pins(pin_factory: Any, log_path: Path) -> None:
         raise ConfigError("only simulated pins can be recorded")
     RecordingMockPin.log_path = log_path
     pin_factory.pin_class = RecordingMockPin
+    pin_log_mark(log_path, "start")
+
+
+def pin_log_mark(log_path: Path, what: str) -> None:
+    """A line in the pin log between pin changes: start, ready, stop."""
+    with log_path.open("a", encoding="ascii") as handle:
+        handle.write(f"# {what} {os.getpid()} {time.time():.6f}\n")
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -27,6 +27,8 @@ def render_status(s: dict[str, Any]) -> str:
     lines.append(f"decisions    {decisions.get('total', 0)} (admit {decisions.get('admit', 0)}, "
                  f"refuse {decisions.get('refuse', 0)}, steward {decisions.get('steward', 0)})"
                  f", {decisions.get('displayed', 0)} shown again")
+    if journal.get("last_error"):
+        lines.append(f"JOURNAL      NOT WRITABLE, nobody is admitted: {journal['last_error']}")
     upload = journal.get("upload_error")
     lines.append(f"journal      {journal['path']}, {journal['failures']} write failures, "
                  f"{journal['upload_backlog']} waiting for upload"

@@ -32,7 +32,7 @@ from gate.errors import ConfigError, GateError
 from gate.journal import Journal
 from gate.metrics import GateMetrics
 from gate.reasons import Lang
-from gate.simulation import SimulatedVisitors, record_pins
+from gate.simulation import SimulatedVisitors, pin_log_mark, record_pins
 from gate.timeparse import format_time
 from gate.upload import Uploader
 from gate.views import NoRevocations, RevocationView
@@ -116,6 +116,7 @@ class GateApp:
                           **dict(counters.by_verdict)},
             "journal": {"path": str(self.journal.path),
                         "failures": counters.journal_failures,
+                        "last_error": counters.journal_error,
                         "upload_backlog": self.journal.upload_backlog(),
                         "upload_error": None if self.uploader is None
                         else self.uploader.last_error},
@@ -179,6 +180,8 @@ class GateApp:
                 last_ping[0] = now
 
         self.daemon.watchdog = ping
+        if self.options.pin_log is not None:
+            pin_log_mark(self.options.pin_log, "ready")
         try:
             self.daemon.run(self.frames(), self.stop)
         finally:
@@ -187,6 +190,8 @@ class GateApp:
 
     def close(self) -> None:
         self.stop.set()
+        if self.options.pin_log is not None:
+            pin_log_mark(self.options.pin_log, "stop")
         for closer in reversed(self._closers):
             try:
                 closer()
@@ -226,9 +231,9 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
     revocations: RevocationView = NoRevocations()
     feed_store = None
     if config.feeds is not None:
-        from revocation.store import open_view
+        from gate.feedview import SharedFeedView
 
-        feed_store = open_view(config.feeds.store, event=profile.event)
+        feed_store = SharedFeedView(config.feeds.store, event=profile.event)
         closers.append(feed_store.close)
         revocations = feed_store
     journal = Journal(config.journal.path, gate_id=profile.gate_id)
@@ -465,8 +470,9 @@ def _candidate(c: Any) -> dict[str, Any]:
     e = c.entry
     return {"match": c.match.name.lower(), "ticket_id": e.ticket_id,
             "generation": e.generation, "order_ref": e.order_ref,
-            "holder": e.holder_name, "category": e.category, "entrance": e.entrance,
-            "flags": e.flags}
+            "holder": e.holder_name, "category": e.category,
+            "entrances": sorted(e.entrances),
+            "flags": sorted(f.name.lower() for f in type(e.flags) if f in e.flags and f.name)}
 
 
 def _entry(e: Any) -> dict[str, Any]:

@@ -1,0 +1,186 @@
+"""Recorded clips through the real gate: which relay pulses happened, which journal rows exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gate import credential, keyfiles
+from gate.control import ControlClient
+from gate.wiring import RunOptions
+
+from .conftest import FIXTURES, PINS, World, clip, feed_store, sidecar
+
+
+@pytest.mark.parametrize(
+    ("name", "verdict", "reason"),
+    [
+        ("screenshot_replay", "refuse", "STALE_CODE"),
+        ("tampered", "refuse", "BAD_SIGNATURE"),
+        ("wrong_entrance", "refuse", "WRONG_ENTRANCE"),
+        ("paper", "steward", "PAPER_TICKET"),
+    ],
+)
+def test_refused_codes_never_pulse_the_lock(world: World, name: str, verdict: str,
+                                            reason: str) -> None:
+    world.play(name)
+    expected = sidecar(name)["expected"][0]
+    assert world.decisions() == [(verdict, reason, expected["ticket_id"])]
+    assert world.unlocks() == 0
+    assert world.admissions() == []
+
+
+def test_valid_phone_code_across_a_step_change_admits_once(world: World) -> None:
+    app = world.play("valid_step_change")
+    assert world.decisions() == [("admit", "VALID", "PAR24-000101")]
+    assert world.admissions() == [("PAR24-000101", "passed")]
+    assert world.unlocks() == 1
+    # the code after the step change is the same ticket at the gate: shown, not decided
+    assert app.daemon.counters.displayed >= 1
+    # the lock closed again after the passage
+    assert world.lock_levels() == [True, False]
+
+
+def test_revoked_resold_ticket_is_refused_as_superseded(world: World) -> None:
+    revocation = sidecar("revoked")["revocations"][0]
+    world.sections["feeds"] = feed_store(world.state, {revocation["ticket_id"]:
+                                                       revocation["min_generation"]})
+    world.play("revoked")
+    assert world.decisions() == [("refuse", "SUPERSEDED", "PAR24-000106")]
+    assert world.unlocks() == 0
+
+
+def test_second_scan_of_an_admitted_ticket_is_refused(world: World) -> None:
+    world.play("second_scan")
+    assert world.decisions() == [("admit", "VALID", "PAR24-000108"),
+                                 ("refuse", "ALREADY_ADMITTED", "PAR24-000108")]
+    assert world.unlocks() == 1
+    assert world.admissions() == [("PAR24-000108", "passed")]
+
+
+def test_passage_timeout_voids_the_admission_and_frees_the_ticket(world: World) -> None:
+    app = world.play("no_passage", stays=frozenset({"PAR24-000109"}))
+    assert world.decisions() == [("admit", "VALID", "PAR24-000109")]
+    assert world.admissions() == [("PAR24-000109", "voided")]
+    assert world.unlocks() == 1
+    # the same ticket, a minute later at the same gate, is admitted again
+    ticket = FIXTURES / "tickets" / "ines.json"
+    from gate.cli import load_ticket
+
+    level1 = load_ticket(ticket)
+    device = keyfiles.load_private_key(FIXTURES / "keys" / "dev-ines.key")
+    frames = sidecar("no_passage")["frames"]
+    later = frames[-1]["captured_at"] + 60
+    code = credential.dynamic_code(level1, device, credential.step_at(later))
+    again = world.build(RunOptions(simulate_passage_s=0.1, replay=clip("empty"), fast=True))
+    try:
+        assert isinstance(again.clock, type(app.clock))
+        again.clock.current = later  # type: ignore[union-attr]
+        event = again.daemon.handle_code(code)
+    finally:
+        again.close()
+    assert (event["verdict"], event["reason"]) == ("admit", "VALID")
+    assert world.admissions() == [("PAR24-000109", "voided"), ("PAR24-000109", "passed")]
+
+
+def test_two_phones_in_one_frame_admit_one_person_at_a_time(world: World) -> None:
+    world.play("two_phones")
+    assert sorted(world.decisions()) == [("admit", "VALID", "PAR24-000104"),
+                                         ("admit", "VALID", "PAR24-000105")]
+    assert world.unlocks() == 2
+    # unlock, lock, unlock, lock: the second person's unlock comes after the first relock
+    assert world.lock_levels() == [True, False, True, False]
+    states = world.admissions()
+    assert [s for _, s in states] == ["passed", "passed"]
+
+
+def test_empty_frames_decide_nothing(world: World) -> None:
+    app = world.play("empty")
+    assert world.decisions() == []
+    assert world.unlocks() == 0
+    assert app.daemon.counters.frames == len(sidecar("empty")["frames"])
+
+
+def test_control_socket_status_admit_deny_and_history(world: World) -> None:
+    world.sections["feeds"] = feed_store(world.state, {}, [
+        {"ticket_id": "PAR24-000103", "generation": "0", "order_ref": "ORD-77",
+         "holder_name": "Hélène Dupont", "category": "CAT-B", "entrances": "2",
+         "flags": "paper"}])
+    with world.running(RunOptions(replay=clip("paper"), fast=True,
+                                  simulate_passage_s=0.1)) as app:
+        app.run()
+        client = ControlClient(Path(world.config().control.socket))
+        status = client.request("status")["status"]
+        assert status["gate"] == "1" and status["decisions"]["steward"] == 1
+        assert status["feed"]["manifest"] == 1
+        found = client.request("lookup", query="helene dupont")["candidates"]
+        assert [c["ticket_id"] for c in found] == ["PAR24-000103"]
+        answer = client.request("admit", ticket_id="PAR24-000103", steward="S-12",
+                                reason="paper checked against ID", paper=True)
+        assert answer["ok"], answer
+        assert answer["decision"]["outcome"] == "passed"
+        denied = client.request("deny", ticket_id="PAR24-000999", steward="S-12",
+                                reason="no ticket")
+        assert denied["ok"] and denied["decision"]["reason"] == "MANUAL_DENY"
+        again = client.request("admit", ticket_id="PAR24-000103", steward="S-12",
+                               reason="second try")
+        assert not again["ok"] and "already admitted" in again["error"]
+        unknown = client.request("admit", ticket_id="NOPE", steward="S-12", reason="x")
+        assert not unknown["ok"] and "not in this event's manifest" in unknown["error"]
+        history = client.request("history", ticket_id="PAR24-000103")["entries"]
+        assert [(h["reason"], h["method"]) for h in history] == [
+            ("MANUAL_ADMIT", "paper"), ("PAPER_TICKET", "camera")]
+        assert history[0]["steward"] == "S-12" and history[0]["admission"] == "passed"
+    rows = world.rows("SELECT reason, method, steward, note FROM decisions ORDER BY rowid")
+    assert rows == [("PAPER_TICKET", "camera", None, None),
+                    ("MANUAL_ADMIT", "paper", "S-12", "paper checked against ID"),
+                    ("MANUAL_DENY", "steward", "S-12", "no ticket")]
+    assert world.unlocks() == 1
+
+
+def test_manual_admits_are_rate_limited_unless_a_supervisor_overrides(world: World) -> None:
+    world.sections["steward"] = {"manual_admit_limit": 1}
+    world.sections["feeds"] = feed_store(world.state, {}, [
+        {"ticket_id": f"PAR24-00020{i}", "generation": "0", "order_ref": f"O{i}",
+         "holder_name": f"Holder {i}", "category": "C", "entrances": "2", "flags": ""}
+        for i in range(3)])
+    app = world.build(RunOptions(replay=clip("empty"), fast=True, simulate_passage_s=0.1))
+    try:
+        first = app.handle({"op": "admit", "ticket_id": "PAR24-000200", "steward": "S1",
+                            "reason": "dead phone"})
+        assert first["ok"]
+        from gate.daemon import ManualRefusedError
+
+        with pytest.raises(ManualRefusedError, match="supervisor must override"):
+            app.handle({"op": "admit", "ticket_id": "PAR24-000201", "steward": "S1",
+                        "reason": "dead phone"})
+        override = app.handle({"op": "admit", "ticket_id": "PAR24-000201", "steward": "S1",
+                               "reason": "dead phone", "supervisor": "SUP-1"})
+        assert override["ok"]
+    finally:
+        app.close()
+    notes = world.rows("SELECT note FROM decisions WHERE reason = 'MANUAL_ADMIT' "
+                       "ORDER BY rowid")
+    assert notes == [("dead phone",), ("dead phone (override by SUP-1)",)]
+
+
+def test_fire_alarm_frees_the_gate_and_needs_an_acknowledge(world: World) -> None:
+    app = world.build(RunOptions(replay=clip("empty"), fast=True))
+    try:
+        assert world.factory is not None
+        loop = world.factory.pin(PINS["fire_loop"])
+        loop.drive_high()  # the normally-closed loop opens
+        assert app.turnstile.free_egress_latched
+        status = app.status()
+        assert status["fire_alarm"] == {"active": True, "latched": True}
+        from gate.daemon import ManualRefusedError
+
+        with pytest.raises(ManualRefusedError, match="still open"):
+            app.handle({"op": "ack_fire_alarm", "steward": "S-3"})
+        loop.drive_low()
+        assert app.turnstile.free_egress_latched  # restored, not yet acknowledged
+        assert app.handle({"op": "ack_fire_alarm", "steward": "S-3"})["accepted"]
+        assert not app.turnstile.free_egress_latched
+    finally:
+        app.close()
