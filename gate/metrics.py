@@ -63,4 +63,10 @@ class GateMetrics:
 
     def serve(self, port: int) -> None:
         """Start the HTTP endpoint on 127.0.0.1 (never on another interface)."""
-        start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        self._server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+
+    def close(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()

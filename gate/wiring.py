@@ -328,6 +328,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
         app.uploader = uploader
     if config.metrics.port:
         metrics.serve(config.metrics.port)
+        closers.append(metrics.close)
     housekeeping = Housekeeping(app)
     housekeeping.start()
     closers.append(housekeeping.close)

@@ -1,0 +1,115 @@
+"""The gate's clock: when it is trusted, jumps, signed feed time, and the untrusted policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from gate.clock import ClockConfig, ClockSource, GateClock, os_synchronised
+from gate.wiring import RunOptions
+
+from .conftest import World, clip
+
+
+@dataclass
+class Hands:
+    """A wall clock and a monotonic clock that the test moves by hand."""
+
+    wall: float = 1722877200.0
+    mono: float = 1000.0
+
+    def tick(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+def clock(hands: Hands, *, os_sync: bool | None, **config: object) -> GateClock:
+    return GateClock(ClockConfig(**config),  # type: ignore[arg-type]
+                     wall=lambda: hands.wall, monotonic=lambda: hands.mono,
+                     os_sync=lambda: os_sync)
+
+
+def test_os_synchronised_clock_is_trusted_and_unsynchronised_is_not() -> None:
+    hands = Hands()
+    assert clock(hands, os_sync=True).now().trusted
+    assert not clock(hands, os_sync=False).now().trusted
+    assert not clock(hands, os_sync=None).now().trusted
+
+
+def test_kernel_synchronisation_state_is_read() -> None:
+    assert os_synchronised() in (True, False, None)
+
+
+def test_a_jump_makes_the_clock_untrusted_until_new_evidence() -> None:
+    hands = Hands()
+    c = clock(hands, os_sync=True, tolerance_s=2.0)
+    assert c.now().trusted
+    hands.tick(60)  # normal time passing: no jump
+    assert c.now().trusted
+    hands.wall += 3600  # someone set the clock an hour ahead
+    reading = c.now()
+    assert not reading.trusted
+    state = c.state()
+    assert state.jumps == 1 and "jumped" in state.why
+    # a signed feed time agreeing with the new clock restores trust
+    assert c.feed_time(hands.wall - 30, received_wall=hands.wall)
+    assert c.now().trusted
+
+
+def test_signed_feed_time_trusts_the_clock_for_a_while() -> None:
+    hands = Hands()
+    c = clock(hands, os_sync=False, feed_max_age_s=600.0, source=ClockSource.FEED)
+    assert not c.now().trusted
+    assert c.feed_time(hands.wall - 60)
+    assert c.now().trusted
+    hands.tick(599)
+    assert c.now().trusted
+    hands.tick(2)
+    assert not c.now().trusted
+
+
+@pytest.mark.parametrize("offset", [-3600.0, 7200.0])
+def test_feed_time_far_from_the_local_clock_is_disagreement(offset: float) -> None:
+    hands = Hands()
+    c = clock(hands, os_sync=False, source=ClockSource.FEED)
+    assert not c.feed_time(hands.wall + offset)
+    assert not c.now().trusted
+
+
+def _live_code() -> str:
+    """A phone code valid right now, from the fixture issuer."""
+    import hashlib
+    import time
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gate import credential, keyfiles
+    from gate.credential import TicketFields
+
+    from .conftest import FIXTURES
+
+    issuer = keyfiles.load_private_key(FIXTURES / "keys" / "fixture-issuer.key")
+    device = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"live-phone").digest())
+    now = int(time.time())
+    fields = TicketFields(kid="fixture-issuer", event="PAR24-ATH05", ticket_id="LIVE-1",
+                          generation=0, valid_from=now - 3600, valid_until=now + 3600,
+                          entrances=frozenset({2}),
+                          device_key=device.public_key().public_bytes_raw())
+    return credential.dynamic_code(credential.issue(fields, issuer), device,
+                                   credential.step_at(now))
+
+
+@pytest.mark.parametrize(("policy", "verdict"), [("steward", "steward"), ("refuse", "refuse")])
+def test_untrusted_clock_follows_the_policy(world: World, policy: str, verdict: str) -> None:
+    # signed feed time only, and no feed: the live clock is never trusted
+    world.sections["clock"] = {"source": "feed"}
+    world.sections["policy"] = {"untrusted_clock": policy}
+    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+        app.daemon.clock = GateClock(world.config().clock)
+        app.clock = app.daemon.clock
+        event = app.daemon.handle_code(_live_code())
+        status = app.status()
+    assert (event["verdict"], event["reason"]) == (verdict, "CLOCK_UNTRUSTED")
+    assert status["clock"]["trusted"] is False
+    assert world.unlocks() == 0

@@ -1,0 +1,129 @@
+"""The gate as a service: systemd notifications and watchdog from the main loop, metrics,
+`gate status`, SIGTERM, and the example config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from gate.cli import main
+from gate.wiring import RunOptions
+
+from .conftest import REPO, World, clip, gate_table
+from .test_durability import _toml
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_metrics_endpoint_on_loopback(world: World) -> None:
+    port = _free_port()
+    world.sections["metrics"] = {"port": port}
+    with world.running(RunOptions(replay=clip("second_scan"), fast=True,
+                                  simulate_passage_s=0.05)) as app:
+        app.run()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    page = text.decode()
+    assert 'portique_decisions_total{reason="VALID",verdict="admit"} 1.0' in page
+    assert 'portique_decisions_total{reason="ALREADY_ADMITTED",verdict="refuse"} 1.0' in page
+    assert 'portique_turnstile_outcomes_total{outcome="passed"} 1.0' in page
+    assert "portique_frame_to_decision_seconds_bucket" in page
+    assert "portique_decode_seconds_count" in page
+    for gauge in ("portique_clock_trusted", "portique_fire_alarm", "portique_camera_up",
+                  "portique_feed_sequence", "portique_frames_dropped_total"):
+        assert gauge in page
+
+
+def test_ready_watchdog_and_stopping_reach_systemd(world: World, tmp_path: Path,
+                                                   monkeypatch: object) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = tmp_path / "notify.sock"
+    listener.bind(str(path))
+    listener.settimeout(5)
+    os.environ["NOTIFY_SOCKET"] = str(path)
+    os.environ["WATCHDOG_USEC"] = "2"  # 2 us: every frame of the loop pings
+    os.environ["WATCHDOG_PID"] = str(os.getpid())
+    try:
+        with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+            app.run()
+    finally:
+        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            os.environ.pop(name, None)
+    messages = []
+    listener.settimeout(0.5)
+    try:
+        while True:
+            messages.append(listener.recv(4096).decode())
+    except TimeoutError:
+        pass
+    listener.close()
+    assert "READY=1" in messages[0]
+    assert sum("WATCHDOG=1" in m for m in messages) >= 1
+    assert "STOPPING=1" in messages[-1]
+
+
+def test_gate_status_prints_the_health_in_one_screen(world: World, capsys: object) -> None:
+    with world.running(RunOptions(replay=clip("tampered"), fast=True)) as app:
+        app.run()
+        socket_path = str(world.config().control.socket)
+        assert main(["status", "--socket", socket_path]) == 0
+        out = capsys.readouterr().out  # type: ignore[attr-defined]
+        assert main(["status", "--socket", socket_path, "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    assert out.splitlines()[0].startswith("gate 1  event PAR24-ATH05  entrance 2")
+    assert "clock        trusted" in out and "fire alarm   no" in out
+    assert "refuse BAD_SIGNATURE" in out
+    assert len(out.splitlines()) <= 24
+    assert data["decisions"]["refuse"] == 1
+
+
+def test_gate_status_without_a_daemon_says_so(tmp_path: Path, capsys: object) -> None:
+    assert main(["status", "--socket", str(tmp_path / "none.sock")]) == 2
+    assert "no gate daemon" in capsys.readouterr().err  # type: ignore[attr-defined]
+
+
+def test_sigterm_stops_the_gate_cleanly_into_its_stop_state(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    config = tmp_path / "gate.toml"
+    config.write_text(_toml(gate_table(state)))
+    log = tmp_path / "pins.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gate", "run", "--config", str(config), "--replay",
+         str(clip("second_scan")), "--pin-log", str(log), "--log-level", "INFO"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.exists() and "# ready" in log.read_text()):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "stopping on signal SIGTERM" in err.decode()
+    lines = log.read_text().splitlines()
+    after_stop = lines[lines.index(next(x for x in lines if x.startswith("# stop"))):]
+    # fail-safe: on stop the lock relay is de-energised, which frees the turnstile
+    assert any(x.startswith("GPIO17 1 ") for x in after_stop)
+
+
+def test_example_config_documents_every_key_and_checks(capsys: object,
+                                                      tmp_path: Path) -> None:
+    example = REPO / "config" / "gate.toml"
+    text = example.read_text()
+    # as installed on a gate, with this checkout's keys in place of /etc/portique/keys
+    copy = tmp_path / "gate.toml"
+    copy.write_text(text.replace("/etc/portique/keys", str(REPO / "tests/fixtures/keys")))
+    assert main(["config", "check", str(copy)]) == 0
+    assert main(["config", "keys"]) == 0
+    keys = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]  # type: ignore[attr-defined]
+    missing = [k for k in keys if k.rsplit(".", 1)[-1] not in text]
+    assert missing == []
