@@ -80,6 +80,8 @@ class GateApp:
     uploader: Uploader | None = None
     feed_store: Any = None
     visitors: SimulatedVisitors | None = None
+    mesh: Any = None
+    """The venue mesh node (gate.mesh.node.MeshNode) when [mesh] is configured."""
     started_at: float = field(default_factory=time.time)
     stop: threading.Event = field(default_factory=threading.Event)
     _closers: list[Any] = field(default_factory=list)
@@ -121,6 +123,7 @@ class GateApp:
                         "upload_error": None if self.uploader is None
                         else self.uploader.last_error},
             "last_decision": self.daemon.last_decision,
+            "mesh": None if self.mesh is None else self.mesh.status(),
         }
 
     # --- control requests -------------------------------------------------------------
@@ -135,6 +138,8 @@ class GateApp:
             limit = max(1, min(int(request.get("limit", 20)), 100))
             if self.feed_store is None:
                 raise ManualRefusedError("no manifest on this gate (no feeds configured)")
+            from gate import lookup  # forgiving: case, accents, small typos
+
             found = self.feed_store.lookup(self.config.gate.event, query, limit=limit)
             return {"ok": True, "candidates": [_candidate(c) for c in found]}
         if op == "history":
@@ -156,6 +161,11 @@ class GateApp:
             return {"ok": True, "decision": event}
         if op == "ack_fire_alarm":
             return d.acknowledge_fire_alarm(str(request.get("steward", "")))
+        if op in ("mesh", "conflicts"):
+            if self.mesh is None:
+                raise ManualRefusedError("this gate shares no admissions (no [mesh] configured)")
+            answer: dict[str, Any] = self.mesh.handle(request)
+            return answer
         raise ManualRefusedError(f"unknown op {op!r}")
 
     # --- running ----------------------------------------------------------------------
@@ -292,8 +302,10 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
     def on_turnstile(event: TurnstileEvent) -> None:
         payload = {"type": "turnstile", "kind": str(event.kind), "detail": event.detail}
         bus.publish(payload)
-        log.warning("turnstile event gate=%s kind=%s detail=%s", profile.gate_id,
-                    event.kind, event.detail)
+        quiet = str(event.kind) in ("passage",)
+        log.log(logging.INFO if quiet else logging.WARNING,
+                "turnstile event gate=%s kind=%s detail=%s", profile.gate_id, event.kind,
+                event.detail)
 
     closers.append(turnstile.subscribe(on_turnstile))
     if options.print_lines:
@@ -326,6 +338,12 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
         uploader.start()
         closers.append(uploader.close)
         app.uploader = uploader
+    if config.mesh is not None:
+        from gate.mesh.node import start_mesh
+
+        app.mesh = start_mesh(config.mesh, gate_id=profile.gate_id, journal=journal, bus=bus,
+                              registry=metrics.registry)
+        closers.append(app.mesh.close)
     if config.metrics.port:
         metrics.serve(config.metrics.port)
         closers.append(metrics.close)
