@@ -21,6 +21,7 @@ from gate.daemon import LaneConfig, StewardConfig
 from gate.decision import Direction, GateProfile, PaperPolicy, Policy, UntrustedClockPolicy
 from gate.errors import ConfigError
 from gate.journal import JournalConfig
+from gate.mesh.config import MeshConfig
 from gate.metrics import MetricsConfig
 from gate.upload import UploadConfig
 from hardware.config import HardwareConfig
@@ -103,6 +104,9 @@ class Config:
                                      description="The Prometheus endpoint")
     upload: UploadConfig | None = setting(None, description="Upload of the journal to the "
                                           "platform; leave out for a gate that keeps it local")
+    mesh: MeshConfig | None = setting(None, description="Sharing admissions with the venue's "
+                                      "other gates through its MQTT broker (docs/mesh.md); "
+                                      "leave out for a gate on its own")
     source: Path | None = None
 
     def profile(self) -> GateProfile:

@@ -11,6 +11,9 @@ one admission per (event, ticket) may be ``open`` or ``passed`` at any time.
 
 The journal is also the gate's admissions view for anti-passback, and the queue of what
 is still to be uploaded to the platform (``uploads``: what was uploaded survives restarts).
+Admissions made at the venue's other gates, learnt through the mesh (gate/mesh/), sit in
+``peer_admissions`` beside this gate's own, so the unique index above stays this gate's
+guarantee; anti-passback reads both.
 """
 
 from __future__ import annotations
@@ -69,6 +72,18 @@ CREATE TABLE IF NOT EXISTS uploads (
     state       TEXT,
     uploaded_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS peer_admissions (
+    gate        TEXT NOT NULL,
+    scan_id     TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    ticket_id   TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    at          REAL NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('admitted', 'voided', 'exited')),
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (gate, scan_id)
+);
+CREATE INDEX IF NOT EXISTS peer_admissions_ticket ON peer_admissions (event, ticket_id, at);
 """
 
 
@@ -191,6 +206,19 @@ class Journal:
                 raise JournalError(f"journal {self.path}: cannot record {what}: {exc}") \
                     from None
 
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction for a component that keeps its own tables in the journal
+        (the mesh); committed on exit. JournalError when the journal cannot be written."""
+        with self._write(what) as db:
+            yield db
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for reads, under the journal's lock."""
+        with self._lock:
+            yield self._db
+
     # --- writing ----------------------------------------------------------------------
 
     def record(self, decision: Decision, *, method: Method = Method.CAMERA,
@@ -256,12 +284,20 @@ class Journal:
     # --- reading ----------------------------------------------------------------------
 
     def last_admission(self, event: str, ticket_id: str) -> Admission | None:
-        """AdmissionsView: the ticket's latest admission not voided."""
+        """AdmissionsView: the ticket's latest admission not voided, here or at a peer gate.
+
+        A peer's ``exited`` record (an exit gate saw the holder out) is an admission no
+        longer inside, dated at the exit.
+        """
         with self._lock:
             row = self._db.execute(
-                "SELECT generation, gate, at, state FROM admissions "
-                "WHERE event = ? AND ticket_id = ? AND state != 'voided' "
-                "ORDER BY at DESC, rowid DESC LIMIT 1", (event, ticket_id)).fetchone()
+                "SELECT generation, gate, at, state FROM ("
+                "SELECT generation, gate, at, state, rowid AS r, 0 AS peer FROM admissions "
+                "WHERE event = ? AND ticket_id = ? AND state != 'voided' UNION ALL "
+                "SELECT generation, gate, at, state, rowid AS r, 1 AS peer FROM "
+                "peer_admissions WHERE event = ? AND ticket_id = ? AND state != 'voided') "
+                "ORDER BY at DESC, peer, r DESC LIMIT 1",
+                (event, ticket_id, event, ticket_id)).fetchone()
         if row is None:
             return None
         return Admission(event, ticket_id, row[0], row[1], row[2], inside=row[3] != "exited")

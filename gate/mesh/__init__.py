@@ -1,0 +1,7 @@
+"""The venue mesh: gates of one venue share their admissions through an MQTT broker.
+
+``config``  the ``[mesh]`` section; ``wire``  the signed message format (docs/mesh.md);
+``store``  the mesh's tables in the journal (own records to publish, merged peer records,
+conflicts); ``node``  the broker client and anti-entropy; ``cli``  `gate mesh status`;
+``demo``  two gates on one broker.
+"""
