@@ -98,7 +98,8 @@ class GateApp:
             s = self.feed_store.status(g.event)
             if s is not None:
                 feed = {"sequence": s.sequence, "published_at": format_time(s.published_at),
-                        "age_s": round(s.age(time.time()), 1), "revocations": s.revocations,
+                        "age_s": round(s.age(self.clock.now().unix), 1),
+                        "revocations": s.revocations,
                         "manifest": s.manifest}
         counters = self.daemon.counters
         uptime = max(time.time() - self.started_at, 1e-9)
