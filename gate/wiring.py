@@ -141,8 +141,8 @@ class GateApp:
                 raise ManualRefusedError("no manifest on this gate (no feeds configured)")
             from gate import lookup  # forgiving: case, accents, small typos
 
-            found = self.feed_store.lookup(self.config.gate.event, query, limit=limit)
-            return {"ok": True, "candidates": [_candidate(c) for c in found]}
+            return {"ok": True, "candidates": lookup.lookup(
+                self.feed_store, self.config.gate.event, query, limit=limit)}
         if op == "history":
             ticket_id = str(request.get("ticket_id", ""))
             entries = self.journal.entries(event=self.config.gate.event, ticket_id=ticket_id,

@@ -1,0 +1,1 @@
+"""The steward UI's widgets."""

@@ -1,0 +1,66 @@
+"""`gate steward` in a real terminal (tmux) against a real gate: a steward types a lookup
+with a typo and admits the ticket; the screen is read back with capture-pane."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.steward.conftest import LiveGate
+
+GATE = Path(sys.executable).parent / "gate"
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True,
+                          timeout=10).stdout
+
+
+def screen(session: str) -> str:
+    return tmux("capture-pane", "-p", "-t", session)
+
+
+def wait_for(session: str, ready: Callable[[str], bool], what: str) -> str:
+    deadline = time.monotonic() + 30
+    while True:
+        text = screen(session)
+        if ready(text):
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never on screen: {what}\n{text}")
+        time.sleep(0.1)
+
+
+def test_lookup_and_admit_in_a_real_terminal(gate: LiveGate, tmp_path: Path) -> None:
+    gate.run_clip()
+    session = f"steward-{tmp_path.name}"[:40]
+    tmux("new-session", "-d", "-s", session, "-x", "140", "-y", "40",
+         f"{GATE} steward --config {gate.config} --steward s-tmux --lang en")
+    try:
+        wait_for(session, lambda t: "Feed #1" in t and "Manual lookup" in t, "the main screen")
+        tmux("send-keys", "-t", session, "F2", "chloe martn", "Enter")
+        text = wait_for(session, lambda t: "Chloé Martin" in t, "the lookup result")
+        assert "similar name" in text and "PAR24-000103" in text
+        tmux("send-keys", "-t", session, "Enter")
+        text = wait_for(session, lambda t: "State: Not admitted yet." in t, "the ticket")
+        assert "Flags: printed" in text
+        tmux("send-keys", "-t", session, "a")
+        wait_for(session, lambda t: "Admit PAR24-000103: why?" in t, "the reason dialog")
+        tmux("send-keys", "-t", session, "Enter")
+        text = wait_for(session, lambda t: "State: ALREADY INSIDE" in t, "the admission")
+        assert "PAR24-000103 admitted: Printed confirmation checked" in text
+        assert "s-tmux" in text and "paper" in text
+        tmux("send-keys", "-t", session, "C-q")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True,
+                       check=False)
+    assert gate.rows("SELECT reason, method, steward FROM decisions "
+                     "WHERE ticket_id = 'PAR24-000103'") == [("MANUAL_ADMIT", "paper", "s-tmux")]
