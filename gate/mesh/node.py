@@ -204,7 +204,8 @@ class MeshNode:
         if self.connected and not self._stop.is_set():
             log.warning("mesh: broker lost, deciding alone: venue=%s reason=%s",
                         self.config.venue, reason)
-        self._set_state(False, f"broker connection lost ({reason})")
+        refused = not self.connected and (self.why or "").startswith("the broker refused")
+        self._set_state(False, self.why if refused else f"broker connection lost ({reason})")
 
     def _set_state(self, connected: bool, why: str | None) -> None:
         if connected != self.connected:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gate.journal import Journal
 from gate.mesh.wire import INCARNATION_BYTES, Record, State, Summary, sign_record
+from gate.timeparse import format_time
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mesh_meta (
@@ -87,10 +88,10 @@ class Conflict:
     def as_json(self) -> dict[str, object]:
         return {"event": self.event, "ticket_id": self.ticket_id,
                 "first": {"gate": self.first_gate, "scan_id": self.first_scan,
-                          "at": self.first_at},
+                          "at": format_time(self.first_at)},
                 "second": {"gate": self.second_gate, "scan_id": self.second_scan,
-                           "at": self.second_at},
-                "found_at": self.found_at}
+                           "at": format_time(self.second_at)},
+                "found_at": format_time(self.found_at)}
 
 
 @dataclass
