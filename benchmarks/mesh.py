@@ -1,0 +1,251 @@
+"""Figures: the venue mesh on one loopback Mosquitto.
+
+- 50 gates (real journals in SQLite, WAL, synchronous FULL; real signed records; one
+  paho client each), spread over worker processes, each gate admitting at stadium rate
+  (one person every 2 s per lane, a peak) for 20 s: p50 and p99 time from an admission
+  (the moment it is journalled) to its merge into every other gate's journal, per
+  delivery and per admission (until the *last* of the 49 others has it). Goal: p99
+  under 100 ms on loopback.
+- the same gates at 20 admissions per second each for 10 s (1,000 a second venue-wide,
+  49,000 deliveries a second asked): deliveries merged per second that broker and
+  clients sustain, and the p99 then.
+- a raw anchor in the same run: a bare paho publish -> receive round trip through the
+  same broker (QoS 1, no signing, no SQLite, no merge).
+
+    .venv/bin/python benchmarks/mesh.py [--gates 50] [--processes 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+EVENT = "BENCH-1"
+VENUE = "bench-venue"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _worker(ids: list[str], keys: str, root: str, port: int, conn: Any) -> None:
+    """Run some gates: connect, admit on command, report merge latencies."""
+    from gate.config import from_dict
+    from gate.decision import Decision
+    from gate.journal import Journal
+    from gate.mesh.node import MeshNode, load_peer_keys
+    from gate.reasons import Reason, Verdict
+    from gate.views import TicketKey
+    from gate import keyfiles
+
+    nodes: dict[str, MeshNode] = {}
+    journals: dict[str, Journal] = {}
+    lock = threading.Lock()
+    latencies: list[tuple[str, int, str, float]] = []  # (origin, seq, receiver, seconds)
+
+    for gate_id in ids:
+        folder = Path(root) / f"gate{gate_id}"
+        folder.mkdir(parents=True)
+        mesh = from_dict({
+            "gate": {"id": gate_id, "event": EVENT, "entrance": 1},
+            "keys": {"trust_dir": keys},
+            "mesh": {"venue": VENUE, "port": port, "key_file": f"{keys}/{gate_id}.key",
+                     "gates_dir": keys, "summary_interval_s": 60.0,
+                     "reconnect_min_s": 0.1, "reconnect_max_s": 1.0}}).mesh
+        assert mesh is not None
+        journal = Journal(folder / "journal.sqlite", gate_id=gate_id)
+        node = MeshNode(mesh, gate_id=gate_id, journal=journal,
+                        key=keyfiles.load_private_key(mesh.key_file),
+                        peers=load_peer_keys(mesh))
+
+        def merged(records: list[Any], now: float, receiver: str = gate_id) -> None:
+            with lock:
+                latencies.extend((r.origin, r.seq, receiver, now - r.at_ms / 1000)
+                                 for r in records)
+
+        node.on_merged = merged
+        node.start()
+        nodes[gate_id], journals[gate_id] = node, journal
+    for node in nodes.values():
+        if not node.wait_connected(30):
+            raise SystemExit("a gate could not connect to the broker")
+    conn.send("ready")
+    serial = 0
+    while True:
+        command = conn.recv()
+        if command[0] == "stop":
+            break
+        if command[0] == "drain":
+            expected: int = command[1]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with lock:
+                    if len(latencies) >= expected:
+                        break
+                time.sleep(0.05)
+            with lock:
+                conn.send(list(latencies))
+                latencies.clear()
+            continue
+        _, rate, seconds, start_at = command  # admit at `rate` per gate for `seconds`
+        time.sleep(max(0.0, start_at - time.time()))
+        period = 1.0 / rate
+        count = 0
+        t0 = time.time()
+        while time.time() - t0 < seconds:
+            for gate_id in ids:  # round-robin, evenly spread over the period
+                serial += 1
+                now = time.time()
+                decision = Decision(Verdict.ADMIT, Reason.VALID, now,
+                                    TicketKey(EVENT, f"T{gate_id}-{serial}", 0))
+                journals[gate_id].admit(decision)
+                nodes[gate_id].wake()
+                count += 1
+                time.sleep(max(0.0, t0 + count * period / len(ids) - time.time()))
+        conn.send(count)
+    for node in nodes.values():
+        node.close()
+    for journal in journals.values():
+        journal.close()
+
+
+def raw_anchor(port: int, samples: int = 500) -> list[float]:
+    """Bare paho QoS 1 publish -> receive between two clients through the same broker."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    got = threading.Event()
+    out: list[float] = []
+    sent = [0.0]
+
+    def on_message(_c: Any, _u: Any, _m: Any) -> None:
+        out.append(time.perf_counter() - sent[0])
+        got.set()
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anchor-sub",
+                      protocol=MQTTProtocolVersion.MQTTv5)
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("anchor/x", qos=1)
+    sub.loop_start()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anchor-pub",
+                      protocol=MQTTProtocolVersion.MQTTv5)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    time.sleep(0.5)
+    payload = bytes(160)  # a record's size
+    for _ in range(samples):
+        got.clear()
+        sent[0] = time.perf_counter()
+        pub.publish("anchor/x", payload, qos=1)
+        got.wait(5)
+    for c in (pub, sub):
+        c.disconnect()
+        c.loop_stop()
+    return out
+
+
+def phase(pipes: list[Any], gates: int, rate: float, seconds: float
+          ) -> tuple[int, list[tuple[str, int, str, float]], float]:
+    start_at = time.time() + 0.5
+    for p in pipes:
+        p.send(("admit", rate, seconds, start_at))
+    admitted = sum(p.recv() for p in pipes)
+    expected = admitted * (gates - 1)
+    # every process drains its own receivers: it expects its share of the deliveries
+    shares = [expected * len(ids) // gates for ids in PROCESS_IDS]
+    for p, share in zip(pipes, shares, strict=True):
+        p.send(("drain", share))
+    deliveries: list[tuple[str, int, str, float]] = []
+    for p in pipes:
+        deliveries += p.recv()
+    elapsed = time.time() - start_at
+    return admitted, deliveries, elapsed
+
+
+PROCESS_IDS: list[list[str]] = []
+
+
+def report(label: str, admitted: int, gates: int, deliveries: list[tuple[str, int, str, float]],
+           seconds: float) -> None:
+    lat = [d[3] for d in deliveries]
+    per_record: dict[tuple[str, int], float] = {}
+    for origin, seq, _, value in deliveries:
+        per_record[(origin, seq)] = max(value, per_record.get((origin, seq), 0.0))
+    complete = [v for v in per_record.values()]
+    expected = admitted * (gates - 1)
+    print(f"{label}: {admitted} admissions, {len(deliveries)}/{expected} deliveries "
+          f"({len(deliveries) / seconds:,.0f} merged/s over {seconds:.1f} s)")
+    print(f"  admission -> merged at one other gate: p50 {statistics.median(lat) * 1e3:6.1f} ms"
+          f"  p99 {percentile(lat, 99) * 1e3:6.1f} ms  max {max(lat) * 1e3:6.1f} ms")
+    print(f"  admission -> merged at every other gate: p50 "
+          f"{statistics.median(complete) * 1e3:6.1f} ms  p99 "
+          f"{percentile(complete, 99) * 1e3:6.1f} ms")
+
+
+def main() -> int:
+    from gate import keyfiles
+    from gate.mesh.broker import LoopbackBroker
+    from gate.trust import KeyRole
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gates", type=int, default=50)
+    parser.add_argument("--processes", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=0.5, help="admissions per second per "
+                        "gate at stadium rate")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--stress-rate", type=float, default=20.0)
+    parser.add_argument("--stress-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    ids = [str(i) for i in range(1, args.gates + 1)]
+    PROCESS_IDS.extend(ids[i::args.processes] for i in range(args.processes))
+    with tempfile.TemporaryDirectory(prefix="portique-mesh-bench-") as tmp:
+        root = Path(tmp)
+        keys = root / "keys"
+        for gate_id in ids:
+            keyfiles.new_key_pair(keys, gate_id, role=KeyRole.GATE)
+        with LoopbackBroker(root / "broker") as broker:
+            anchor = raw_anchor(broker.port)
+            ctx = mp.get_context("spawn")
+            pipes, procs = [], []
+            for n, chunk in enumerate(PROCESS_IDS):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, args=(chunk, str(keys), str(root / f"p{n}"),
+                                                         broker.port, child))
+                proc.start()
+                pipes.append(parent)
+                procs.append(proc)
+            for p in pipes:
+                assert p.recv() == "ready"
+            print(f"{args.gates} gates in {args.processes} processes on one loopback "
+                  f"Mosquitto (QoS 1, signed records, SQLite WAL synchronous FULL)")
+            print(f"raw anchor, bare paho QoS 1 publish -> receive (no signing, no SQLite): "
+                  f"p50 {statistics.median(anchor) * 1e3:.2f} ms  "
+                  f"p99 {percentile(anchor, 99) * 1e3:.2f} ms")
+            admitted, deliveries, seconds = phase(pipes, args.gates, args.rate, args.seconds)
+            report(f"stadium rate ({args.rate}/s per gate, {args.rate * args.gates:.0f}/s "
+                   "venue-wide)", admitted, args.gates, deliveries, seconds)
+            admitted, deliveries, seconds = phase(pipes, args.gates, args.stress_rate,
+                                                  args.stress_seconds)
+            report(f"stress ({args.stress_rate}/s per gate, "
+                   f"{args.stress_rate * args.gates:.0f}/s venue-wide)", admitted, args.gates,
+                   deliveries, seconds)
+            for p in pipes:
+                p.send(("stop",))
+            for proc in procs:
+                proc.join(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
