@@ -40,13 +40,13 @@ def percentile(values: list[float], p: float) -> float:
 
 def _worker(ids: list[str], keys: str, root: str, port: int, conn: Any) -> None:
     """Run some gates: connect, admit on command, report merge latencies."""
+    from gate import keyfiles
     from gate.config import from_dict
     from gate.decision import Decision
     from gate.journal import Journal
     from gate.mesh.node import MeshNode, load_peer_keys
     from gate.reasons import Reason, Verdict
     from gate.views import TicketKey
-    from gate import keyfiles
 
     nodes: dict[str, MeshNode] = {}
     journals: dict[str, Journal] = {}

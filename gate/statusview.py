@@ -33,6 +33,12 @@ def render_status(s: dict[str, Any]) -> str:
     lines.append(f"journal      {journal['path']}, {journal['failures']} write failures, "
                  f"{journal['upload_backlog']} waiting for upload"
                  f"{f' (last upload failed: {upload})' if upload else ''}")
+    mesh = s.get("mesh")
+    if mesh:
+        state = "connected" if mesh["state"] == "connected" else \
+            f"ALONE (deciding without the other gates): {mesh['why']}"
+        lines.append(f"mesh         venue {mesh['venue']}, {state}, {len(mesh['peers'])} peers, "
+                     f"{mesh['outbox']} to publish, {mesh['conflicts']} conflicts")
     for fault in s.get("faults", []):
         lines.append(f"FAULT        {fault['at']} {fault['kind']}: {fault['message']}")
     last = s.get("last_decision")

@@ -12,6 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from gate.control import ControlClient
 from gate.mesh.wire import Record, State, record_body, sign_record
+from gate.statusview import render_status
 from tests.mesh.conftest import ALICE, HANA, VENUE, Venue, gate_key, wait_for
 
 
@@ -51,6 +52,8 @@ def test_broker_stopped_then_restarted_gates_go_on_then_catch_up(venue: Venue) -
     assert two.play() == [("admit", "VALID", HANA), ("refuse", "ALREADY_ADMITTED", HANA)]
     status = ControlClient(one.folder / "control.sock").request("status")["status"]
     assert status["mesh"]["state"] == "alone"
+    assert "mesh         venue stade-de-france, ALONE (deciding without the other gates)" \
+        in render_status(status)
     assert one.mesh.status()["outbox"] == 1
 
     venue.broker.start()
