@@ -38,6 +38,9 @@ from gate.errors import ConfigError, GateError
 
 log = logging.getLogger(__name__)
 
+ADMIT_ANSWER_S = 150.0
+"""How long a client waits for an admit: it answers after the passage or the timeout."""
+
 MAX_REQUEST_BYTES = 64 * 1024
 """A request line longer than this is refused: nobody types 64 KiB into a lookup."""
 
@@ -144,7 +147,8 @@ class ControlServer:
 
     def close(self) -> None:
         self._stop.set()
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever: only if it runs
+            self._server.shutdown()
         self._server.server_close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
@@ -171,6 +175,8 @@ class ControlServer:
                 answer = self._handle(request)
             except GateError as exc:
                 answer = {"ok": False, "error": str(exc)}
+                if getattr(exc, "code", None):
+                    answer["code"] = exc.code  # type: ignore[attr-defined]
             except Exception:
                 log.exception("control request failed op=%s", request.get("op"))
                 answer = {"ok": False, "error": "internal error (see the gate's log)"}
@@ -179,7 +185,12 @@ class ControlServer:
 
     def _watch(self, wfile: Any) -> None:
         with self._bus.subscription() as events:
-            if not _send(wfile, {"ok": True, "type": "status", "status": self._status()}):
+            try:
+                first = {"ok": True, "type": "status", "status": self._status()}
+            except Exception:
+                log.exception("status for a watcher failed")
+                first = {"ok": False, "error": "internal error (see the gate's log)"}
+            if not _send(wfile, first):
                 return
             while not self._stop.is_set():
                 try:
@@ -224,7 +235,10 @@ class ControlClient:
         return sock
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """One request; an admit answers once the person passed or the lock timed out."""
         with self._connect() as sock, sock.makefile("rwb") as stream:
+            if op == "admit":
+                sock.settimeout(max(self.timeout, ADMIT_ANSWER_S))
             stream.write(json.dumps({"op": op, **fields}).encode() + b"\n")
             stream.flush()
             try:

@@ -50,8 +50,9 @@ class LaneConfig:
 
 @dataclass(frozen=True)
 class StewardConfig:
-    manual_admit_limit: int = setting(10, description="Manual admits a steward may make per "
-                                      "window without a supervisor", minimum=0, maximum=1000)
+    manual_admit_limit: int = setting(10, description="Manual admits this gate makes per "
+                                      "window without a supervisor (overrides count too)",
+                                      minimum=0, maximum=1000)
     manual_admit_window_s: float = setting(600.0, description="The window of the manual "
                                            "admit limit, seconds", minimum=10,
                                            maximum=86400)
@@ -96,7 +97,12 @@ class ManifestLookup(Protocol):
 
 
 class ManualRefusedError(GateError, PermissionError):
-    """A manual admission the daemon will not carry out (limit, unknown ticket, busy lane)."""
+    """A manual action the daemon will not carry out (limit, unknown ticket, busy lane)."""
+
+    def __init__(self, message: str, code: str = "refused") -> None:
+        super().__init__(message)
+        self.code = code
+        """Stable: limit, not_in_manifest, void, already_inside, busy, loop_open, invalid."""
 
 
 @dataclass
@@ -298,7 +304,7 @@ class Daemon:
                 self.steward_config.manual_admit_limit:
             raise ManualRefusedError(
                 f"manual admit limit reached ({self.steward_config.manual_admit_limit} in "
-                f"{window / 60:.0f} min): a supervisor must override")
+                f"{window / 60:.0f} min): a supervisor must override", "limit")
         generation = 0
         entry = None if self.manifest is None else \
             self.manifest.manifest_entry(self.profile.event, ticket_id)
@@ -306,19 +312,21 @@ class Daemon:
             generation = int(entry.generation)
         elif supervisor is None:
             raise ManualRefusedError(f"ticket {ticket_id} is not in this event's manifest: "
-                                "a supervisor must override")
+                                     "a supervisor must override", "not_in_manifest")
         minimum = self.revocations.min_valid_generation(self.profile.event, ticket_id)
         if minimum is not None and generation < minimum and supervisor is None:
             what = "cancelled" if minimum >= CANCELLED else "superseded by a newer copy"
-            raise ManualRefusedError(f"ticket {ticket_id} is {what}: a supervisor must override")
+            raise ManualRefusedError(f"ticket {ticket_id} is {what}: a supervisor must override",
+                                     "void")
         if not self._lane.acquire(timeout=10.0):
-            raise ManualRefusedError("the lane is busy: try again in a moment")
+            raise ManualRefusedError("the lane is busy: try again in a moment", "busy")
         try:
             key = TicketKey(self.profile.event, ticket_id, generation)
             previous = self.journal.last_admission(key.event, ticket_id)
             if previous is not None and previous.inside and supervisor is None:
                 raise ManualRefusedError(f"ticket {ticket_id} was already admitted at gate "
-                                    f"{previous.gate} at {format_time(previous.at)}")
+                                         f"{previous.gate} at {format_time(previous.at)}",
+                                         "already_inside")
             decision = Decision(Verdict.ADMIT, Reason.MANUAL_ADMIT, now.unix, key,
                                 detail=reason, timezone=self.profile.timezone)
             note = reason if supervisor is None else f"{reason} (override by {supervisor})"
@@ -348,15 +356,16 @@ class Daemon:
         log.warning("fire alarm acknowledge gate=%s steward=%s accepted=%s",
                     self.profile.gate_id, steward, done)
         if not done:
-            raise ManualRefusedError("the fire-alarm loop is still open: free egress stays on")
+            raise ManualRefusedError("the fire-alarm loop is still open: free egress stays on",
+                                     "loop_open")
         return {"ok": True, "accepted": True}
 
 
 def _require(value: object, name: str) -> None:
     if not isinstance(value, str) or not value.strip():
-        raise ManualRefusedError(f"{name} is required")
+        raise ManualRefusedError(f"{name} is required", "invalid")
     if len(value) > 200 or any(ord(c) < 32 for c in value):
-        raise ManualRefusedError(f"{name} must be at most 200 printable characters")
+        raise ManualRefusedError(f"{name} must be at most 200 printable characters", "invalid")
 
 
 def _peek(text: str) -> TicketKey | None:

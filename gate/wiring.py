@@ -104,7 +104,7 @@ class GateApp:
         counters = self.daemon.counters
         uptime = max(time.time() - self.started_at, 1e-9)
         return {
-            "gate": g.id, "event": g.event, "entrance": g.entrance,
+            "gate": g.id, "event": g.event, "entrance": g.entrance, "timezone": g.timezone,
             "direction": g.direction.value,
             "uptime_s": round(uptime, 1),
             "clock": {"trusted": clock.trusted, "why": clock.why, "jumps": clock.jumps},
@@ -136,9 +136,10 @@ class GateApp:
             return {"ok": True, "status": self.status()}
         if op == "lookup":
             query = str(request.get("query", ""))[:200]
-            limit = max(1, min(int(request.get("limit", 20)), 100))
+            limit = _limit(request.get("limit", 20))
             if self.feed_store is None:
-                raise ManualRefusedError("no manifest on this gate (no feeds configured)")
+                raise ManualRefusedError("no manifest on this gate (no feeds configured)",
+                                         "no_manifest")
             from gate import lookup  # forgiving: case, accents, small typos
 
             return {"ok": True, "candidates": lookup.lookup(
@@ -148,6 +149,9 @@ class GateApp:
             entries = self.journal.entries(event=self.config.gate.event, ticket_id=ticket_id,
                                            limit=50)
             return {"ok": True, "entries": [_entry(e) for e in entries]}
+        if op == "recent":
+            recent = self.journal.entries(limit=_limit(request.get("limit", 20)))
+            return {"ok": True, "entries": [_entry(e) for e in recent]}
         if op == "admit":
             event = d.manual_admit(str(request.get("ticket_id", "")),
                                    steward=str(request.get("steward", "")),
@@ -164,10 +168,11 @@ class GateApp:
             return d.acknowledge_fire_alarm(str(request.get("steward", "")))
         if op in ("mesh", "conflicts"):
             if self.mesh is None:
-                raise ManualRefusedError("this gate shares no admissions (no [mesh] configured)")
+                raise ManualRefusedError("this gate shares no admissions (no [mesh] configured)",
+                                         "no_mesh")
             answer: dict[str, Any] = self.mesh.handle(request)
             return answer
-        raise ManualRefusedError(f"unknown op {op!r}")
+        raise ManualRefusedError(f"unknown op {op!r}", "invalid")
 
     # --- running ----------------------------------------------------------------------
 
@@ -486,17 +491,16 @@ def install_signal_handlers(app: GateApp) -> None:
     signal.signal(signal.SIGINT, stop)
 
 
-def _candidate(c: Any) -> dict[str, Any]:
-    e = c.entry
-    return {"match": c.match.name.lower(), "ticket_id": e.ticket_id,
-            "generation": e.generation, "order_ref": e.order_ref,
-            "holder": e.holder_name, "category": e.category,
-            "entrances": sorted(e.entrances),
-            "flags": sorted(f.name.lower() for f in type(e.flags) if f in e.flags and f.name)}
+def _limit(value: Any) -> int:
+    """A request's `limit`, within 1..100; anything else is refused with a clear error."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ManualRefusedError(f"limit must be a whole number, got {value!r}", "invalid")
+    return max(1, min(value, 100))
 
 
 def _entry(e: Any) -> dict[str, Any]:
     return {"scan_id": e.scan_id, "at": format_time(e.at), "gate": e.gate,
+            "ticket_id": e.ticket_id, "generation": e.generation,
             "verdict": e.verdict.value, "reason": e.reason.value, "method": e.method.value,
             "steward": e.steward, "note": e.note,
             "admission": None if e.admission_state is None else e.admission_state.value}
