@@ -6,6 +6,8 @@
    real QR decoding, a revocation feed published, served on loopback and synced, the
    SQLite journal in a temporary state folder, gpiozero's simulated pins with simulated
    visitors walking through; one line per decision and what the turnstile did.
+3. Two gates of one venue sharing admissions through a Mosquitto broker on loopback: a
+   ticket admitted at gate 1 is refused at gate 2.
 """
 
 from __future__ import annotations
@@ -197,6 +199,18 @@ def gate_tour(folder: Path) -> int:
     return surprises
 
 
+def mesh_tour() -> int:
+    """Two gates, one broker; returns 1 unless gate 2 refused the ticket gate 1 admitted."""
+    from gate.mesh.demo import two_gates
+
+    print("\n== 3. Two gates of one venue sharing admissions through an MQTT broker\n")
+    lines = two_gates(FIXTURES / "clips" / "valid_step_change",
+                      FIXTURES / "clips" / "valid_step_change")
+    print("\n".join(lines))
+    refused = any("ALREADY_ADMITTED" in line for line in lines)
+    return 0 if refused else 1
+
+
 def main() -> int:
     print(f"Portique demo, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
           "(tickets dated 2024-08-05, Paris)\n")
@@ -204,6 +218,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="portique-demo-") as tmp:
         surprises = credential_tour(Path(tmp))
         surprises += gate_tour(Path(tmp) / "gate")
+        surprises += mesh_tour()
     print("\ndemo finished" + ("" if not surprises else f" with {surprises} surprise(s)"))
     return 1 if surprises else 0
 

@@ -29,5 +29,8 @@ def test_demo_prints_each_verdict_and_a_summary_and_exits_0() -> None:
     assert "nobody passed: admission voided, lock closed" in out
     assert sum("lock opened" in line for line in lines) == 5
     assert "admissions: 4 passed through, 1 voided (nobody passed)" in out
+    # part 3: the same ticket at a second gate of the venue, through the broker
+    part3 = out.split("== 3.")[1]
+    assert "ALREADY_ADMITTED" in part3 and "gate 1" in part3
     assert "!!" not in out
     assert lines[-1] == "demo finished"
