@@ -472,21 +472,28 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _status(args: argparse.Namespace) -> int:
+def ask_gate(args: argparse.Namespace, op: str) -> dict[str, Any]:
+    """One control-socket request from a command with --socket / --config; errors exit 2."""
     from gate.control import ControlClient
-    from gate.statusview import render_status
 
     path = args.socket
     if path is None:
         path = load_config(args.config).control.socket if args.config else \
             Path("/run/portique/control.sock")
-    answer = ControlClient(path).request("status")
+    answer = ControlClient(path).request(op)
     if not answer.get("ok"):
         raise UsageError(f"the gate answered: {answer.get('error')}")
+    return answer
+
+
+def _status(args: argparse.Namespace) -> int:
+    from gate.statusview import render_status
+
+    status = ask_gate(args, "status")["status"]
     if args.json:
-        print(json.dumps(answer["status"], ensure_ascii=False, sort_keys=True))
+        print(json.dumps(status, ensure_ascii=False, sort_keys=True))
     else:
-        print(render_status(answer["status"]))
+        print(render_status(status))
     return EXIT_OK
 
 

@@ -8,8 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gate.errors import UsageError
-
 
 def register(sub: Any) -> None:
     mesh = sub.add_parser("mesh", help="the venue mesh: gates sharing admissions")
@@ -24,16 +22,9 @@ def register(sub: Any) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from gate.config import load as load_config
-    from gate.control import ControlClient
+    from gate.cli import ask_gate
 
-    path = args.socket
-    if path is None:
-        path = load_config(args.config).control.socket if args.config else \
-            Path("/run/portique/control.sock")
-    answer = ControlClient(path).request("mesh")
-    if not answer.get("ok"):
-        raise UsageError(f"the gate answered: {answer.get('error')}")
+    answer = ask_gate(args, "mesh")
     if args.json:
         print(json.dumps(answer["mesh"], ensure_ascii=False, sort_keys=True))
     else:
