@@ -271,6 +271,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
         level = quiet.level
         quiet.setLevel(logging.CRITICAL + 1)
         try:
+            _wire_simulated_feedback(config, pin_factory)
             turnstile = Turnstile(config.hardware, pin_factory=pin_factory)
             pin_factory.pin(config.hardware.pins.fire_loop).drive_low()
             turnstile.acknowledge_fire_alarm("simulation")
@@ -357,6 +358,22 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
     housekeeping.start()
     closers.append(housekeeping.close)
     return app
+
+
+def _wire_simulated_feedback(config: Config, pin_factory: Any) -> None:
+    """With simulated pins, the relay's feedback contact follows the relay, as wired."""
+    hw = config.hardware
+    if hw is None or hw.pins.relay_feedback is None:
+        return
+    # energised: the lock pin at its active level; the contact then reads "closed"
+    if hw.lock_active_high == hw.relay_feedback_pull_up:
+        log.warning("simulated relay feedback not wired: lock_active_high and "
+                    "relay_feedback_pull_up make the contact read the opposite level")
+        return
+    from gpiozero.pins.mock import MockConnectedPin
+
+    feedback = pin_factory.pin(hw.pins.relay_feedback)
+    pin_factory.pin(hw.pins.lock, pin_class=MockConnectedPin, input_pin=feedback)
 
 
 def _credential(name: str) -> str:

@@ -289,9 +289,11 @@ class MeshStore:
                 (r.event, r.ticket_id, low, high)).fetchone()
             if exits:
                 continue  # the holder went out in between: a re-entry, not a conflict
-            first, second = sorted([(other_at, scan_id, gate), (at, r.scan_id, r.origin)])
-            conflict = Conflict(r.event, r.ticket_id, first[2], first[1], first[0],
-                                second[2], second[1], second[0], now)
+            # The same order at every gate: earlier first, then by gate id (never by the
+            # random scan id), so all gates report one conflict the same way round.
+            first, second = sorted([(other_at, gate, scan_id), (at, r.origin, r.scan_id)])
+            conflict = Conflict(r.event, r.ticket_id, first[1], first[2], first[0],
+                                second[1], second[2], second[0], now)
             cursor = db.execute(
                 "INSERT OR IGNORE INTO mesh_conflicts (event, ticket_id, first_gate, "
                 "first_scan, first_at, second_gate, second_scan, second_at, found_at) "
