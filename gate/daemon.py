@@ -142,13 +142,18 @@ class Daemon:
 
     # --- the loop ---------------------------------------------------------------------
 
-    def run(self, frames: Iterable[Frame], stop: threading.Event) -> Counters:
-        """Process frames until the source ends or `stop` is set."""
+    def run(self, frames: Iterable[Frame | None], stop: threading.Event) -> Counters:
+        """Process frames until the source ends or `stop` is set.
+
+        A None in `frames` means "no frame for a while" (a camera being reopened): the loop
+        still pings the watchdog and sees a stop request.
+        """
         for frame in frames:
             self.watchdog()
             if stop.is_set():
                 break
-            self.process_frame(frame)
+            if frame is not None:
+                self.process_frame(frame)
         return self.counters
 
     def process_frame(self, frame: Frame) -> list[dict[str, Any]]:

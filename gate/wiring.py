@@ -177,8 +177,9 @@ class GateApp:
     # --- running ----------------------------------------------------------------------
 
     def frames(self) -> Iterator[Any]:
-        for frame in self.source:
-            if isinstance(self.clock, FrameClock):
+        """The source's frames, and a None each second without one (see Daemon.run)."""
+        for frame in self.source.frames_with_idle(idle_s=1.0):
+            if frame is not None and isinstance(self.clock, FrameClock):
                 self.clock.current = frame.captured_at
             yield frame
 

@@ -89,6 +89,8 @@ class FrameSource(Protocol):
 
     def __iter__(self) -> Iterator[Frame]: ...
 
+    def frames_with_idle(self, idle_s: float | None = None) -> Iterator[Frame | None]: ...
+
     def close(self) -> None: ...
 
 
@@ -132,20 +134,34 @@ class _Grabbed:
             self._thread.start()
 
     def __iter__(self) -> Iterator[Frame]:
+        for frame in self.frames_with_idle():
+            if frame is not None:
+                yield frame
+
+    def frames_with_idle(self, idle_s: float | None = None) -> Iterator[Frame | None]:
+        """Frames as they come; with `idle_s`, also None after each idle_s without one.
+
+        A camera that is being reopened delivers nothing for a while: the None lets the
+        consumer's loop go on (watchdog, stop requests) instead of waiting inside.
+        """
         self.start()
         while True:
             with self._cond:
+                deadline = None if idle_s is None else time.monotonic() + idle_s
                 while self._slot is None and not self._done and not self._stop.is_set():
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
                     self._cond.wait(_POLL)
+                item: Frame | None = None
                 if self._slot is not None:
-                    frame, self._slot = self._slot, None
+                    item, self._slot = self._slot, None
                     self._count(delivered=1)
                     self._cond.notify_all()
                 elif self._error is not None:
                     raise self._error
-                else:
+                elif self._done or self._stop.is_set():
                     return
-            yield frame
+            yield item
 
     def close(self) -> None:
         self._stop.set()

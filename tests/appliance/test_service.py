@@ -127,3 +127,40 @@ def test_example_config_documents_every_key_and_checks(capsys: object,
     keys = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]  # type: ignore[attr-defined]
     missing = [k for k in keys if k.rsplit(".", 1)[-1] not in text]
     assert missing == []
+
+
+def test_a_silent_camera_keeps_the_loop_alive_and_stoppable(world: World,
+                                                             tmp_path: Path) -> None:
+    """While no frame comes (a camera being reopened), the loop still pings the watchdog
+    and obeys a stop request: systemd must not kill a gate that is only waiting."""
+    import shutil
+    import threading
+
+    stalled = tmp_path / "stalled"
+    stalled.mkdir()
+    shutil.copy(clip("empty") / "000.jpg", stalled / "000.jpg")
+    shutil.copy(clip("empty") / "001.jpg", stalled / "001.jpg")
+    (stalled / "clip.json").write_text(json.dumps({
+        "format": "portique-clip/1", "frames": [
+            {"file": "000.jpg", "captured_at": 1722877200.0, "codes": []},
+            {"file": "001.jpg", "captured_at": 1722877200.0 + 3600, "codes": []}]}))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify.sock"))
+    listener.settimeout(30)
+    os.environ.update({"NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+                       "WATCHDOG_USEC": "2", "WATCHDOG_PID": str(os.getpid())})
+    try:
+        with world.running(RunOptions(replay=stalled)) as app:  # recorded pace: 1 h gap
+            runner = threading.Thread(target=app.run)
+            runner.start()
+            seen: list[str] = []
+            while sum("WATCHDOG=1" in m for m in seen) < 4:  # pings go on while idle
+                seen.append(listener.recv(4096).decode())
+            app.stop.set()
+            runner.join(timeout=30)
+            assert not runner.is_alive()
+            assert app.daemon.counters.frames == 1
+    finally:
+        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            os.environ.pop(name, None)
+        listener.close()
