@@ -113,6 +113,7 @@ class Counters:
     by_verdict: collections.Counter[str] = field(default_factory=collections.Counter)
     journal_failures: int = 0
     journal_error: str | None = None
+    frame_errors: int = 0
     started_at: float = field(default_factory=time.time)
 
 
@@ -152,8 +153,19 @@ class Daemon:
             self.watchdog()
             if stop.is_set():
                 break
-            if frame is not None:
+            if frame is None:
+                continue
+            try:
                 self.process_frame(frame)
+            except GateError:
+                raise
+            except Exception:
+                # A fault in one frame (a decoder or library bug) must not take the gate
+                # down at the gate's busiest moment: it is logged with its traceback,
+                # counted and visible in `gate status`, and the next frame goes on.
+                self.counters.frame_errors += 1
+                log.exception("frame failed gate=%s frame=%s", self.profile.gate_id,
+                              getattr(frame, "index", "?"))
         return self.counters
 
     def process_frame(self, frame: Frame) -> list[dict[str, Any]]:

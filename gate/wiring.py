@@ -116,6 +116,7 @@ class GateApp:
             "faults": [{"kind": str(f.kind), "message": f.message, "at": format_time(f.at)}
                        for f in t.faults],
             "decisions": {"total": counters.decided, "displayed": counters.displayed,
+                          "frame_errors": counters.frame_errors,
                           **dict(counters.by_verdict)},
             "journal": {"path": str(self.journal.path),
                         "failures": counters.journal_failures,
