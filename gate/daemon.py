@@ -139,7 +139,12 @@ class Daemon:
         self._manual_times: collections.deque[float] = collections.deque()
         self.counters = Counters()
         self.last_decision: dict[str, Any] | None = None
-        self.watchdog: Callable[[], None] = lambda: None
+        self.heartbeat = time.monotonic()
+        """When the loop last went round (monotonic): the watchdog pings while it is recent."""
+        self.busy_until = 0.0
+        """While a turnstile cycle runs, the time by which it must have ended (monotonic)."""
+        self.cycle_budget_s = 130.0
+        """The longest a turnstile cycle may take (open timeout plus signals); wiring sets it."""
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -150,7 +155,7 @@ class Daemon:
         still pings the watchdog and sees a stop request.
         """
         for frame in frames:
-            self.watchdog()
+            self.heartbeat = time.monotonic()
             if stop.is_set():
                 break
             if frame is None:
@@ -252,7 +257,12 @@ class Daemon:
                  self.profile.gate_id, decision.verdict.value, decision.reason.value,
                  _who(decision), method.value, scan_id)
         if decision.verdict is Verdict.ADMIT:
-            outcome = self.turnstile.admit()
+            self.busy_until = time.monotonic() + self.cycle_budget_s
+            try:
+                outcome = self.turnstile.admit()
+            finally:
+                self.busy_until = 0.0
+                self.heartbeat = time.monotonic()
             passed = self._passed(outcome)
             if admits and scan_id is not None:
                 try:

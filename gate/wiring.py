@@ -189,15 +189,10 @@ class GateApp:
         log.info("gate ready gate=%s event=%s entrance=%s replay=%s", self.config.gate.id,
                  self.config.gate.event, self.config.gate.entrance, self.options.replay)
         interval = notify.watchdog_interval()
-        last_ping = [0.0]
-
-        def ping() -> None:
-            now = time.monotonic()
-            if interval is not None and now - last_ping[0] >= interval / 2:
-                notify.watchdog()
-                last_ping[0] = now
-
-        self.daemon.watchdog = ping
+        if interval is not None:
+            watchdog = threading.Thread(target=self._watchdog, args=(interval,),
+                                        name="watchdog", daemon=True)
+            watchdog.start()
         if self.options.pin_log is not None:
             pin_log_mark(self.options.pin_log, "ready")
         try:
@@ -205,6 +200,18 @@ class GateApp:
         finally:
             notify.stopping()
         return 0
+
+    def _watchdog(self, interval: float) -> None:
+        """Ping systemd while the main loop lives: it went round recently, or it is inside
+        a turnstile cycle that has not overrun its own timeout. A loop stuck anywhere else
+        stops the pings, and systemd restarts the gate."""
+        period = max(interval / 4, 0.01)
+        while not self.stop.is_set():
+            now = time.monotonic()
+            d = self.daemon
+            if now - d.heartbeat < interval / 2 or now < d.busy_until:
+                notify.watchdog()
+            self.stop.wait(period)
 
     def close(self) -> None:
         self.stop.set()
@@ -304,6 +311,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
                     debouncer=Debouncer(scanner_config.debounce_seconds), clock=clock,
                     lane=config.lane, steward=config.steward, bus=bus, metrics=metrics,
                     manifest=feed_store)
+    daemon.cycle_budget_s = config.hardware.open_timeout_s + 10.0
     app = GateApp(config=config, options=options, bus=bus, daemon=daemon, source=source,
                   turnstile=turnstile, journal=journal, metrics=metrics, clock=clock,
                   feed_store=feed_store, _closers=closers)

@@ -51,7 +51,7 @@ def test_ready_watchdog_and_stopping_reach_systemd(world: World, tmp_path: Path,
     listener.bind(str(path))
     listener.settimeout(5)
     os.environ["NOTIFY_SOCKET"] = str(path)
-    os.environ["WATCHDOG_USEC"] = "2"  # 2 us: every frame of the loop pings
+    os.environ["WATCHDOG_USEC"] = "400000"  # 0.4 s: pings every 0.1 s while the loop lives
     os.environ["WATCHDOG_PID"] = str(os.getpid())
     try:
         with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
@@ -148,7 +148,7 @@ def test_a_silent_camera_keeps_the_loop_alive_and_stoppable(world: World,
     listener.bind(str(tmp_path / "notify.sock"))
     listener.settimeout(30)
     os.environ.update({"NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
-                       "WATCHDOG_USEC": "2", "WATCHDOG_PID": str(os.getpid())})
+                       "WATCHDOG_USEC": "400000", "WATCHDOG_PID": str(os.getpid())})
     try:
         with world.running(RunOptions(replay=stalled)) as app:  # recorded pace: 1 h gap
             runner = threading.Thread(target=app.run)
@@ -164,3 +164,39 @@ def test_a_silent_camera_keeps_the_loop_alive_and_stoppable(world: World,
         for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
             os.environ.pop(name, None)
         listener.close()
+
+
+def test_watchdog_keeps_pinging_while_an_admission_waits_for_its_visitor(
+        world: World, tmp_path: Path) -> None:
+    """The loop blocks inside a turnstile cycle for up to open_timeout_s: that is the gate
+    working, not hung, so systemd must keep getting pings (and the visitor who stays back
+    must not cost a restart)."""
+    import threading
+
+    world.sections["hardware"] = {"open_timeout_s": 2.0}
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify.sock"))
+    listener.settimeout(0.05)
+    os.environ.update({"NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+                       "WATCHDOG_USEC": "400000", "WATCHDOG_PID": str(os.getpid())})
+    pings_in_cycle = 0
+    try:
+        with world.running(RunOptions(replay=clip("no_passage"), fast=True,
+                                      stays=frozenset({"PAR24-000109"}))) as app:
+            runner = threading.Thread(target=app.run)
+            runner.start()
+            while runner.is_alive():
+                try:
+                    message = listener.recv(4096).decode()
+                except TimeoutError:
+                    continue
+                if "WATCHDOG=1" in message and app.daemon.busy_until:
+                    pings_in_cycle += 1
+            runner.join()
+    finally:
+        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            os.environ.pop(name, None)
+        listener.close()
+    assert world.admissions() == [("PAR24-000109", "voided")]
+    # a 2 s cycle against a 0.4 s watchdog: many pings while the loop was inside it
+    assert pings_in_cycle >= 3
