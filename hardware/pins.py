@@ -9,6 +9,8 @@ that would make a gate look healthy while its lock is not driven.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from typing import Any
 
 from hardware.config import PinFactoryName
@@ -30,9 +32,14 @@ def open_pin_factory(name: PinFactoryName) -> Any:
                     extra={"pin_factory": name.value})
         return MockFactory()
     if name is PinFactoryName.LGPIO:
+        # lgpio makes a notification pipe in its working folder (LG_WD, else the current
+        # folder) when imported; under systemd's read-only file system that must be a
+        # writable folder: the service's runtime directory, else the temporary folder.
+        os.environ.setdefault("LG_WD", os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+                              or tempfile.gettempdir())
         try:
             from gpiozero.pins.lgpio import LGPIOFactory
-        except ImportError as exc:
+        except Exception as exc:  # ImportError, or OSError from lgpio's own start-up
             raise PinFactoryError(
                 f"pin factory lgpio: the lgpio library cannot be imported ({exc}); on a "
                 "Raspberry Pi install it (pip install 'portique[pi]' or apt install "
