@@ -21,7 +21,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -319,35 +319,37 @@ class Daemon:
 
     def manual_admit(self, ticket_id: str, *, steward: str, reason: str,
                      supervisor: str | None = None, paper: bool = False) -> dict[str, Any]:
-        """A steward admits a ticket by hand (a printed confirmation, a dead phone)."""
+        """A steward admits a ticket by hand (a printed confirmation, a dead phone).
+
+        Every check and the rate limit run with the lane held, so two stewards admitting
+        at once can neither pass the limit together nor admit one ticket twice.
+        """
         _require(steward, "steward")
         _require(reason, "reason")
         _require(ticket_id, "ticket_id")
-        now = self.clock.now()
-        window = self.steward_config.manual_admit_window_s
-        while self._manual_times and self._manual_times[0] < now.unix - window:
-            self._manual_times.popleft()
-        if supervisor is None and len(self._manual_times) >= \
-                self.steward_config.manual_admit_limit:
-            raise ManualRefusedError(
-                f"manual admit limit reached ({self.steward_config.manual_admit_limit} in "
-                f"{window / 60:.0f} min): a supervisor must override", "limit")
-        generation = 0
-        entry = None if self.manifest is None else \
-            self.manifest.manifest_entry(self.profile.event, ticket_id)
-        if entry is not None:
-            generation = int(entry.generation)
-        elif supervisor is None:
-            raise ManualRefusedError(f"ticket {ticket_id} is not in this event's manifest: "
-                                     "a supervisor must override", "not_in_manifest")
-        minimum = self.revocations.min_valid_generation(self.profile.event, ticket_id)
-        if minimum is not None and generation < minimum and supervisor is None:
-            what = "cancelled" if minimum >= CANCELLED else "superseded by a newer copy"
-            raise ManualRefusedError(f"ticket {ticket_id} is {what}: a supervisor must override",
-                                     "void")
-        if not self._lane.acquire(timeout=10.0):
-            raise ManualRefusedError("the lane is busy: try again in a moment", "busy")
-        try:
+        with self._lane_or_busy():
+            now = self.clock.now()
+            window = self.steward_config.manual_admit_window_s
+            while self._manual_times and self._manual_times[0] < now.unix - window:
+                self._manual_times.popleft()
+            if supervisor is None and len(self._manual_times) >= \
+                    self.steward_config.manual_admit_limit:
+                raise ManualRefusedError(
+                    f"manual admit limit reached ({self.steward_config.manual_admit_limit} "
+                    f"in {window / 60:.0f} min): a supervisor must override", "limit")
+            generation = 0
+            entry = None if self.manifest is None else \
+                self.manifest.manifest_entry(self.profile.event, ticket_id)
+            if entry is not None:
+                generation = int(entry.generation)
+            elif supervisor is None:
+                raise ManualRefusedError(f"ticket {ticket_id} is not in this event's manifest: "
+                                         "a supervisor must override", "not_in_manifest")
+            minimum = self.revocations.min_valid_generation(self.profile.event, ticket_id)
+            if minimum is not None and generation < minimum and supervisor is None:
+                what = "cancelled" if minimum >= CANCELLED else "superseded by a newer copy"
+                raise ManualRefusedError(
+                    f"ticket {ticket_id} is {what}: a supervisor must override", "void")
             key = TicketKey(self.profile.event, ticket_id, generation)
             previous = self.journal.last_admission(key.event, ticket_id)
             if previous is not None and previous.inside and supervisor is None:
@@ -360,20 +362,27 @@ class Daemon:
             self._manual_times.append(now.unix)
             return self._carry_out(decision, Method.PAPER if paper else Method.STEWARD,
                                    latency_ms=None, steward=steward, note=note)
-        finally:
-            self._lane.release()
 
     def manual_deny(self, ticket_id: str, *, steward: str, reason: str) -> dict[str, Any]:
         _require(steward, "steward")
         _require(reason, "reason")
         _require(ticket_id, "ticket_id")
-        now = self.clock.now()
-        decision = Decision(Verdict.REFUSE, Reason.MANUAL_DENY, now.unix,
-                            TicketKey(self.profile.event, ticket_id, 0), detail=reason,
-                            timezone=self.profile.timezone)
-        with self._lane:
+        with self._lane_or_busy():
+            decision = Decision(Verdict.REFUSE, Reason.MANUAL_DENY, self.clock.now().unix,
+                                TicketKey(self.profile.event, ticket_id, 0), detail=reason,
+                                timezone=self.profile.timezone)
             return self._carry_out(decision, Method.STEWARD, latency_ms=None, steward=steward,
                                    note=reason)
+
+    @contextlib.contextmanager
+    def _lane_or_busy(self) -> Iterator[None]:
+        """The lane for a manual action; refused as busy rather than waiting for ever."""
+        if not self._lane.acquire(timeout=self.cycle_budget_s):
+            raise ManualRefusedError("the lane is busy: try again in a moment", "busy")
+        try:
+            yield
+        finally:
+            self._lane.release()
 
     def acknowledge_fire_alarm(self, steward: str) -> dict[str, Any]:
         _require(steward, "steward")

@@ -184,3 +184,53 @@ def test_fire_alarm_frees_the_gate_and_needs_an_acknowledge(world: World) -> Non
         assert not app.turnstile.free_egress_latched
     finally:
         app.close()
+
+
+def test_many_control_connections_leak_nothing(world: World) -> None:
+    """A steward screen asks for the status every two seconds all day long."""
+    import os
+
+    world.sections["feeds"] = feed_store(world.state, {"PAR24-000106": 1})
+    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+        app.run()
+        client = ControlClient(Path(world.config().control.socket))
+        client.request("status")
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(300):
+            assert client.request("status")["status"]["feed"]["revocations"] == 1
+            client.request("lookup", query="x")
+        after = len(os.listdir("/proc/self/fd"))
+    assert after - before < 10
+
+
+def test_two_stewards_at_once_cannot_pass_the_limit_together(world: World) -> None:
+    import threading
+
+    from gate.daemon import ManualRefusedError
+
+    world.sections["steward"] = {"manual_admit_limit": 1}
+    world.sections["feeds"] = feed_store(world.state, {}, [
+        {"ticket_id": f"PAR24-00030{i}", "generation": "0", "order_ref": f"O{i}",
+         "holder_name": f"Holder {i}", "category": "C", "entrances": "2", "flags": ""}
+        for i in range(2)])
+    outcomes: list[str] = []
+    with world.running(RunOptions(replay=clip("empty"), fast=True,
+                                  simulate_passage_s=0.05)) as app:
+        start = threading.Barrier(2)
+
+        def admit(i: int) -> None:
+            start.wait()
+            try:
+                app.handle({"op": "admit", "ticket_id": f"PAR24-00030{i}",
+                            "steward": f"S{i}", "reason": "dead phone"})
+                outcomes.append("admitted")
+            except ManualRefusedError as exc:
+                outcomes.append(exc.code)
+
+        threads = [threading.Thread(target=admit, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert sorted(outcomes) == ["admitted", "limit"]
+    assert len(world.admissions()) == 1
