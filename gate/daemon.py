@@ -143,6 +143,8 @@ class Daemon:
         """When the loop last went round (monotonic): the watchdog pings while it is recent."""
         self.busy_until = 0.0
         """While a turnstile cycle runs, the time by which it must have ended (monotonic)."""
+        self.before_unlock: Callable[[str | None], None] | None = None
+        """Called with the admission's scan id right before the lock opens (tests' pin log)."""
         self.cycle_budget_s = 130.0
         """The longest a turnstile cycle may take (open timeout plus signals); wiring sets it."""
 
@@ -258,6 +260,8 @@ class Daemon:
                  _who(decision), method.value, scan_id)
         if decision.verdict is Verdict.ADMIT:
             self.busy_until = time.monotonic() + self.cycle_budget_s
+            if self.before_unlock is not None:
+                self.before_unlock(scan_id)
             try:
                 outcome = self.turnstile.admit()
             finally:

@@ -312,6 +312,9 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
                     lane=config.lane, steward=config.steward, bus=bus, metrics=metrics,
                     manifest=feed_store)
     daemon.cycle_budget_s = config.hardware.open_timeout_s + 10.0
+    if options.pin_log is not None:
+        log_path = options.pin_log
+        daemon.before_unlock = lambda scan_id: pin_log_mark(log_path, f"unlock {scan_id}")
     app = GateApp(config=config, options=options, bus=bus, daemon=daemon, source=source,
                   turnstile=turnstile, journal=journal, metrics=metrics, clock=clock,
                   feed_store=feed_store, _closers=closers)
