@@ -7,22 +7,33 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the gate needs at run time (zbar for the second decoder backend) and the
-# test suite needs (tmux for the terminal test, mosquitto for the venue broker, systemd's
-# analyzer for the unit files).
-SYSTEM_PACKAGES ?= libzbar0 tmux mosquitto systemd
-# On a Raspberry Pi the real pin library comes along.
-EXTRAS := dev$(shell grep -qs 'Raspberry Pi' /proc/device-tree/model && echo ,pi)
+ON_PI  := $(shell grep -qs 'Raspberry Pi' /proc/device-tree/model && echo yes)
+# Debian packages a gate needs at run time: zbar for the second decoder backend; on a
+# Raspberry Pi the real pin library, from Raspberry Pi OS (the venv then sees it).
+GATE_PACKAGES ?= libzbar0 $(if $(ON_PI),python3-lgpio)
+VENV_FLAGS    := $(if $(ON_PI),--system-site-packages)
+# ... and what the demo and the test suite need besides: tmux for the terminal test,
+# mosquitto for the venue broker, systemd's analyzer for the unit files.
+DEV_PACKAGES  ?= tmux mosquitto systemd
+EXTRAS := dev
 
-.PHONY: all setup system-deps demo test test-slow lint typecheck contracts bench clean
+.PHONY: all setup system-deps dev-deps apt-install demo test test-slow lint typecheck contracts \
+	bench clean
 
 all: test
 
 setup: $(STAMP)
 
+# `make setup` on a gate installs the gate's packages only; demo and test add the rest.
 system-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(GATE_PACKAGES)"
+
+dev-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(GATE_PACKAGES) $(DEV_PACKAGES)"
+
+apt-install:
 	@missing=""; \
-	for p in $(SYSTEM_PACKAGES); do \
+	for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
@@ -34,12 +45,12 @@ system-deps:
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
-demo: $(STAMP)
+demo: $(STAMP) dev-deps
 	$(BIN)/python -m gate.demo
 
 lint: $(STAMP)
@@ -51,10 +62,10 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-test: $(STAMP) lint typecheck contracts
+test: $(STAMP) dev-deps lint typecheck contracts
 	$(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) dev-deps
 	$(BIN)/python -m pytest -m slow -q
 
 bench: $(STAMP)
