@@ -238,10 +238,11 @@ def text_to_binary(text: str) -> bytes:
     if not text.startswith(PREFIX):
         if (
             text.startswith(PREFIX_FAMILY)
-            and len(text) > len(PREFIX)
-            and text[len(PREFIX) - 1] == ":"
+            and len(text) >= len(PREFIX)
+            and text[2] in "0123456789"
+            and text[3] == ":"
         ):
-            raise UnsupportedVersionError(f"format version {text[2:3]!r} is not supported")
+            raise UnsupportedVersionError(f"format version {text[2]!r} is not supported")
         raise NotATicketError("not a ticket code (wrong prefix)")
     return base45.decode(text[len(PREFIX):])
 

@@ -125,16 +125,26 @@ def test_issuing_refuses_bad_fields_with_a_clear_error(changes: dict[str, object
 
 
 def test_signatures_are_domain_separated() -> None:
-    """An issuer signature never verifies as a device signature and vice versa."""
-    level1 = credential.issue(fields(), ISSUER)
-    body = level1[:-64]
+    """A signature made for one purpose verifies for no other (issuer, device, feed)."""
     from cryptography.exceptions import InvalidSignature
 
-    with pytest.raises(InvalidSignature):
-        ISSUER.public_key().verify(level1[-64:], body)  # without the context string
+    from revocation.format import INDEX_CONTEXT
+
+    level1 = credential.issue(fields(), ISSUER)
+    body, issuer_sig = level1[:-64], level1[-64:]
+    issuer_pub = ISSUER.public_key()
+    issuer_pub.verify(issuer_sig, credential.ISSUER_CONTEXT + body)  # the right context
+    for context in (b"", credential.DEVICE_CONTEXT, INDEX_CONTEXT):
+        with pytest.raises(InvalidSignature):
+            issuer_pub.verify(issuer_sig, context + body)
     step_message = credential.device_message(level1, 5)
-    assert step_message.startswith(credential.DEVICE_CONTEXT)
-    assert credential.ISSUER_CONTEXT != credential.DEVICE_CONTEXT
+    device_sig = DEVICE.sign(step_message)
+    tail = step_message[len(credential.DEVICE_CONTEXT):]
+    for context in (b"", credential.ISSUER_CONTEXT, INDEX_CONTEXT):
+        with pytest.raises(InvalidSignature):
+            DEVICE.public_key().verify(device_sig, context + tail)
+    contexts = {credential.ISSUER_CONTEXT, credential.DEVICE_CONTEXT, INDEX_CONTEXT}
+    assert len(contexts) == 3 and all(c.endswith(b"\0") for c in contexts)
 
 
 def test_device_key_in_level1_is_the_one_that_signs_level2() -> None:
