@@ -191,8 +191,12 @@ class FeedStore:
         self._db = sqlite_utils.Database(connection)
 
     @classmethod
-    def open(cls, path: Path) -> FeedStore:
-        """Open (creating it, mode 0640) the store file at `path`."""
+    def open(cls, path: Path, *, shared: bool = False) -> FeedStore:
+        """Open (creating it, mode 0640) the store file at `path`.
+
+        `shared`: the connection may be used from other threads, one at a time (the
+        caller serialises the calls, as gate.feedview does).
+        """
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -203,7 +207,8 @@ class FeedStore:
                 os.chmod(path, mode & ~0o007)
                 log.warning("feed store %s was readable by others (mode %o): now %o",
                             path, mode, mode & ~0o007)
-            connection = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            connection = sqlite3.connect(path, isolation_level=None, timeout=30.0,
+                                         check_same_thread=not shared)
         except OSError as exc:
             raise StoreError(f"{path}: cannot open the feed store: {exc.strerror}") from None
         except sqlite3.Error as exc:
@@ -565,7 +570,7 @@ class _HashingReader(io.RawIOBase):
         return self._hash.hexdigest()
 
 
-def open_view(path: Path, *, event: str) -> FeedStore:
+def open_view(path: Path, *, event: str, shared: bool = False) -> FeedStore:
     """The store as the decision core's revocation view, for a gate serving `event`.
 
     Refuses (StoreError) a store that does not exist or holds no feed of `event` yet: a
@@ -573,7 +578,7 @@ def open_view(path: Path, *, event: str) -> FeedStore:
     """
     if not Path(path).is_file():
         raise StoreError(f"feeds.store {path}: no feed store yet (run `gate sync` first)")
-    store = FeedStore.open(path)
+    store = FeedStore.open(path, shared=shared)
     if store.status(event) is None:
         store.close()
         raise StoreError(f"feeds.store {path}: no feed of event {event!r} yet "
