@@ -52,8 +52,9 @@ def decode_image(data: bytes, name: str, *, max_pixels: int = MAX_PIXELS) -> Ima
         raise ImageTooLargeError(
             f"{name}: {width}x{height} {kind} is above the {max_pixels:,}-pixel cap; "
             "not decoded")
-    if kind == "JPEG" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
-        raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")
+    if kind == "JPEG" and not _jpeg_has_end(data):
+        raise ImageError(f"{name}: truncated JPEG (no end-of-image marker after the image "
+                         "data)")
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
         raise ImageError(f"{name}: corrupt {kind} ({width}x{height} header, pixels "
@@ -65,6 +66,42 @@ def decode_image(data: bytes, name: str, *, max_pixels: int = MAX_PIXELS) -> Ima
         raise ImageError(f"{name}: {array.dtype} pixels are not supported")
     return np.asarray(array, dtype=np.uint8)
 
+
+
+_EOI = b"\xff\xd9"
+_SOS = 0xDA
+_STANDALONE = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
+"""JPEG markers without a length field (TEM, SOI, RST0-7)."""
+
+
+def _jpeg_has_end(data: bytes) -> bool:
+    """Whether an end-of-image marker follows the JPEG's image data.
+
+    OpenCV decodes a truncated JPEG without an error (the missing part comes out grey),
+    so the end is checked here. Data after the marker is allowed: phones append trailers
+    (Samsung's), a second image or a video (motion photos). The marker is looked for after
+    the first start-of-scan, past the header segments, so the end marker of a thumbnail
+    in the EXIF header does not count.
+    """
+    pos = 2  # after SOI
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:  # not a marker where one should be: cannot walk further
+            return data.find(_EOI, pos) != -1
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        if marker == _EOI[1]:  # the end before any image data
+            return False
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == _SOS:
+            # Entropy-coded data cannot hold FF D9 (an FF there is followed by 00 or RSTn).
+            return data.find(_EOI, pos + 2 + length) != -1
+        pos += 2 + length
+    return False
 
 
 def to_gray(image: Image) -> Image:

@@ -10,7 +10,9 @@ waits for the consumer, so tests see every frame, deterministically.
 A camera that disappears (unplugged, driver reset) is reopened with exponential backoff;
 ``state`` says what the source is doing (the gate reports it) and ``stats`` counts the
 disconnects and reopen attempts. A camera missing when the source opens is an error
-naming the device.
+naming the device. A device that hangs inside a read is never released under the
+grabber: ``close`` gives up waiting after ``close_timeout`` seconds, logs it, and the
+grabber releases the device if the read ever returns.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ class FrameSource(Protocol):
 class _Grabbed:
     """The grabber thread, the one-slot buffer and the counters shared by every source."""
 
+    close_timeout = 5.0
+    """Seconds ``close`` waits for the grabber thread before leaving it the release."""
+
     def __init__(self, *, lossless: bool) -> None:
         self._lossless = lossless
         self._cond = threading.Condition()
@@ -107,6 +112,8 @@ class _Grabbed:
         self._state = SourceState.OPENING
         self._stats = SourceStats()
         self._thread: threading.Thread | None = None
+        self._release_on_exit = False
+        """Set by a close that gave up waiting: the grabber releases on its way out."""
 
     # -- the consumer side --
 
@@ -164,12 +171,27 @@ class _Grabbed:
             yield item
 
     def close(self) -> None:
+        """Stop the grabber and release the device once the grabber is out of it.
+
+        A grabber stuck in the device (a hung driver) is not waited for longer than
+        ``close_timeout``: the device is then left to the grabber, which releases it if
+        its read ever returns, since releasing it under a read in progress is undefined.
+        """
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self.close_timeout)
         self._set_state(SourceState.CLOSED)
+        with self._cond:
+            hung = thread is not None and thread.is_alive() and not self._done
+            self._release_on_exit = hung and thread is not threading.current_thread()
+        if self._release_on_exit:
+            log.error("frame source hung: its thread is still inside the device after "
+                      "%.1f s; the device is released when that read returns",
+                      self.close_timeout, extra={"source": type(self).__name__})
+            return
         self._release()
 
     # -- the grabber side --
@@ -183,7 +205,12 @@ class _Grabbed:
         finally:
             with self._cond:
                 self._done = True
+                release = self._release_on_exit
                 self._cond.notify_all()
+            if release:
+                log.info("frame source released after its hung read returned",
+                         extra={"source": type(self).__name__})
+                self._release()
 
     def _put(self, frame: Frame) -> None:
         with self._cond:
@@ -345,19 +372,28 @@ class ClipSource(_Grabbed):
     camera); ``"fast"`` as fast as they can be read. Frames carry their recorded capture
     time. With ``lossless`` the consumer gets every frame (tests); otherwise the newest
     frame wins, as with a camera.
+
+    The recorded pace reads ``clock`` (monotonic seconds) and waits with ``sleep``, which
+    gets the seconds to wait and returns True when the wait was cut short by ``close``
+    (by default, a wait on the source's stop event).
     """
 
     def __init__(self, path: Path, frames: list[ClipFrame], *, pace: Pace, lossless: bool,
-                 max_pixels: int = MAX_PIXELS) -> None:
+                 max_pixels: int = MAX_PIXELS,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], bool] | None = None) -> None:
         super().__init__(lossless=lossless)
         self.path = path
         self.frames = frames
         self._pace = pace
         self._max_pixels = max_pixels
+        self._clock = clock
+        self._sleep = self._stop.wait if sleep is None else sleep
 
     @classmethod
     def open(cls, path: Path, pace: Pace = "recorded", lossless: bool = False,
-             *, max_pixels: int = MAX_PIXELS) -> ClipSource:
+             *, max_pixels: int = MAX_PIXELS, clock: Callable[[], float] = time.monotonic,
+             sleep: Callable[[float], bool] | None = None) -> ClipSource:
         """Check the clip and its sidecar; frames are read when iterated."""
         if pace not in ("recorded", "fast"):
             raise ClipError(f"pace must be 'recorded' or 'fast', got {pace!r}")
@@ -372,19 +408,20 @@ class ClipSource(_Grabbed):
             _, frames = read_sidecar(path.with_suffix(".json"))
         else:
             raise ClipError(f"{path}: no such clip (a folder with {SIDECAR} or a video file)")
-        return cls(path, frames, pace=pace, lossless=lossless, max_pixels=max_pixels)
+        return cls(path, frames, pace=pace, lossless=lossless, max_pixels=max_pixels,
+                   clock=clock, sleep=sleep)
 
     def _grab(self) -> None:
         self._set_state(SourceState.RUNNING)
-        start_wall = time.monotonic()
+        start_wall = self._clock()
         first = self.frames[0].captured_at
         images = self._images()
         for index, (meta, image) in enumerate(zip(self.frames, images, strict=False)):
             if self._stop.is_set():
                 return
             if self._pace == "recorded":
-                delay = (meta.captured_at - first) - (time.monotonic() - start_wall)
-                if delay > 0 and self._stop.wait(delay):
+                delay = (meta.captured_at - first) - (self._clock() - start_wall)
+                if delay > 0 and (self._sleep(delay) or self._stop.is_set()):
                     return
             self._put(Frame(image, meta.captured_at, index))
         self._set_state(SourceState.ENDED)
