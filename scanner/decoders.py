@@ -8,12 +8,14 @@ Three decoders share the ``Decoder`` protocol:
 * ``PipelineDecoder`` (the default): zxing-cpp first; only where it located something it
   could not read (finder patterns, a failed checksum), a short chain of retries on a
   window around it: upscaled 2x, then also contrast-equalised (CLAHE), sharpened, or
-  upscaled 3x. pyzbar can be added as a last retry (``zbar=True``) but is off: on the
-  measured sets it read nothing zxing-cpp's retries missed, and it guesses the character
-  set of non-UTF-8 payloads (two wrong texts on real photos).
-  A frame with nothing code-like in it costs one zxing-cpp pass, so the pipeline runs at
-  the raw reader's pace on the frames a gate mostly sees; the retries are where the read
-  rate comes from (docs/scanner.md gives the measurements).
+  upscaled 3x. A small frame (longer side up to 500 pixels, which zxing-cpp scans at one
+  size only) in which nothing at all was located gets one more pass at half size (a code
+  filling a small photo). pyzbar can be added as a last retry (``zbar=True``) but is off:
+  on the measured sets it read nothing zxing-cpp's retries missed, and it guesses the
+  character set of non-UTF-8 payloads (two wrong texts on real photos).
+  A camera frame (640x480 and up) with nothing code-like in it costs one zxing-cpp pass,
+  so the pipeline runs at the raw reader's pace on the frames a gate mostly sees; the
+  retries are where the read rate comes from (docs/scanner.md gives the measurements).
 
 Only QR codes are looked for (a striped shirt is not a barcode). Decoders never invent
 text: QR's own Reed-Solomon check decides what is read, and every retry is a plain image
@@ -43,9 +45,12 @@ Image = npt.NDArray[np.uint8]
 
 _QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 _WINDOW = 400
+"""Smallest side of the window retried around a located but unread code, pixels."""
 _SMALL_FRAME = 640 * 480
 """Frames of at most this many pixels are retried whole."""
-"""Smallest side of the window retried around a located but unread code, pixels."""
+_ZXING_DOWNSCALE_ABOVE = 500
+"""zxing-cpp also scans a downscaled copy of a frame whose longer side is above this many
+pixels (its default ``downscaleThreshold``); smaller frames are scanned at one size only."""
 
 
 class Decoder(Protocol):
@@ -213,6 +218,8 @@ class PipelineDecoder(_Counted):
         except Exception as exc:  # a decoder error must never stop the gate
             self._failed(exc)
             return []
+        if not found and max(gray.shape) <= _ZXING_DOWNSCALE_ABOVE:
+            return self._half(gray)
         texts = _unique([b.text for b in found if b.valid])
         read = [_box(b.position) for b in found if b.valid]
         # A located code that overlaps one already read is that code, seen again.
@@ -230,6 +237,22 @@ class PipelineDecoder(_Counted):
         if set(more) - set(texts):
             self.rescued += 1
         return _unique(texts + more)
+
+    def _half(self, gray: Image) -> list[str]:
+        """One more pass at half size on a small frame where nothing was located: a
+        large code filling a small photo can be found only with fewer pixels per module."""
+        if min(gray.shape) < 2:
+            return []
+        self.retries += 1
+        try:
+            half = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+            texts = self._read(np.asarray(half, dtype=np.uint8))
+        except Exception as exc:  # a decoder error must never stop the gate
+            self._failed(exc)
+            return []
+        if texts:
+            self.rescued += 1
+        return texts
 
     def _retry(self, gray: Image, regions: list[Region]) -> list[str]:
         texts: list[str] = []

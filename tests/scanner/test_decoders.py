@@ -119,3 +119,16 @@ def test_real_photos(qr_real: Path) -> None:
         frame = letterbox(read_image(qr_real / relpath), 640, 480)
         assert ZxingDecoder().decode(frame) == [], relpath
         assert PIPELINE.decode(frame) == [expected], relpath
+
+
+def test_small_photo_where_nothing_was_located_is_read_at_half_size(qr_real: Path) -> None:
+    # A 468x440 photo filled by its code: zxing-cpp locates nothing at native size (and
+    # scans frames this small at one size only); at half size it reads it.
+    relpath = "zxing/qrcode-2/28.png"
+    expected = (qr_real / relpath).with_suffix(".txt").read_bytes().decode()
+    image = read_image(qr_real / relpath)
+    assert max(image.shape[:2]) <= 500
+    assert ZxingDecoder().decode(image) == []
+    decoder = PipelineDecoder()
+    assert decoder.decode(image) == [expected]
+    assert decoder.rescued == 1
