@@ -38,7 +38,7 @@ from gate.upload import Uploader
 from gate.views import NoRevocations, RevocationView
 from hardware.config import PinFactoryName
 from hardware.pins import open_pin_factory
-from hardware.turnstile import Turnstile, TurnstileEvent
+from hardware.turnstile import EventKind, Turnstile, TurnstileEvent
 from scanner.config import ScannerConfig
 from scanner.debounce import Debouncer
 from scanner.decoders import make_decoder
@@ -319,7 +319,16 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
                   turnstile=turnstile, journal=journal, metrics=metrics, clock=clock,
                   feed_store=feed_store, _closers=closers)
 
+    latch = config.journal.path.parent / LATCH_FILE
+    if latch.exists():
+        turnstile.restore_latch("a fire alarm from before the restart was never acknowledged")
+
     def on_turnstile(event: TurnstileEvent) -> None:
+        if event.kind is EventKind.FIRE_ALARM_RAISED:
+            _write_latch(latch, event.detail or "fire alarm")
+        elif event.kind is EventKind.FREE_EGRESS_ENDED:
+            with contextlib.suppress(FileNotFoundError):
+                latch.unlink()
         payload = {"type": "turnstile", "kind": str(event.kind), "detail": event.detail}
         bus.publish(payload)
         quiet = str(event.kind) in ("passage",)
@@ -387,6 +396,20 @@ def _wire_simulated_feedback(config: Config, pin_factory: Any) -> None:
 
     feedback = pin_factory.pin(hw.pins.relay_feedback)
     pin_factory.pin(hw.pins.lock, pin_class=MockConnectedPin, input_pin=feedback)
+
+
+LATCH_FILE = "fire-alarm-latched"
+"""In the state folder while free egress is latched: a restart keeps the gate free."""
+
+
+def _write_latch(path: Path, why: str) -> None:
+    try:
+        with path.open("w", encoding="utf-8") as handle:
+            handle.write(f"{time.time():.3f} {why}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        log.error("cannot record the fire-alarm latch at %s: %s", path, exc)
 
 
 def _credential(name: str) -> str:

@@ -394,6 +394,26 @@ class Turnstile:
             events.append(self._event(EventKind.FIRE_ALARM_RAISED))
         self._dispatch(events)
 
+    def restore_latch(self, why: str) -> None:
+        """Free egress latched before a restart stays latched: free the lane again now.
+
+        Called at start when the record of an unacknowledged alarm survived the restart;
+        only a steward's acknowledge (with the loop closed) ends it, as for a live alarm.
+        """
+        events: list[TurnstileEvent] = []
+        with self._cond:
+            if self._closed or self._latched:
+                return
+            self._set_locked(False)
+            self._latched = True
+            self._stop_signals()
+            self._devices.green.on()
+            self._cond.notify_all()
+            log.critical("free egress restored at start: %s", why,
+                         extra={"event": EventKind.FIRE_ALARM_RAISED.value})
+            events.append(self._event(EventKind.FIRE_ALARM_RAISED, detail=why))
+        self._dispatch(events)
+
     def _on_loop_closed(self) -> None:
         events: list[TurnstileEvent] = []
         with self._cond:

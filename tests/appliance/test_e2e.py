@@ -234,3 +234,18 @@ def test_two_stewards_at_once_cannot_pass_the_limit_together(world: World) -> No
             t.join(timeout=60)
     assert sorted(outcomes) == ["admitted", "limit"]
     assert len(world.admissions()) == 1
+
+
+def test_free_egress_stays_latched_across_a_restart_until_acknowledged(world: World) -> None:
+    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+        assert world.factory is not None
+        world.factory.pin(PINS["fire_loop"]).drive_high()  # the alarm
+        assert app.turnstile.free_egress_latched
+    # the gate restarts (an upgrade, a crash) with the alarm never acknowledged
+    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+        assert app.turnstile.free_egress_latched
+        assert not app.turnstile.is_locked
+        assert app.handle({"op": "ack_fire_alarm", "steward": "S-3"})["accepted"]
+        assert app.turnstile.is_locked
+    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+        assert not app.turnstile.free_egress_latched and app.turnstile.is_locked
