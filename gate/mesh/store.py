@@ -266,6 +266,13 @@ class MeshStore:
             "WHERE peer_admissions.state = 'admitted' AND excluded.state != 'admitted'",
             (r.origin, r.scan_id, r.event, r.ticket_id, r.generation, r.at_ms / 1000,
              r.state.label, now))
+        if r.state is State.EXITED:
+            # The holder went out through another gate: this gate's own admission of the
+            # ticket is over too, so that re-entry here is possible (the partial unique
+            # index counts only admissions in force).
+            db.execute("UPDATE admissions SET state = 'exited', updated_at = ? "
+                       "WHERE event = ? AND ticket_id = ? AND state IN ('open', 'passed') "
+                       "AND at < ?", (now, r.event, r.ticket_id, r.at_ms / 1000))
 
     @staticmethod
     def _find_conflicts(db: sqlite3.Connection, r: Record, now: float) -> list[Conflict]:

@@ -161,3 +161,25 @@ def test_demo_two_gates_shows_the_refusal_at_the_second() -> None:
     assert "gate 1 | " in text and "ADMIT" in text
     refused = [x for x in lines if x.startswith("gate 2 |") and "ALREADY_ADMITTED" in x]
     assert refused and "already admitted at gate 1" in refused[0]
+
+
+def test_an_exit_at_another_gate_ends_this_gates_admission(tmp_path: Path) -> None:
+    """Admitted here, out through exit gate 3: a REENTRY ticket may come back in here."""
+    from gate.decision import Decision
+    from gate.mesh.store import MeshStore
+    from gate.reasons import Reason, Verdict
+    from gate.views import TicketKey
+
+    journal = Journal(tmp_path / "j.sqlite", gate_id="1")
+    store = MeshStore(journal, gate_id="1", venue=VENUE, key=gate_key("1"))
+    t0 = 1722877200.0
+    journal.admit(Decision(Verdict.ADMIT, Reason.VALID, t0, TicketKey("PAR24-ATH05", ALICE, 0)))
+    exit_record = Record(VENUE, "3", b"\x01" * 8, 1, State.EXITED, "PAR24-ATH05", ALICE, 0,
+                         "ab" * 16, int((t0 + 600) * 1000), int((t0 + 600) * 1000))
+    store.merge([(exit_record, wire.sign_record(exit_record, gate_key("3")))], now=t0 + 601)
+    last = journal.last_admission("PAR24-ATH05", ALICE)
+    assert last is not None and not last.inside
+    # the partial unique index no longer counts the old admission: re-entry can be recorded
+    journal.admit(Decision(Verdict.ADMIT, Reason.REENTRY, t0 + 900,
+                           TicketKey("PAR24-ATH05", ALICE, 0)))
+    assert sorted(s.value for s in journal.admission_states().values()) == ["exited", "open"]
