@@ -249,3 +249,32 @@ def test_free_egress_stays_latched_across_a_restart_until_acknowledged(world: Wo
         assert app.turnstile.is_locked
     with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
         assert not app.turnstile.free_egress_latched and app.turnstile.is_locked
+
+
+def test_fire_alarm_during_an_open_admission_frees_the_gate_at_once(world: World) -> None:
+    import threading
+    import time
+
+    world.sections["hardware"] = {"open_timeout_s": 5.0}
+    events: list[dict[str, object]] = []
+    with world.running(RunOptions(replay=clip("no_passage"), fast=True,
+                                  stays=frozenset({"PAR24-000109"}))) as app:
+        with app.bus.subscription() as queue:
+            runner = threading.Thread(target=app.run)
+            runner.start()
+            deadline = time.monotonic() + 30
+            while not app.daemon.busy_until and time.monotonic() < deadline:
+                time.sleep(0.01)  # wait for the lane to be inside the turnstile cycle
+            assert app.daemon.busy_until, "the admission never opened the lock"
+            assert world.factory is not None
+            world.factory.pin(PINS["fire_loop"]).drive_high()
+            runner.join(timeout=30)
+            assert not runner.is_alive()
+            while not queue.empty():
+                events.append(queue.get_nowait())
+        assert app.turnstile.free_egress_latched and not app.turnstile.is_locked
+    passage = [e for e in events if e.get("type") == "passage"]
+    assert [p["outcome"] for p in passage] == ["fire_alarm"]
+    assert any(e.get("kind") == "fire_alarm_raised" for e in events)
+    # the lock opened once for the admission and never closed again during the alarm
+    assert world.lock_levels() == [True]
