@@ -257,9 +257,12 @@ def _purge(args: argparse.Namespace) -> int:
             results: tuple[Any, ...] = (store.purge_personal_data(config.gate.event, now=now),)
         else:
             results = store.purge_due(now=now, after_seconds=feeds.purge_after_hours * 3600)
-    emit(args, "\n".join(f"event {r.event}: {r.names} holder names erased" for r in results)
-         or "nothing due for purge",
-         {"purged": [{"event": r.event, "names": r.names} for r in results]})
+    emit(args, "\n".join(f"event {r.event}: {r.names} holder names erased"
+                         + ("" if r.wal_truncated else " (the WAL could not be truncated: "
+                            "copies may remain in it until the next checkpoint)")
+                         for r in results) or "nothing due for purge",
+         {"purged": [{"event": r.event, "names": r.names, "wal_truncated": r.wal_truncated}
+                     for r in results]})
     return EXIT_OK
 
 

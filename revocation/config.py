@@ -38,6 +38,10 @@ class FeedsConfig:
     purge_after_hours: float = setting(72.0, description="Holder names are erased this many "
                                        "hours after the event ends (as the feed states it)",
                                        minimum=0, maximum=8760)
+    future_tolerance_seconds: float = setting(
+        3600.0, description="An index signed more than this many seconds ahead of the "
+        "gate's clock is refused (a publisher clock set in the future would otherwise make "
+        "every later honest feed look like a replay)", minimum=60, maximum=604800)
 
     def __post_init__(self) -> None:
         parts = urllib.parse.urlsplit(self.base_url)
@@ -52,4 +56,5 @@ class FeedsConfig:
                             download_seconds=self.download_seconds, retries=self.retries,
                             backoff_seconds=self.backoff_seconds,
                             max_download_bytes=int(self.max_download_mb * (1 << 20)),
-                            purge_after_seconds=self.purge_after_hours * 3600)
+                            purge_after_seconds=self.purge_after_hours * 3600,
+                            future_tolerance_seconds=self.future_tolerance_seconds)

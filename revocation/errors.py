@@ -35,6 +35,12 @@ class FeedReplayError(FeedError, ValueError):
     """The feed offered is older than what the store already holds (a replay or a rollback)."""
 
 
+class FeedFutureError(FeedError, ValueError):
+    """The index is signed with a time too far ahead of the gate's clock (the publisher's
+    clock is wrong, or the gate's clock is behind): accepting it would make every honest
+    later feed look like a replay."""
+
+
 class FeedEventError(FeedError, ValueError):
     """The feed is for another event than the one this gate serves."""
 

@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import re
+import reprlib
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from revocation.errors import (
     FeedFormatError,
     FeedKeyError,
     FeedSignatureError,
+    FeedTooLargeError,
 )
 
 FORMAT = "portique-feed/1"
@@ -164,6 +166,18 @@ def fold(text: str) -> str:
     return " ".join(_SEPARATORS.sub(" ", folded).split())
 
 
+def fold_ticket_id(text: str) -> str:
+    """The search key of a ticket id: surrounding space dropped, accents stripped, case
+    folded; nothing else changes (``-``, ``.`` and ``_`` are part of an id).
+
+    Ticket ids are ASCII, so the key of a stored id is its lower case (SQLite's NOCASE).
+    """
+    text = text.strip()
+    if text.isascii():
+        return text.lower()
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text)).casefold()
+
+
 # --- index ------------------------------------------------------------------------------
 
 def canonical_json(value: Mapping[str, Any]) -> bytes:
@@ -218,11 +232,17 @@ def parse_index(data: bytes, *, trust: TrustStore, event: str) -> FeedIndex:
     an issuer key is refused as the wrong role rather than as unknown.
     """
     if len(data) > MAX_INDEX_BYTES:
-        raise FeedFormatError(f"{INDEX_NAME}: {len(data)} bytes, more than {MAX_INDEX_BYTES}")
+        raise FeedTooLargeError(f"{INDEX_NAME}: {len(data)} bytes, more than "
+                                f"{MAX_INDEX_BYTES}")
     try:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FeedFormatError(f"{INDEX_NAME}: not JSON ({exc})") from None
+    except RecursionError:
+        # A hostile or broken server can send 100,000 nested brackets well under the size
+        # cap; a real index nests three levels deep.
+        raise FeedFormatError(f"{INDEX_NAME}: not an index (JSON nested too deeply for "
+                              "the decoder)") from None
     if not isinstance(raw, dict):
         raise FeedFormatError(f"{INDEX_NAME}: must be a JSON object")
     if set(raw) != _INDEX_KEYS:
@@ -230,10 +250,15 @@ def parse_index(data: bytes, *, trust: TrustStore, event: str) -> FeedIndex:
         raise FeedFormatError(f"{INDEX_NAME}: missing {missing or 'nothing'}, "
                               f"unknown {unknown or 'nothing'}")
     if raw["format"] != FORMAT:
-        raise FeedFormatError(f"{INDEX_NAME}: format {raw['format']!r}, expected {FORMAT!r}")
+        raise FeedFormatError(f"{INDEX_NAME}: format {_show(raw['format'])}, expected "
+                              f"{FORMAT!r}")
+    escape = data.find(b"\\")
+    if escape >= 0:
+        raise FeedFormatError(f"{INDEX_NAME}: not in canonical form (escape sequence at byte "
+                              f"{escape}; canonical JSON has none)")
     try:
         canonical = canonical_json(raw) + b"\n"
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise FeedFormatError(f"{INDEX_NAME}: {exc}") from None
     if canonical != data:
         raise FeedFormatError(f"{INDEX_NAME}: not in canonical form (sorted keys, no spaces, "
@@ -305,10 +330,20 @@ def _key_refusal(kid: str, status: KeyStatus, trust: TrustStore) -> str:
     return f"{INDEX_NAME}: feed key {kid!r} not usable: {status.value}"
 
 
+def _show(value: object) -> str:
+    """A short repr of a value from an untrusted index (bounded in length and depth)."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
 def _text(raw: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> str:
     value = raw[name]
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise FeedFormatError(f"{INDEX_NAME}: {name} {value!r} is not valid")
+        raise FeedFormatError(f"{INDEX_NAME}: {name} {_show(value)} is not valid")
     return value
 
 
@@ -317,7 +352,7 @@ def _int(raw: Mapping[str, Any], name: str, *, minimum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not \
             minimum <= value < 1 << 53:
         raise FeedFormatError(f"{INDEX_NAME}: {name} must be an integer "
-                              f"{minimum}..2^53-1, got {value!r}")
+                              f"{minimum}..2^53-1, got {_show(value)}")
     return value
 
 

@@ -13,18 +13,17 @@ ends, and a purged event never gets names back from later feeds.
 
 from __future__ import annotations
 
+import contextlib
 import enum
-import gzip
 import hashlib
 import io
 import itertools
 import logging
 import os
-import signal
 import sqlite3
 import stat
-import time
-from collections.abc import Iterable, Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -47,16 +46,24 @@ from revocation.format import (
     Op,
     Record,
     fold,
+    fold_ticket_id,
     iter_records,
 )
 
 log = logging.getLogger("revocation.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILE_MODE = 0o640
-TEST_HOOK_ENV = "PORTIQUE_FEED_TEST_HOOK"
-"""Testing only: the name of an apply step at which the process kills itself (SIGKILL)."""
 HOOK_POINTS = ("begin", "cleared", "rows", "before-commit", "committed")
+"""The apply steps at which `_test_hook` is called."""
+
+_test_hook: Callable[[str], None] | None = None
+"""Testing only, and None in production: called with each apply step's name.
+
+Nothing in the gate sets it: no environment variable, configuration key or command line
+option can. Only a test-only module (tests/revocation/killpoint.py, which kills the
+process at a chosen step to prove an apply is atomic) assigns it, in its own process.
+"""
 
 _SCHEMA = """
 CREATE TABLE feed_state (
@@ -92,6 +99,7 @@ CREATE TABLE manifest (
 ) WITHOUT ROWID;
 CREATE INDEX manifest_by_order ON manifest (event, order_key);
 CREATE INDEX manifest_by_name ON manifest (event, name_key);
+CREATE INDEX manifest_by_ticket ON manifest (event, ticket_id COLLATE NOCASE);
 CREATE TABLE http_cache (
     event TEXT PRIMARY KEY,
     url TEXT NOT NULL,
@@ -108,8 +116,19 @@ _SET_MANIFEST = ("INSERT OR REPLACE INTO manifest (event, ticket_id, generation,
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _REMOVE = {Op.REMOVE_REVOCATION: "DELETE FROM revocation WHERE event = ? AND ticket_id = ?",
            Op.REMOVE_MANIFEST: "DELETE FROM manifest WHERE event = ? AND ticket_id = ?"}
-_SEARCH_INDEXES = ("CREATE INDEX manifest_by_order ON manifest (event, order_key)",
-                   "CREATE INDEX manifest_by_name ON manifest (event, name_key)")
+_SEARCH_INDEXES = {
+    "manifest_by_order": "CREATE INDEX manifest_by_order ON manifest (event, order_key)",
+    "manifest_by_name": "CREATE INDEX manifest_by_name ON manifest (event, name_key)",
+    "manifest_by_ticket": "CREATE INDEX manifest_by_ticket ON manifest "
+                          "(event, ticket_id COLLATE NOCASE)",
+}
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (_SEARCH_INDEXES["manifest_by_ticket"],),  # lookups by ticket id ignore case
+}
+"""Statements taking a store from schema version N to N + 1."""
+_BUSY_TIMEOUT_MS = 30_000
+_CHECKPOINT_WAIT_MS = 200
+_CHECKPOINT_TRIES = 5
 _APPLY_CACHE_KIB = 32768
 _MANIFEST_COLUMNS = "ticket_id, generation, order_ref, holder_name, category, entrances, flags"
 _CHUNK = 1 << 16
@@ -179,6 +198,9 @@ class PurgeResult:
     names: int
     """Holder names erased."""
     at: float
+    wal_truncated: bool = True
+    """False when readers kept the WAL from being checkpointed and truncated: copies of the
+    erased names may remain in it until the next checkpoint (a warning is logged)."""
 
 
 class FeedStore:
@@ -207,7 +229,8 @@ class FeedStore:
                 os.chmod(path, mode & ~0o007)
                 log.warning("feed store %s was readable by others (mode %o): now %o",
                             path, mode, mode & ~0o007)
-            connection = sqlite3.connect(path, isolation_level=None, timeout=30.0,
+            connection = sqlite3.connect(path, isolation_level=None,
+                                         timeout=_BUSY_TIMEOUT_MS / 1000,
                                          check_same_thread=not shared)
         except OSError as exc:
             raise StoreError(f"{path}: cannot open the feed store: {exc.strerror}") from None
@@ -230,24 +253,45 @@ class FeedStore:
         self._conn.execute("PRAGMA foreign_keys = OFF")
         self._conn.execute(f"PRAGMA cache_size = -{_APPLY_CACHE_KIB}")
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                if self._conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            self._conn.execute(statement)
-                    self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        elif version != SCHEMA_VERSION:
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: store schema version {version}, this gate knows "
                              f"{SCHEMA_VERSION}")
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+            elif version < SCHEMA_VERSION:
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[step]:
+                        self._conn.execute(statement)
+                log.info("feed store %s: schema version %d -> %d", self.path, version,
+                         SCHEMA_VERSION)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def close(self) -> None:
         self._conn.close()
+
+    def _rollback(self) -> None:
+        """Roll the open transaction back, if SQLite has not already (it does by itself on
+        some errors: disk full, I/O error), never hiding the error being handled."""
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.warning("feed store %s: rollback failed (%s)", self.path, exc)
+
+    def _store_error(self, what: str, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"{self.path}: cannot {what}: {exc} (SQLite "
+                          f"{getattr(exc, 'sqlite_errorname', type(exc).__name__)})")
 
     def __enter__(self) -> FeedStore:
         return self
@@ -271,9 +315,10 @@ class FeedStore:
         return None if row is None else _entry(row)
 
     def lookup(self, event: str, query: str, *, limit: int = 10) -> tuple[Candidate, ...]:
-        """Manifest entries matching `query`, best first: the ticket id exactly, the order
+        """Manifest entries matching `query`, best first: the ticket id, the order
         reference, the holder name, a name starting with the query, then names holding
-        every word of the query as the start of a word. Case and accents are ignored."""
+        every word of the query as the start of a word. Case and accents are ignored (the
+        ticket id through its own NOCASE index)."""
         if limit < 1:
             return ()
         key = fold(query)
@@ -289,8 +334,9 @@ class FeedStore:
             return False
 
         select = f"SELECT {_MANIFEST_COLUMNS} FROM manifest WHERE event = ? AND "
-        stripped = query.strip()
-        if stripped and take(MatchKind.TICKET_ID, select + "ticket_id = ?", (event, stripped)):
+        ticket_key = fold_ticket_id(query)
+        if ticket_key and take(MatchKind.TICKET_ID, select + "ticket_id = ? COLLATE NOCASE",
+                               (event, ticket_key)):
             return tuple(found.values())
         if not key:
             return tuple(found.values())
@@ -331,7 +377,16 @@ class FeedStore:
         """Apply a verified index with its snapshot, or its chain of deltas from the
         store's sequence, or nothing (same sequence: the signed time moves on), in one
         transaction. Each file's size and SHA-256 are checked again as it streams in; any
-        error rolls everything back and the store keeps what it had."""
+        error rolls everything back and the store keeps what it had; an SQLite failure (disk
+        full, read-only, locked) is raised as StoreError."""
+        try:
+            return self._apply(index, files, fetched_at=fetched_at, http_cache=http_cache)
+        except sqlite3.Error as exc:
+            raise self._store_error(f"apply sequence {index.sequence} of event {index.event} "
+                                    "(nothing changed)", exc) from None
+
+    def _apply(self, index: FeedIndex, files: Sequence[FeedFile], *, fetched_at: float,
+               http_cache: HttpCache | None) -> StoreStatus:
         event = index.event
         self._conn.execute("BEGIN IMMEDIATE")
         try:
@@ -348,7 +403,7 @@ class FeedStore:
                 rows_seen += self._apply_file(event, feed_file, purged=purged,
                                               first=rows_seen == 0)
             if rebuild:
-                for statement in _SEARCH_INDEXES:
+                for statement in _SEARCH_INDEXES.values():
                     self._conn.execute(statement)
             revocations = self._count("revocation", event)
             manifest = self._count("manifest", event)
@@ -372,7 +427,7 @@ class FeedStore:
             _hook("before-commit")
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
         _hook("committed")
         status = self.status(event)
@@ -386,12 +441,23 @@ class FeedStore:
 
     def mark_fetched(self, event: str, fetched_at: float) -> None:
         """Record a successful contact that brought nothing new (HTTP 304)."""
-        self._conn.execute("UPDATE feed_state SET fetched_at = ? WHERE event = ?",
-                           (fetched_at, event))
+        try:
+            self._conn.execute("UPDATE feed_state SET fetched_at = ? WHERE event = ?",
+                               (fetched_at, event))
+        except sqlite3.Error as exc:
+            raise self._store_error(f"record the contact with the feed server of {event}",
+                                    exc) from None
 
     def purge_personal_data(self, event: str, *, now: float) -> PurgeResult:
         """Erase every holder name of `event` now, and keep later feeds from bringing them
-        back. Deleted content is overwritten (secure_delete) and the WAL truncated."""
+        back. Deleted content is overwritten (secure_delete) and the WAL truncated; an
+        SQLite failure is raised as StoreError and leaves the names as they were."""
+        try:
+            return self._purge(event, now)
+        except sqlite3.Error as exc:
+            raise self._store_error(f"purge the holder names of {event}", exc) from None
+
+    def _purge(self, event: str, now: float) -> PurgeResult:
         self._conn.execute("PRAGMA secure_delete = ON")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -403,19 +469,48 @@ class FeedStore:
                                    (now, event))
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            truncated = self._truncate_wal(event)
         finally:
-            self._conn.execute("PRAGMA secure_delete = OFF")
-        log.info("personal data purged: event=%s names=%d", event, names)
-        return PurgeResult(event, names, now)
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA secure_delete = OFF")
+        log.info("personal data purged: event=%s names=%d wal_truncated=%s", event, names,
+                 truncated)
+        return PurgeResult(event, names, now, truncated)
+
+    def _truncate_wal(self, event: str) -> bool:
+        """Copy every WAL frame into the main file and truncate the WAL, where the pages
+        written before the purge (holder names included) otherwise live on. A reader still
+        on an older snapshot keeps the checkpoint from completing (SQLite reports it busy):
+        try a few times, waiting briefly each time, then warn. False if not truncated."""
+        cause = "readers kept it busy"
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
+            for _ in range(_CHECKPOINT_TRIES):
+                busy, _frames, _copied = self._conn.execute(
+                    "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return True
+        except sqlite3.Error as exc:
+            cause = str(exc)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        log.warning("personal data purged from the store, but its WAL could not be "
+                    "truncated (%s after %d tries): holder names of event %s may remain in "
+                    "%s-wal until the next checkpoint", cause, _CHECKPOINT_TRIES, event,
+                    self.path)
+        return False
 
     def purge_due(self, *, now: float, after_seconds: float) -> tuple[PurgeResult, ...]:
         """Purge the holder names of every event that ended more than `after_seconds` ago."""
-        due = [r[0] for r in self._conn.execute(
-            "SELECT event FROM feed_state WHERE purged_at IS NULL AND ends_at IS NOT NULL "
-            "AND ends_at + ? <= ?", (after_seconds, now))]
+        try:
+            due = [r[0] for r in self._conn.execute(
+                "SELECT event FROM feed_state WHERE purged_at IS NULL AND ends_at IS NOT NULL "
+                "AND ends_at + ? <= ?", (after_seconds, now))]
+        except sqlite3.Error as exc:
+            raise self._store_error("find the events due for purge", exc) from None
         return tuple(self.purge_personal_data(event, now=now) for event in due)
 
     def _clear(self, event: str) -> bool:
@@ -428,8 +523,8 @@ class FeedStore:
             self._conn.execute("DELETE FROM manifest WHERE event = ?", (event,))
             return False
         # The only event: whole-table deletes, and the indexes rebuilt in one pass.
-        self._conn.execute("DROP INDEX manifest_by_order")
-        self._conn.execute("DROP INDEX manifest_by_name")
+        for name in _SEARCH_INDEXES:
+            self._conn.execute(f"DROP INDEX {name}")
         self._conn.execute("DELETE FROM revocation")
         self._conn.execute("DELETE FROM manifest")
         return True
@@ -449,7 +544,8 @@ class FeedStore:
                 from None
         with raw:
             hashing = _HashingReader(raw)
-            text = io.TextIOWrapper(gzip.GzipFile(fileobj=hashing, mode="rb"),
+            text = io.TextIOWrapper(io.BufferedReader(_OneGzipMember(hashing, ref.name),
+                                                      buffer_size=_CHUNK),
                                     encoding="utf-8", newline="\n")
             counter = itertools.count(1)
             try:
@@ -458,7 +554,7 @@ class FeedStore:
                     self._write(op, event, group, purged=purged)
                 while hashing.read(_CHUNK):
                     pass
-            except (OSError, EOFError, UnicodeDecodeError) as exc:
+            except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
                 raise FeedFormatError(f"{ref.name}: cannot be read as gzip UTF-8 text "
                                       f"({exc})") from None
         if hashing.size != ref.size or hashing.hexdigest() != ref.sha256:
@@ -541,10 +637,43 @@ def _like_escape(word: str) -> str:
 
 
 def _hook(point: str) -> None:
-    if os.environ.get(TEST_HOOK_ENV) == point:
-        log.warning("test hook: killing the process at apply step %r", point)
-        os.kill(os.getpid(), signal.SIGKILL)
-        time.sleep(10)  # SIGKILL is delivered asynchronously
+    if _test_hook is not None:
+        _test_hook(point)
+
+
+class _OneGzipMember(io.RawIOBase):
+    """The decompressed bytes of a gzip stream holding exactly one member (RFC 1952):
+    a second member, zero padding or any other byte after the first is refused."""
+
+    def __init__(self, raw: io.RawIOBase, name: str) -> None:
+        self._raw = raw
+        self._name = name
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = len(buffer)
+        while not self._ended and wanted:
+            if self._inflate.eof:
+                self._ended = True
+                if self._inflate.unused_data or self._raw.read(1):  # b"" at the end
+                    raise FeedFormatError(f"{self._name}: bytes after the end of the gzip "
+                                          "member (a feed file is one gzip member)")
+                break
+            if not self._pending:
+                self._pending = self._raw.read(_CHUNK) or b""
+                if not self._pending:
+                    raise EOFError("the file ends inside the gzip member (truncated?)")
+            out = self._inflate.decompress(self._pending, wanted)
+            self._pending = self._inflate.unconsumed_tail
+            if out:
+                buffer[:len(out)] = out
+                return len(out)
+        return 0
 
 
 class _HashingReader(io.RawIOBase):

@@ -12,12 +12,14 @@ FeedError naming its cause and leaves the store exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import http.client
 import logging
 import random
 import socket
+import sqlite3
 import tempfile
 import threading
 import time
@@ -32,6 +34,7 @@ from gate.trust import TrustStore
 from revocation.errors import (
     FeedError,
     FeedFormatError,
+    FeedFutureError,
     FeedGapError,
     FeedHashError,
     FeedHTTPError,
@@ -39,6 +42,7 @@ from revocation.errors import (
     FeedReplayError,
     FeedTimeoutError,
     FeedTooLargeError,
+    StoreError,
 )
 from revocation.format import INDEX_NAME, MAX_INDEX_BYTES, FeedIndex, FileRef, parse_index
 from revocation.store import FeedFile, FeedStore, HttpCache, StoreStatus
@@ -79,6 +83,8 @@ class SyncSettings:
     """Size cap for any one file."""
     purge_after_seconds: float | None = None
     """Purge holder names this long after an event ends; None: never automatically."""
+    future_tolerance_seconds: float = 3600.0
+    """An index signed more than this far ahead of the gate's clock is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +139,17 @@ class FeedClient:
         """Bring the store up to the server's newest feed, or raise FeedError and change
         nothing."""
         try:
-            return self._sync()
+            try:
+                return self._sync()
+            except sqlite3.Error as exc:  # the store's own reads; its writes raise StoreError
+                raise StoreError(f"{self.store.path}: cannot read the feed store: {exc}") \
+                    from None
         except FeedError as exc:
             log.warning("feed sync failed: event=%s url=%s error=%s cause=%s", self.event,
                         self.index_url, type(exc).__name__, exc)
             raise
         finally:
-            self._purge_due()
+            self._purge_due()  # never raises: its failure must not replace the outcome
 
     def _sync(self) -> SyncResult:
         current = self.store.status(self.event)
@@ -162,6 +172,13 @@ class FeedClient:
                               current.sequence, current.published_at, 0, (),
                               self.store.status(self.event) or current)
         index = parse_index(response.data, trust=self.trust, event=self.event)
+        ahead = index.published_at - fetched_at
+        if ahead > self.settings.future_tolerance_seconds:
+            raise FeedFutureError(
+                f"{self.index_url}: signed at {index.published_at}, {ahead:.0f} s ahead of "
+                f"this gate's clock ({fetched_at:.0f}; at most "
+                f"{self.settings.future_tolerance_seconds:g} s allowed): the publisher's "
+                "clock is wrong, or this gate's is behind; nothing applied")
         new_cache = HttpCache(self.index_url, response.etag, response.last_modified)
         have = 0 if current is None else current.sequence
         if index.sequence < have or (current is not None
@@ -177,7 +194,7 @@ class FeedClient:
             status = self.store.apply(index, [], fetched_at=fetched_at, http_cache=new_cache)
             return SyncResult(self.event, outcome, have, have, index.published_at,
                               len(response.data), (), status)
-        with tempfile.TemporaryDirectory(dir=self.work_dir, prefix=".feed-sync-") as tmp:
+        with _work_folder(self.work_dir) as tmp:
             chain = _chain(index, have) if have else None
             if chain is not None and sum(d.size for d in chain) < index.snapshot.size:
                 try:
@@ -209,9 +226,19 @@ class FeedClient:
                           tuple(f.ref.name for f in files), status)
 
     def _purge_due(self) -> None:
+        """Purge the holder names due for it; a failure is logged, never raised (the sync's
+        own outcome stands, and the next sync tries again)."""
         after = self.settings.purge_after_seconds
-        if after is not None:
+        if after is None:
+            return
+        try:
             self.store.purge_due(now=self._clock(), after_seconds=after)
+        except FeedError as exc:
+            log.error("feed purge failed, holder names kept until the next try: event=%s "
+                      "error=%s cause=%s", self.event, type(exc).__name__, exc)
+        except Exception:
+            log.exception("feed purge failed, holder names kept until the next try: "
+                          "event=%s", self.event)
 
     # --- HTTP ---------------------------------------------------------------------------
 
@@ -227,11 +254,17 @@ class FeedClient:
         def attempt() -> FeedFile:
             digest = hashlib.sha256()
             size = 0
-            with path.open("wb") as out:
-                for chunk in self._stream(url, {}, limit=ref.size):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
+            try:
+                with path.open("wb") as out:
+                    for chunk in self._stream(url, {}, limit=ref.size):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+            except FeedError:  # FeedNetworkError is an OSError too
+                raise
+            except OSError as exc:  # writing the file: disk full, read-only, ...
+                raise StoreError(f"{url}: cannot write the download to {path}: "
+                                 f"{exc.strerror or exc}") from None
             if size != ref.size or digest.hexdigest() != ref.sha256:
                 raise FeedHashError(f"{url}: {size} bytes with SHA-256 "
                                     f"{digest.hexdigest()[:16]}..., the signed index says "
@@ -316,6 +349,19 @@ class FeedClient:
         raise AssertionError("unreachable")
 
 
+@contextlib.contextmanager
+def _work_folder(parent: Path) -> Iterator[str]:
+    """A private temporary folder (mode 0700) for the downloads, deleted after use."""
+    try:
+        folder = tempfile.TemporaryDirectory(dir=parent, prefix=".feed-sync-",
+                                             ignore_cleanup_errors=True)
+    except OSError as exc:
+        raise StoreError(f"{parent}: cannot create a folder for the downloads: "
+                         f"{exc.strerror or exc}") from None
+    with folder as path:
+        yield path
+
+
 def _chain(index: FeedIndex, have: int) -> list[FileRef] | None:
     """The deltas leading from sequence `have` to the index's, or None on a gap."""
     by_from = {d.from_sequence: d for d in index.deltas}
@@ -349,7 +395,9 @@ def watch(client: FeedClient, *, interval: float, stop: threading.Event,
           on_error: Callable[[FeedError], None] | None = None,
           rng: random.Random | None = None) -> None:
     """Sync every `interval` seconds (+-10% jitter) until `stop` is set. Errors are
-    reported to on_error and the loop goes on with the last good data in force."""
+    reported to on_error and the loop goes on with the last good data in force: a
+    FeedError as it is; any other exception (a bug) is logged with its traceback and
+    reported as a FeedError naming it."""
     jitter = rng or random.Random()
     while not stop.is_set():
         try:
@@ -357,6 +405,11 @@ def watch(client: FeedClient, *, interval: float, stop: threading.Event,
         except FeedError as exc:
             if on_error is not None:
                 on_error(exc)
+        except Exception as exc:
+            log.exception("feed sync failed unexpectedly: event=%s", client.event)
+            if on_error is not None:
+                on_error(FeedError(f"{client.index_url}: unexpected {type(exc).__name__}: "
+                                   f"{exc}"))
         else:
             if on_result is not None:
                 on_result(result)

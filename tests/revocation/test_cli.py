@@ -161,7 +161,7 @@ def test_purge_erases_names_and_keeps_them_out(
     publish(tmp_path, capsys, REVOCATIONS_1, at=T0 - 600)
     run(capsys, "sync", "--config", str(config))
     _, out = run(capsys, "feed", "purge", "--config", str(config), "--now", "--json")
-    assert json.loads(out)["purged"] == [{"event": EVENT, "names": 3}]
+    assert json.loads(out)["purged"] == [{"event": EVENT, "names": 3, "wal_truncated": True}]
     publish(tmp_path, capsys, REVOCATIONS_2, at=T0 - 300)
     run(capsys, "sync", "--config", str(config))
     with FeedStore.open(tmp_path / "state" / "feeds.db") as store:
@@ -176,10 +176,10 @@ def test_purge_erases_names_and_keeps_them_out(
 def test_sync_watch_keeps_going_until_sigterm(
         tmp_path: Path, served: str, capsys: pytest.CaptureFixture[str]) -> None:
     import os
+    import queue
     import signal
     import subprocess
     import sys
-    import time
 
     config = setup_gate(tmp_path, served, capsys)
     publish(tmp_path, capsys, REVOCATIONS_1, at=T0 - 600)
@@ -188,27 +188,43 @@ def test_sync_watch_keeps_going_until_sigterm(
         [sys.executable, "-m", "gate", "sync", "--config", str(config), "--watch",
          "--interval", "0.2", "--json"], cwd=root, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    try:
-        def sequence() -> int | None:
-            if not (tmp_path / "state" / "feeds.db").exists():
-                return None
-            with FeedStore.open(tmp_path / "state" / "feeds.db") as store:
-                status = store.status(EVENT)
-            return None if status is None else status.sequence
+    assert watcher.stdout is not None and watcher.stderr is not None
+    # Each sync prints one JSON line: the test waits for the lines it needs, however slow
+    # the machine; both pipes are drained so a chatty watcher never blocks on them.
+    lines: queue.Queue[str | None] = queue.Queue()
+    errors: list[str] = []
 
-        deadline = time.monotonic() + 20
-        while sequence() != 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+    def drain_stdout() -> None:
+        for line in watcher.stdout:  # type: ignore[union-attr]
+            lines.put(line)
+        lines.put(None)
+
+    readers = [threading.Thread(target=drain_stdout, daemon=True),
+               threading.Thread(target=lambda: errors.extend(watcher.stderr),  # type: ignore[arg-type]
+                                daemon=True)]
+    for reader in readers:
+        reader.start()
+    outcomes: list[str] = []
+
+    def until(outcome: str) -> None:
+        while outcome not in outcomes:
+            line = lines.get(timeout=300)  # a safety net against a hung watcher only
+            assert line is not None, f"the watcher ended: {''.join(errors)}"
+            outcomes.append(json.loads(line).get("outcome", "failed"))
+
+    try:
+        until("snapshot")
         publish(tmp_path, capsys, REVOCATIONS_2, at=T0 - 300)
-        while sequence() != 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert sequence() == 2
+        until("deltas")
     finally:
         watcher.send_signal(signal.SIGTERM)
-        out, err = watcher.communicate(timeout=20)
-    assert watcher.returncode == EXIT_OK, err
-    outcomes = [json.loads(line)["outcome"] for line in out.splitlines()]
-    assert outcomes[0] == "snapshot" and "deltas" in outcomes
+        watcher.wait(timeout=300)
+        for reader in readers:
+            reader.join(timeout=60)
+    assert watcher.returncode == EXIT_OK, "".join(errors)
+    assert outcomes[0] == "snapshot" and "failed" not in outcomes
+    with FeedStore.open(tmp_path / "state" / "feeds.db") as store:
+        assert store.status(EVENT).sequence == 2  # type: ignore[union-attr]
 
 
 def test_feeds_config_is_checked_with_the_key_path() -> None:

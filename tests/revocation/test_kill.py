@@ -14,7 +14,7 @@ import pytest
 
 from gate import keyfiles
 from gate.trust import KeyRole
-from revocation.store import TEST_HOOK_ENV, FeedStore
+from revocation.store import FeedStore
 from tests.revocation.conftest import (
     EVENT,
     FEED_KEY,
@@ -27,6 +27,7 @@ from tests.revocation.conftest import (
     publish_state,
     rows,
 )
+from tests.revocation.killpoint import KILLED_AT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,14 +78,31 @@ def test_kill_during_apply_leaves_old_or_new(feed_server: FeedServer, tmp_path: 
     assert old[0] == 1 and new[0] == 2 and old != new
 
     killed = subprocess.run(
-        [sys.executable, "-m", "gate", "sync", "--config", str(config)], cwd=ROOT,
-        env={**os.environ, TEST_HOOK_ENV: point}, capture_output=True, text=True, timeout=60,
-        check=False)
+        [sys.executable, "-m", "tests.revocation.killpoint", point, "sync", "--config",
+         str(config)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert f"killing the process at apply step {point!r}" in killed.stderr
+    assert f"{KILLED_AT} {point!r}" in killed.stderr
 
     after = rows(store_path)
     assert after == (new if point == "committed" else old)
     with FeedStore.open(store_path) as store:  # still a sound store: the next sync completes
         assert client(store, feed_server.url).sync().to_sequence == 2
     assert rows(store_path) == new
+
+
+def test_no_environment_variable_can_kill_a_sync(feed_server: FeedServer,
+                                                 tmp_path: Path) -> None:
+    """The kill hook exists for the test above only: the variable that once armed it, set
+    to every step, leaves `gate sync` to finish its apply."""
+    config = gate_config(tmp_path, feed_server.url)
+    publish_state(feed_server.folder, STATE_1, at=T0 - 600)
+    state = tmp_path / "state"
+    for point in ("begin", "cleared", "rows", "before-commit", "committed"):
+        shutil.rmtree(state, ignore_errors=True)  # a whole snapshot apply, every time
+        synced = subprocess.run(
+            [sys.executable, "-m", "gate", "sync", "--config", str(config)], cwd=ROOT,
+            env={**os.environ, "PORTIQUE_FEED_TEST_HOOK": point}, capture_output=True,
+            text=True, timeout=60, check=False)
+        assert synced.returncode == 0, synced.stderr
+        assert "killing" not in synced.stderr
+        assert rows(state / "feeds.db")[0] == 1

@@ -271,3 +271,102 @@ def test_purge_is_due_a_set_time_after_the_event_ends(tmp_path: Path) -> None:
         assert store.lookup(EVENT, "dupont") == ()
         assert store.manifest_entry(EVENT, "T-KEEP").order_ref == "ORD-300"  # type: ignore[union-attr]
         assert store.status(EVENT).purged_at == T0 + 3600 + 7200  # type: ignore[union-attr]
+
+
+def test_lookup_by_ticket_id_ignores_case_and_accents(tmp_path: Path) -> None:
+    state = FeedState({}, {e.ticket_id: e for e in (
+        entry("PAR24-000101", 0, "Anne Martin", "ORD-1"),
+        entry("ab.c_d-9", 0, "Marc Zoe", "ORD-2"),
+    )})
+    with applied(tmp_path, state) as store:
+        for query in ("par24-000101", " PAR24-000101 ", "Pár24-000101"):
+            found = store.lookup(EVENT, query)
+            assert [(c.match, c.entry.ticket_id) for c in found] == [
+                (MatchKind.TICKET_ID, "PAR24-000101")], query
+        assert [c.entry.ticket_id for c in store.lookup(EVENT, "AB.C_D-9")] == ["ab.c_d-9"]
+        assert store.lookup(EVENT, "ab c d 9") == ()  # separators are part of an id
+        plan = store._conn.execute(
+            "EXPLAIN QUERY PLAN SELECT ticket_id FROM manifest WHERE event = ? AND "
+            "ticket_id = ? COLLATE NOCASE", (EVENT, "x")).fetchall()
+        assert "manifest_by_ticket" in str(plan)  # an index search, not a scan
+
+
+def test_a_store_of_schema_1_gains_the_ticket_id_index(tmp_path: Path) -> None:
+    import sqlite3
+
+    with applied(tmp_path) as store:
+        path = store.path
+    connection = sqlite3.connect(path)
+    connection.execute("DROP INDEX manifest_by_ticket")
+    connection.execute("PRAGMA user_version = 1")
+    connection.commit()
+    connection.close()
+    with FeedStore.open(path) as store:
+        assert [c.entry.ticket_id for c in store.lookup(EVENT, "t-keep")] == ["T-KEEP"]
+        assert store.min_valid_generation(EVENT, "T-SOLD") == 2
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert connection.execute("SELECT name FROM sqlite_master WHERE name = "
+                              "'manifest_by_ticket'").fetchone() is not None
+    connection.close()
+
+
+def test_purge_warns_when_a_reader_keeps_names_in_the_wal(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import sqlite3
+
+    with applied(tmp_path) as store:
+        reader = sqlite3.connect(store.path, isolation_level=None)
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM manifest").fetchone()[0] == 3
+        with caplog.at_level(logging.WARNING, logger="revocation.store"):
+            purged = store.purge_personal_data(EVENT, now=float(T0))
+        assert (purged.names, purged.wal_truncated) == (3, False)
+        assert "may remain" in caplog.text and "feeds.db-wal" in caplog.text
+        assert store.lookup(EVENT, "dupont") == ()  # erased for every reader after it
+        reader.execute("ROLLBACK")
+        reader.close()
+        again = store.purge_personal_data(EVENT, now=float(T0 + 1))
+        assert (again.names, again.wal_truncated) == (0, True)
+        assert os.path.getsize(f"{store.path}-wal") == 0
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (gzip.compress(b"R\tT9\t2\n", mtime=0), "bytes after the end of the gzip member"),
+    (b"\0" * 8, "bytes after the end of the gzip member"),
+    (b"junk", "bytes after the end of the gzip member"),
+])
+def test_a_file_is_exactly_one_gzip_member(tmp_path: Path, extra: bytes,
+                                           message: str) -> None:
+    with applied(tmp_path) as store:
+        before = dump(store.path)
+        index, feed_file = craft(tmp_path, FileKind.DELTA, ["R\tT-KEEP\t1\n"], sequence=2,
+                                 start=1)
+        data = feed_file.path.read_bytes() + extra
+        feed_file.path.write_bytes(data)
+        ref = FileRef(FileKind.DELTA, feed_file.ref.name, 1, 2,
+                      hashlib.sha256(data).hexdigest(), len(data))
+        body = index_body(event=EVENT, kid=FEED_KID, sequence=2, published_at=T0 + 2,
+                          ends_at=None, snapshot=index.snapshot, revocations=0, manifest=0,
+                          deltas=[ref])
+        index = parse_index(sign_index(body, FEED_KEY), trust=trust(), event=EVENT)
+        with pytest.raises(FeedFormatError, match=message):
+            store.apply(index, [FeedFile(ref, feed_file.path)], fetched_at=0.0)
+        assert dump(store.path) == before
+
+
+def test_a_truncated_gzip_member_is_refused(tmp_path: Path) -> None:
+    with applied(tmp_path) as store:
+        index, feed_file = craft(tmp_path, FileKind.DELTA, ["R\tT-KEEP\t1\n"], sequence=2,
+                                 start=1)
+        data = feed_file.path.read_bytes()[:-6]
+        feed_file.path.write_bytes(data)
+        ref = FileRef(FileKind.DELTA, feed_file.ref.name, 1, 2,
+                      hashlib.sha256(data).hexdigest(), len(data))
+        body = index_body(event=EVENT, kid=FEED_KID, sequence=2, published_at=T0 + 2,
+                          ends_at=None, snapshot=index.snapshot, revocations=0, manifest=0,
+                          deltas=[ref])
+        index = parse_index(sign_index(body, FEED_KEY), trust=trust(), event=EVENT)
+        with pytest.raises(FeedFormatError, match="cannot be read as gzip"):
+            store.apply(index, [FeedFile(ref, feed_file.path)], fetched_at=0.0)

@@ -14,8 +14,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gate.trust import KeyRole, TrustedKey, TrustStore
-from revocation.errors import FeedFormatError, FeedSignatureError
-from revocation.format import INDEX_CONTEXT, INDEX_NAME, FeedIndex, parse_index, sign_index
+from revocation.errors import FeedFormatError, FeedSignatureError, FeedTooLargeError
+from revocation.format import (
+    INDEX_CONTEXT,
+    INDEX_NAME,
+    MAX_INDEX_BYTES,
+    FeedIndex,
+    parse_index,
+    sign_index,
+)
 from revocation.publish import FeedState, read_state, snapshot_lines
 from revocation.store import FeedFile, FeedStore
 
@@ -129,3 +136,22 @@ def test_one_changed_byte_of_the_index_is_refused() -> None:
     spaced = data.replace(b'","', b'", "', 1)
     with pytest.raises(FeedFormatError, match="canonical"):
         parse_index(spaced, trust=trust(), event=EVENT)
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (b'"format":"portique-feed/1"', b'"format":"portique-feed\\/1"'),
+    (b'"event":"VEC-FEED-1"', b'"event":"VEC-FEED-\\u0031"'),
+])
+def test_canonical_json_has_no_escape_sequence(old: bytes, new: bytes) -> None:
+    data, _ = index_of("publication-2")
+    assert old in data
+    assert json.loads(data.replace(old, new)) == json.loads(data)  # the same object
+    with pytest.raises(FeedFormatError, match="escape sequence"):
+        parse_index(data.replace(old, new), trust=trust(), event=EVENT)
+
+
+def test_an_index_over_1_mib_is_too_large() -> None:
+    data, _ = index_of("publication-2")
+    padded = data[:-2] + b" " * (MAX_INDEX_BYTES + 1 - len(data)) + data[-2:]
+    with pytest.raises(FeedTooLargeError, match=f"more than {MAX_INDEX_BYTES}"):
+        parse_index(padded, trust=trust(), event=EVENT)
