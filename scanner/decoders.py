@@ -280,6 +280,9 @@ class PipelineDecoder(_Counted):
         steps: list[Transform] = [up, _chain(up, _equalise), _chain(up, _sharpen)]
         if self._upscale(window, 3.0) == 3.0:
             steps.append(_scale(3.0))
+        # last, contrast at the size seen: a crumpled code in uneven light that the
+        # upscaled passes blur rather than sharpen
+        steps.append(_equalise)
         return steps
 
     def _read(self, image: Image) -> list[str]:
