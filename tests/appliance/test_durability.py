@@ -17,6 +17,7 @@ import pytest
 
 from gate import credential, keyfiles
 from gate.wiring import RunOptions
+from tests.smalldisk import fill, small_tmpfs
 
 from .conftest import FIXTURES, PINS, World, clip, gate_table
 from .crowd import make_crowd_clip
@@ -139,16 +140,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0,
 @pytest.fixture
 def small_state(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs as the gate's state directory."""
-    state = tmp_path / "state"
-    state.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(state)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "state", "2m") as state:
         yield state
-    finally:
-        subprocess.run(["umount", "-l", str(state)], check=False)
 
 
 def _valid_code(at: float) -> str:
@@ -159,16 +152,6 @@ def _valid_code(at: float) -> str:
     return credential.dynamic_code(level1, device, credential.step_at(at))
 
 
-def _fill(folder: Path) -> Path:
-    filler = folder / "filler"
-    with filler.open("wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
-            pass
-    return filler
 
 
 @needs_root
@@ -178,7 +161,7 @@ def test_full_state_directory_refuses_to_admit_and_says_why(small_state: Path) -
     with world.running(RunOptions(replay=clip("empty"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         app.clock.current = at  # type: ignore[union-attr]
-        filler = _fill(small_state)
+        filler = fill(small_state)
         event = app.daemon.handle_code(_valid_code(at))
         assert (event["verdict"], event["reason"]) == ("steward", "JOURNAL_UNAVAILABLE")
         status = app.status()

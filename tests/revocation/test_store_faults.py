@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +30,7 @@ from tests.revocation.conftest import (
     trust,
 )
 from tests.revocation.test_sync_faults import assert_last_good_list, resigned
+from tests.smalldisk import fill, small_tmpfs
 
 # Sequence 2: enough holders that applying it needs far more room than the WAL holds.
 BIG = FeedState(revocations={**STATE_1.revocations, "T-KEEP": 1},
@@ -42,32 +41,9 @@ BIG = FeedState(revocations={**STATE_1.revocations, "T-KEEP": 1},
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """An 8 MiB tmpfs for the store (mounted as root; skipped where that is not allowed)."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small file system needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"mount is not permitted here: {mounted.stderr.strip()}")
-    try:
+    """An 8 MiB tmpfs for the store."""
+    with small_tmpfs(tmp_path / "small", "8m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Fill the file system holding `folder` to the last byte."""
-    filler = folder / "filler"
-    with filler.open("wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
-            pass
-    return filler
 
 
 def synced(store: FeedStore, server: FeedServer, downloads: Path | None = None) -> FeedClient:
