@@ -185,11 +185,10 @@ class Daemon:
             self.metrics.decode.observe(decoded - received)
         events = []
         for text in self.debouncer.feed(texts, frame.captured_at):
-            events.append(self.handle_code(text, received=received, frame_at=frame.captured_at))
+            events.append(self.handle_code(text, received=received))
         return events
 
-    def handle_code(self, text: str, *, received: float | None = None,
-                    frame_at: float | None = None) -> dict[str, Any]:
+    def handle_code(self, text: str, *, received: float | None = None) -> dict[str, Any]:
         """Decide on one new code text and carry the decision out."""
         key = _peek(text)
         with self._lane:
@@ -207,6 +206,13 @@ class Daemon:
             if self.metrics and latency_ms is not None:
                 self.metrics.latency.observe(latency_ms / 1e3)
             return self._carry_out(decision, Method.CAMERA, latency_ms=latency_ms)
+
+    def _remember(self, key: TicketKey, at: float) -> None:
+        """The ticket was just at the gate; forget those gone for longer than the hold."""
+        self._recent[(key.event, key.ticket_id)] = at
+        if len(self._recent) > 1024:
+            hold = self.lane_config.same_ticket_hold_s
+            self._recent = {k: t for k, t in self._recent.items() if at - t < hold}
 
     def _still_at_gate(self, key: TicketKey) -> bool:
         seen = self._recent.get((key.event, key.ticket_id))
@@ -249,7 +255,7 @@ class Daemon:
                 log.error("journal unavailable, decision not recorded: gate=%s reason=%s "
                           "cause=%s", self.profile.gate_id, decision.reason.value, exc)
         if decision.ticket is not None:
-            self._recent[(decision.ticket.event, decision.ticket.ticket_id)] = decision.at
+            self._remember(decision.ticket, decision.at)
         action = {Verdict.ADMIT: "unlock", Verdict.REFUSE: "refuse",
                   Verdict.STEWARD: "call_steward"}[decision.verdict]
         event = self._decision_event(decision, scan_id, method, latency_ms, action, steward)
@@ -283,8 +289,7 @@ class Daemon:
                      outcome)
             event = {**event, "outcome": str(outcome), "voided": admits and not passed}
             if decision.ticket is not None:  # the hold starts when the person has gone
-                self._recent[(decision.ticket.event, decision.ticket.ticket_id)] = \
-                    self.clock.now().unix
+                self._remember(decision.ticket, self.clock.now().unix)
         elif decision.verdict is Verdict.REFUSE:
             self.turnstile.refuse()
         else:
