@@ -67,6 +67,13 @@ CREATE TABLE IF NOT EXISTS admissions (
 CREATE UNIQUE INDEX IF NOT EXISTS admissions_one_inside
     ON admissions (event, ticket_id) WHERE state IN ('open', 'passed');
 CREATE INDEX IF NOT EXISTS admissions_ticket ON admissions (event, ticket_id, at);
+CREATE TABLE IF NOT EXISTS gate_events (
+    at          REAL NOT NULL,
+    gate        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    steward     TEXT,
+    detail      TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS uploads (
     scan_id     TEXT PRIMARY KEY REFERENCES decisions (scan_id),
     state       TEXT,
@@ -280,6 +287,21 @@ class Journal:
              None if ticket is None else ticket.generation,
              decision.verdict.value, decision.reason.value, method.value, latency_ms,
              steward, note, decision.detail))
+
+    def gate_event(self, kind: str, *, at: float, steward: str | None = None,
+                   detail: str = "") -> None:
+        """Something that happened to the gate itself (fire alarm raised, free egress ended
+        by a steward, a relay fault): kept with the decisions for the venue's record."""
+        with self._write("a gate event") as db:
+            db.execute("INSERT INTO gate_events (at, gate, kind, steward, detail) "
+                       "VALUES (?, ?, ?, ?, ?)", (at, self.gate_id, kind, steward, detail))
+
+    def gate_events(self, *, limit: int = 100) -> list[tuple[float, str, str | None, str]]:
+        """(time, kind, steward, detail), latest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT at, kind, steward, detail FROM gate_events "
+                                    "ORDER BY at DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     # --- reading ----------------------------------------------------------------------
 

@@ -329,6 +329,13 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
         elif event.kind is EventKind.FREE_EGRESS_ENDED:
             with contextlib.suppress(FileNotFoundError):
                 latch.unlink()
+        if event.kind in JOURNALLED_EVENTS:
+            try:
+                journal.gate_event(str(event.kind), at=event.at, steward=event.steward_id,
+                                   detail=event.detail or (event.fault.message
+                                                           if event.fault else ""))
+            except GateError as exc:
+                log.error("gate event not journalled kind=%s cause=%s", event.kind, exc)
         payload = {"type": "turnstile", "kind": str(event.kind), "detail": event.detail}
         bus.publish(payload)
         quiet = str(event.kind) in ("passage",)
@@ -397,6 +404,11 @@ def _wire_simulated_feedback(config: Config, pin_factory: Any) -> None:
     feedback = pin_factory.pin(hw.pins.relay_feedback)
     pin_factory.pin(hw.pins.lock, pin_class=MockConnectedPin, input_pin=feedback)
 
+
+JOURNALLED_EVENTS = frozenset({EventKind.FIRE_ALARM_RAISED, EventKind.FIRE_LOOP_CLOSED,
+                               EventKind.FREE_EGRESS_ENDED, EventKind.FAULT,
+                               EventKind.PASSAGE_WITHOUT_ADMIT})
+"""Turnstile events written in the journal (passages are already in the admissions)."""
 
 LATCH_FILE = "fire-alarm-latched"
 """In the state folder while free egress is latched: a restart keeps the gate free."""

@@ -166,8 +166,7 @@ def test_manual_admits_are_rate_limited_unless_a_supervisor_overrides(world: Wor
 
 
 def test_fire_alarm_frees_the_gate_and_needs_an_acknowledge(world: World) -> None:
-    app = world.build(RunOptions(replay=clip("empty"), fast=True))
-    try:
+    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
         assert world.factory is not None
         loop = world.factory.pin(PINS["fire_loop"])
         loop.drive_high()  # the normally-closed loop opens
@@ -182,8 +181,10 @@ def test_fire_alarm_frees_the_gate_and_needs_an_acknowledge(world: World) -> Non
         assert app.turnstile.free_egress_latched  # restored, not yet acknowledged
         assert app.handle({"op": "ack_fire_alarm", "steward": "S-3"})["accepted"]
         assert not app.turnstile.free_egress_latched
-    finally:
-        app.close()
+    # the venue's record: the alarm, the loop closed again, and who ended free egress
+    kinds = world.rows("SELECT kind, steward FROM gate_events ORDER BY rowid")
+    assert kinds == [("fire_alarm_raised", None), ("fire_loop_closed", None),
+                     ("free_egress_ended", "S-3")]
 
 
 def test_many_control_connections_leak_nothing(world: World) -> None:
