@@ -114,6 +114,8 @@ class Counters:
     journal_failures: int = 0
     journal_error: str | None = None
     frame_errors: int = 0
+    feed_error: str | None = None
+    """Why the revocations could not be read at the last decision, or None."""
     started_at: float = field(default_factory=time.time)
 
 
@@ -199,9 +201,17 @@ class Daemon:
                 self.bus.publish(event)
                 return event
             now = self.clock.now()
-            decision = decide(text, now, trust=self.trust, revocations=self.revocations,
-                              admissions=self.journal, profile=self.profile,
-                              policy=self.policy)
+            try:
+                decision = decide(text, now, trust=self.trust, revocations=self.revocations,
+                                  admissions=self.journal, profile=self.profile,
+                                  policy=self.policy)
+                self.counters.feed_error = None
+            except OSError as exc:  # the revocation view's store is damaged or gone
+                self.counters.feed_error = str(exc)
+                log.error("revocations unreadable, steward decides: gate=%s cause=%s",
+                          self.profile.gate_id, exc)
+                decision = Decision(Verdict.STEWARD, Reason.FEED_UNAVAILABLE, now.unix, key,
+                                    detail=str(exc), timezone=self.profile.timezone)
             latency_ms = None if received is None else (time.perf_counter() - received) * 1e3
             if self.metrics and latency_ms is not None:
                 self.metrics.latency.observe(latency_ms / 1e3)

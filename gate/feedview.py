@@ -9,11 +9,19 @@ leak however many stewards connect. WAL lets it read while `gate sync` writes.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+from gate.errors import GateError
 from revocation.format import ManifestEntry
 from revocation.store import Candidate, FeedStore, StoreStatus, open_view
+
+
+class FeedUnavailableError(GateError, OSError):
+    """The feed store could not be read (damaged, or gone): the message names the cause."""
 
 
 class SharedFeedView:
@@ -25,20 +33,28 @@ class SharedFeedView:
         self._store: FeedStore = open_view(self.path, event=event, shared=True)
 
     def min_valid_generation(self, event: str, ticket_id: str) -> int | None:
-        with self._lock:
+        with self._lock, self._reading():
             return self._store.min_valid_generation(event, ticket_id)
 
     def manifest_entry(self, event: str, ticket_id: str) -> ManifestEntry | None:
-        with self._lock:
+        with self._lock, self._reading():
             return self._store.manifest_entry(event, ticket_id)
 
     def lookup(self, event: str, query: str, *, limit: int = 10) -> tuple[Candidate, ...]:
-        with self._lock:
+        with self._lock, self._reading():
             return self._store.lookup(event, query, limit=limit)
 
     def status(self, event: str) -> StoreStatus | None:
-        with self._lock:
+        with self._lock, self._reading():
             return self._store.status(event)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise FeedUnavailableError(f"feed store {self.path}: cannot be read: {exc}") \
+                from None
 
     def close(self) -> None:
         with self._lock:

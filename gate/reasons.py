@@ -53,6 +53,8 @@ class Reason(enum.StrEnum):
     MANUAL_DENY = "MANUAL_DENY"
     JOURNAL_UNAVAILABLE = "JOURNAL_UNAVAILABLE"
     """The decision admitted, but the journal could not record it: nobody goes in."""
+    FEED_UNAVAILABLE = "FEED_UNAVAILABLE"
+    """The revocation list could not be read (a damaged store): a steward decides."""
 
 
 # (English, French) per reason. Placeholders: {entrances} {gate} {time} {from} {until}.
@@ -156,6 +158,12 @@ SENTENCES: dict[Reason, tuple[str, str]] = {
     Reason.MANUAL_DENY: (
         "Refused by a steward.",
         "Refusé par un steward.",
+    ),
+    Reason.FEED_UNAVAILABLE: (
+        "The gate cannot read its list of cancelled tickets right now: a steward will check "
+        "your ticket.",
+        "Le portique ne peut pas lire sa liste de billets annulés pour le moment : un steward "
+        "va vérifier votre billet.",
     ),
     Reason.JOURNAL_UNAVAILABLE: (
         "The gate cannot record entries right now: a steward will help you.",

@@ -18,7 +18,9 @@ def render_status(s: dict[str, Any]) -> str:
         f"camera       {camera['state']}, {camera['fps']} frames/s, {camera['frames']} read, "
         f"{camera['dropped']} dropped",
     ]
-    if feed is None:
+    if feed is not None and "error" in feed:
+        lines.append(f"FEED         UNREADABLE, tickets go to the steward: {feed['error']}")
+    elif feed is None:
         lines.append("feed         none in force (no revocations known)")
     else:
         lines.append(f"feed         sequence {feed['sequence']}, published {feed['published_at']}"

@@ -95,13 +95,18 @@ class GateApp:
         clock = self.clock.state()
         feed = None
         if self.feed_store is not None:
-            s = self.feed_store.status(g.event)
+            try:
+                s = self.feed_store.status(g.event)
+            except GateError as exc:  # a damaged store: say so, keep the rest of the status
+                s, feed = None, {"error": str(exc)}
             if s is not None:
                 feed = {"sequence": s.sequence, "published_at": format_time(s.published_at),
                         "age_s": round(s.age(self.clock.now().unix), 1),
                         "revocations": s.revocations,
                         "manifest": s.manifest}
         counters = self.daemon.counters
+        if counters.feed_error is not None:
+            feed = {**(feed or {}), "error": counters.feed_error}
         uptime = max(time.time() - self.started_at, 1e-9)
         return {
             "gate": g.id, "event": g.event, "entrance": g.entrance, "timezone": g.timezone,

@@ -279,3 +279,19 @@ def test_fire_alarm_during_an_open_admission_frees_the_gate_at_once(world: World
     assert any(e.get("kind") == "fire_alarm_raised" for e in events)
     # the lock opened once for the admission and never closed again during the alarm
     assert world.lock_levels() == [True]
+
+
+def test_a_damaged_feed_store_sends_every_ticket_to_the_steward(world: World) -> None:
+    """Revocations that cannot be read must not be taken for "nothing revoked"."""
+    world.sections["feeds"] = feed_store(world.state, {"PAR24-000106": 1})
+    with world.running(RunOptions(replay=clip("valid_step_change"), fast=True,
+                                  simulate_passage_s=0.05)) as app:
+        store = Path(world.sections["feeds"]["store"])
+        with store.open("r+b") as handle:  # the card's sectors go bad under the store
+            handle.write(b"\0" * 16384)
+        app.run()
+        from gate.statusview import render_status
+
+        assert "FEED         UNREADABLE" in render_status(app.status())
+    assert world.decisions() == [("steward", "FEED_UNAVAILABLE", "PAR24-000101")]
+    assert world.unlocks() == 0
