@@ -452,7 +452,8 @@ def setup_logging(level: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gate.wiring import RunOptions, build, install_signal_handlers, summary_lines
+    from gate.lines import summary_lines
+    from gate.wiring import RunOptions, build, install_signal_handlers
 
     setup_logging(args.log_level)
     config = load_config(args.config)

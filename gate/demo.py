@@ -148,8 +148,9 @@ def _demo_feed(folder: Path) -> Path:
 def gate_tour(folder: Path) -> int:
     """Run the daemon on every clip; returns how many outcomes differ from the scene's."""
     from gate.config import from_dict
+    from gate.lines import summary_lines
     from gate.statusview import render_status
-    from gate.wiring import RunOptions, build, summary_lines
+    from gate.wiring import RunOptions, build
 
     print("\n== 2. The gate daemon on recorded camera clips\n")
     print("pins: gpiozero's simulated pins (chosen in this demo's config, never a fallback);"

@@ -12,16 +12,14 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from gate import keyfiles, notify
 from gate.clock import FrameClock, GateClock
@@ -30,6 +28,7 @@ from gate.control import ControlServer, EventBus
 from gate.daemon import Daemon, ManualRefusedError
 from gate.errors import ConfigError, GateError
 from gate.journal import Journal
+from gate.lines import LinePrinter
 from gate.metrics import GateMetrics
 from gate.reasons import Lang
 from gate.simulation import SimulatedVisitors, pin_log_mark, record_pins
@@ -494,64 +493,6 @@ class Housekeeping:
             app.bus.publish({"type": "camera", "state": camera})
 
 
-class LinePrinter:
-    """One readable line per decision and per passage, on a terminal or a log."""
-
-    def __init__(self, bus: EventBus, out: TextIO, *, lang: Lang = Lang.EN,
-                 tz: tzinfo = UTC) -> None:
-        self.bus, self.out, self.lang, self.tz = bus, out, lang, tz
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self.lines = 0
-        self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        self._ready.wait(5)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        with self.bus.subscription() as events:
-            self._ready.set()
-            while True:
-                try:
-                    event = events.get(timeout=0.1)
-                except queue.Empty:
-                    if self._stop.is_set():
-                        return
-                    continue
-                line = render_line(event, self.lang, self.tz)
-                if line:
-                    print(line, file=self.out, flush=True)
-                    self.lines += 1
-
-
-def render_line(event: dict[str, Any], lang: Lang = Lang.EN, tz: tzinfo = UTC) -> str | None:
-    kind = event.get("type")
-    ticket = event.get("ticket") or {}
-    who = ticket.get("ticket_id", "-")
-    if kind == "decision":
-        at = datetime.fromisoformat(str(event["at"])).astimezone(tz).strftime("%H:%M:%S")
-        action = {"unlock": "lock opened", "refuse": "red light + buzzer",
-                  "call_steward": "steward called"}[event["turnstile"]]
-        return (f"{at}  {event['verdict'].upper():<7} {event['reason']:<20} ticket {who:<14} "
-                f"{action:<19} {event['sentence'][lang.value]}")
-    if kind == "passage":
-        outcome = {"passed": "passed through, lock closed",
-                   "timed_out": "nobody passed: admission voided, lock closed",
-                   "fire_alarm": "fire alarm: free egress"}.get(event["outcome"],
-                                                               event["outcome"])
-        return f"          {'':<28} ticket {who:<14} {outcome}"
-    if kind == "displayed":
-        return f"          {'(same ticket again)':<28} ticket {who:<14} shown, not decided again"
-    if kind == "turnstile" and event.get("kind") != "passage":
-        return f"          turnstile: {event['kind']} {event.get('detail', '')}"
-    return None
-
-
 def install_signal_handlers(app: GateApp) -> None:
     def stop(signum: int, _frame: Any) -> None:
         log.info("stopping on signal %s", signal.Signals(signum).name)
@@ -574,20 +515,6 @@ def _entry(e: Any) -> dict[str, Any]:
             "verdict": e.verdict.value, "reason": e.reason.value, "method": e.method.value,
             "steward": e.steward, "note": e.note,
             "admission": None if e.admission_state is None else e.admission_state.value}
-
-
-def summary_lines(app: GateApp) -> list[str]:
-    c = app.daemon.counters
-    states = app.journal.admission_states()
-    passed = sum(1 for s in states.values() if s.value == "passed")
-    voided = sum(1 for s in states.values() if s.value == "voided")
-    return [
-        f"frames {c.frames}, decisions {c.decided} (admit {c.by_verdict.get('admit', 0)}, "
-        f"refuse {c.by_verdict.get('refuse', 0)}, steward {c.by_verdict.get('steward', 0)}), "
-        f"same ticket shown again {c.displayed}",
-        f"admissions: {passed} passed through, {voided} voided (nobody passed)",
-        f"journal: {app.journal.path}",
-    ]
 
 
 def dump_json(data: Any) -> str:

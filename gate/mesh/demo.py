@@ -18,10 +18,11 @@ from typing import Any
 from gate import keyfiles
 from gate.config import from_dict
 from gate.control import EventBus
+from gate.lines import render_line
 from gate.mesh.broker import LoopbackBroker
 from gate.reasons import Lang
 from gate.trust import KeyRole
-from gate.wiring import GateApp, RunOptions, build, render_line
+from gate.wiring import GateApp, RunOptions, build
 
 _PINS = {"lock": 17, "green": 27, "red": 22, "buzzer": 23, "passage": 24, "fire_loop": 25}
 
