@@ -59,11 +59,25 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if not _STEWARD_ID.fullmatch(steward or "") or not steward.strip():
         raise UsageError("--steward: 1-64 printable characters")
     if tz is None:
+        tz = _gate_timezone(socket)
+    if tz is None:
         from datetime import datetime
 
         tz = datetime.now().astimezone().tzinfo
     assert tz is not None
     return Settings(socket=socket, steward=steward.strip(), lang=lang, tz=tz)
+
+
+def _gate_timezone(socket: Path) -> tzinfo | None:
+    """The venue's time zone as the running gate states it (None if it cannot be asked)."""
+    from gate.control import ControlClient
+    from gate.errors import GateError
+
+    try:
+        answer = ControlClient(socket, timeout=2.0).request("status")
+        return zoneinfo.ZoneInfo(str(answer["status"]["timezone"]))
+    except (GateError, OSError, KeyError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return None
 
 
 def _steward(args: argparse.Namespace) -> int:
