@@ -65,6 +65,19 @@ def craft(folder: Path, kind: FileKind, lines: list[str], *, sequence: int,
     return index, FeedFile(ref, folder / name)
 
 
+def resigned_delta(index: FeedIndex, feed_file: FeedFile, data: bytes
+                   ) -> tuple[FeedIndex, FileRef]:
+    """The delta 1->2 of `craft` with `data` as its bytes, in a validly signed index: so that
+    only what the file holds, not its hash or signature, can be wrong."""
+    feed_file.path.write_bytes(data)
+    ref = FileRef(FileKind.DELTA, feed_file.ref.name, 1, 2,
+                  hashlib.sha256(data).hexdigest(), len(data))
+    body = index_body(event=EVENT, kid=FEED_KID, sequence=2, published_at=T0 + 2,
+                      ends_at=None, snapshot=index.snapshot, revocations=0, manifest=0,
+                      deltas=[ref])
+    return parse_index(sign_index(body, FEED_KEY), trust=trust(), event=EVENT), ref
+
+
 def applied(tmp_path: Path, state: FeedState = STATE_1, *, at: int = T0) -> FeedStore:
     """A store holding `state` for EVENT at sequence 1."""
     out = tmp_path / "pub"
@@ -123,13 +136,7 @@ def test_a_header_for_another_place_in_the_chain_is_refused(tmp_path: Path) -> N
     with applied(tmp_path) as store:
         index, feed_file = craft(tmp_path, FileKind.DELTA, [], sequence=2, start=1)
         data = gzip.compress(header(FileKind.DELTA, EVENT, 0, 2).encode(), mtime=0)
-        feed_file.path.write_bytes(data)
-        ref = FileRef(FileKind.DELTA, feed_file.ref.name, 1, 2,
-                      hashlib.sha256(data).hexdigest(), len(data))
-        body = index_body(event=EVENT, kid=FEED_KID, sequence=2, published_at=T0 + 2,
-                          ends_at=None, snapshot=index.snapshot, revocations=0, manifest=0,
-                          deltas=[ref])
-        index = parse_index(sign_index(body, FEED_KEY), trust=trust(), event=EVENT)
+        index, ref = resigned_delta(index, feed_file, data)
         with pytest.raises(FeedFormatError, match="line 1: header"):
             store.apply(index, [FeedFile(ref, feed_file.path)], fetched_at=0.0)
 
@@ -344,13 +351,7 @@ def test_a_file_is_exactly_one_gzip_member(tmp_path: Path, extra: bytes,
         index, feed_file = craft(tmp_path, FileKind.DELTA, ["R\tT-KEEP\t1\n"], sequence=2,
                                  start=1)
         data = feed_file.path.read_bytes() + extra
-        feed_file.path.write_bytes(data)
-        ref = FileRef(FileKind.DELTA, feed_file.ref.name, 1, 2,
-                      hashlib.sha256(data).hexdigest(), len(data))
-        body = index_body(event=EVENT, kid=FEED_KID, sequence=2, published_at=T0 + 2,
-                          ends_at=None, snapshot=index.snapshot, revocations=0, manifest=0,
-                          deltas=[ref])
-        index = parse_index(sign_index(body, FEED_KEY), trust=trust(), event=EVENT)
+        index, ref = resigned_delta(index, feed_file, data)
         with pytest.raises(FeedFormatError, match=message):
             store.apply(index, [FeedFile(ref, feed_file.path)], fetched_at=0.0)
         assert dump(store.path) == before
@@ -361,12 +362,6 @@ def test_a_truncated_gzip_member_is_refused(tmp_path: Path) -> None:
         index, feed_file = craft(tmp_path, FileKind.DELTA, ["R\tT-KEEP\t1\n"], sequence=2,
                                  start=1)
         data = feed_file.path.read_bytes()[:-6]
-        feed_file.path.write_bytes(data)
-        ref = FileRef(FileKind.DELTA, feed_file.ref.name, 1, 2,
-                      hashlib.sha256(data).hexdigest(), len(data))
-        body = index_body(event=EVENT, kid=FEED_KID, sequence=2, published_at=T0 + 2,
-                          ends_at=None, snapshot=index.snapshot, revocations=0, manifest=0,
-                          deltas=[ref])
-        index = parse_index(sign_index(body, FEED_KEY), trust=trust(), event=EVENT)
+        index, ref = resigned_delta(index, feed_file, data)
         with pytest.raises(FeedFormatError, match="cannot be read as gzip"):
             store.apply(index, [FeedFile(ref, feed_file.path)], fetched_at=0.0)
