@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from gate.clock import ClockConfig, ClockSource, GateClock, os_synchronised
+from gate.clock import ClockConfig, ClockSource, GateClock
 from gate.wiring import RunOptions
 
 from .conftest import World, clip
@@ -35,10 +35,6 @@ def test_os_synchronised_clock_is_trusted_and_unsynchronised_is_not() -> None:
     assert clock(hands, os_sync=True).now().trusted
     assert not clock(hands, os_sync=False).now().trusted
     assert not clock(hands, os_sync=None).now().trusted
-
-
-def test_kernel_synchronisation_state_is_read() -> None:
-    assert os_synchronised() in (True, False, None)
 
 
 def test_a_jump_makes_the_clock_untrusted_until_new_evidence() -> None:
