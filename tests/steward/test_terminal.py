@@ -39,6 +39,17 @@ def wait_for(session: str, ready: Callable[[str], bool], what: str) -> str:
         time.sleep(0.1)
 
 
+def settle(session: str) -> None:
+    """Until the screen stays the same over two looks: the app has handled what it got."""
+    previous = screen(session)
+    for _ in range(100):
+        time.sleep(0.1)
+        current = screen(session)
+        if current == previous:
+            return
+        previous = current
+
+
 def test_lookup_and_admit_in_a_real_terminal(gate: LiveGate, tmp_path: Path) -> None:
     gate.run_clip()
     session = f"steward-{tmp_path.name}"[:40]
@@ -46,7 +57,11 @@ def test_lookup_and_admit_in_a_real_terminal(gate: LiveGate, tmp_path: Path) -> 
          f"{GATE} steward --config {gate.config} --steward s-tmux --lang en")
     try:
         wait_for(session, lambda t: "Feed #1" in t and "Manual lookup" in t, "the main screen")
-        tmux("send-keys", "-t", session, "F2", "chloe martn", "Enter")
+        # F2 moves the focus to the lookup; keys sent in the same burst as F2 (faster than
+        # anyone types) would reach the widget that had the focus before it
+        tmux("send-keys", "-t", session, "F2")
+        settle(session)
+        tmux("send-keys", "-t", session, "chloe martn", "Enter")
         text = wait_for(session, lambda t: "Chloé Martin" in t, "the lookup result")
         assert "similar name" in text and "PAR24-000103" in text
         tmux("send-keys", "-t", session, "Enter")
