@@ -315,6 +315,11 @@ def _register_check(sub: Any) -> None:
 
 
 def _check_setup(args: argparse.Namespace) -> tuple[GateProfile, Policy, Path, Config | None]:
+    if args.event is not None:
+        try:
+            credential.check_event(args.event)
+        except GateError as exc:
+            raise UsageError(f"--event: {exc}") from None
     config = load_config(args.config) if args.config else None
     if config is not None:
         profile, policy, keys_dir = config.profile(), config.policy_record(), \
@@ -358,8 +363,17 @@ def decision_json(decision: Decision) -> dict[str, Any]:
     }
 
 
+def _one_line(text: str) -> str:
+    """Standard input without its one line ending (\\n or \\r\\n): anything else is kept, so
+    that the strict parser refuses a code with stray blank lines or characters."""
+    for ending in ("\r\n", "\n"):
+        if text.endswith(ending):
+            return text[: -len(ending)]
+    return text
+
+
 def _check(args: argparse.Namespace) -> int:
-    code = sys.stdin.read().strip("\r\n") if args.code == "-" else args.code
+    code = _one_line(sys.stdin.read()) if args.code == "-" else args.code
     profile, policy, keys_dir, config = _check_setup(args)
     trust = keyfiles.load_trust_dir(keys_dir)
     now = Now(time.time() if args.at is None else args.at, trusted=not args.clock_untrusted)

@@ -16,10 +16,10 @@ from typing import Any
 from gate.clock import ClockConfig
 from gate.configschema import build, read_toml, setting
 from gate.control import ControlConfig
-from gate.credential import MAX_ENTRANCE
+from gate.credential import EVENT_MAX, MAX_ENTRANCE, check_event
 from gate.daemon import LaneConfig, StewardConfig
 from gate.decision import Direction, GateProfile, PaperPolicy, Policy, UntrustedClockPolicy
-from gate.errors import ConfigError
+from gate.errors import ConfigError, CredentialError
 from gate.journal import JournalConfig
 from gate.mesh.config import MeshConfig
 from gate.metrics import MetricsConfig
@@ -35,7 +35,8 @@ _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 class GateSection:
     id: str = setting(description="This gate's name, as stewards and the journal call it "
                       "(e.g. \"3\" or \"north-3\"); 1-32 of A-Z a-z 0-9 . _ -")
-    event: str = setting(description="The event (session) this gate admits to, as in tickets")
+    event: str = setting(description="The event (session) this gate admits to, as in "
+                         f"tickets; 1-{EVENT_MAX} of A-Z a-z 0-9 . _ -")
     entrance: int = setting(description="The entrance number this gate belongs to (1-32)",
                             minimum=1, maximum=MAX_ENTRANCE)
     direction: Direction = setting(Direction.ENTRY,
@@ -48,9 +49,10 @@ class GateSection:
     def __post_init__(self) -> None:
         if not _NAME_RE.fullmatch(self.id):
             raise ConfigError(f"gate.id: must be 1-32 of A-Z a-z 0-9 . _ -, got {self.id!r}")
-        if not _NAME_RE.fullmatch(self.event):
-            raise ConfigError(f"gate.event: must be 1-32 of A-Z a-z 0-9 . _ -, "
-                              f"got {self.event!r}")
+        try:
+            check_event(self.event)
+        except CredentialError as exc:
+            raise ConfigError(f"gate.event: {exc}") from None
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

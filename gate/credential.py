@@ -144,6 +144,13 @@ def _check_id(value: str, what: str, maximum: int) -> bytes:
     return raw
 
 
+def check_event(event: str) -> str:
+    """`event` as a ticket can carry it (1 to EVENT_MAX of A-Z a-z 0-9 . _ -), or
+    CredentialError: the rule for anything that must match a ticket's event."""
+    _check_id(event, "event", EVENT_MAX)
+    return event
+
+
 def _entrance_mask(entrances: frozenset[int]) -> int:
     if not entrances:
         raise CredentialError("a ticket must allow at least one entrance")

@@ -21,7 +21,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate.errors import KeyFileError
+from gate.credential import check_event
+from gate.errors import CredentialError, KeyFileError
 from gate.timeparse import format_time, parse_time
 from gate.trust import KeyRole, TrustedKey, TrustStore
 
@@ -40,6 +41,15 @@ def check_kid(kid: str) -> str:
     if not _KID_RE.fullmatch(kid):
         raise KeyFileError(f"key id must be 1-16 of A-Z a-z 0-9 . _ - (got {kid!r})")
     return kid
+
+
+def _check_events(events: list[str] | None, where: str) -> None:
+    """Each event a key may sign for must be one a ticket can carry."""
+    for event in events or ():
+        try:
+            check_event(event)
+        except CredentialError as exc:
+            raise KeyFileError(f"{where}: {exc}") from None
 
 
 def public_descriptor(key: TrustedKey) -> dict[str, Any]:
@@ -67,6 +77,8 @@ def new_key_pair(
 ) -> KeyPair:
     """Write KID.key (0600) and KID.pub in out_dir; refuse to replace existing files."""
     check_kid(kid)
+    events = None if events is None else list(events)
+    _check_events(events, "events")
     if valid_from is not None and valid_until is not None and valid_from >= valid_until:
         raise KeyFileError("valid_from must be before valid_until")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,6 +146,7 @@ def parse_public_descriptor(raw: Any, where: str) -> TrustedKey:
         if events is not None and (not isinstance(events, list)
                                    or not all(isinstance(e, str) for e in events)):
             raise KeyFileError(f"{where}: events must be a list of event names or null")
+        _check_events(events, f"{where}: events")
         withdrawn = raw.get("withdrawn", False)
         if not isinstance(withdrawn, bool):
             raise KeyFileError(f"{where}: withdrawn must be true or false")

@@ -119,6 +119,30 @@ def test_code_from_stdin(world: Path) -> None:
     assert json.loads(done.stdout)["reason"] == "VALID"
 
 
+def _check_stdin(world: Path, text: str) -> tuple[int, dict[str, object]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "gate", "check", "-", "--config", str(world / "gate.toml"),
+         "--at", "2024-08-05T19:00:07+02:00", "--json"],
+        input=text.encode("ascii"), capture_output=True, check=False)
+    result: dict[str, object] = json.loads(done.stdout)
+    return done.returncode, result
+
+
+@pytest.mark.parametrize(("before", "after", "reason"), [
+    ("", "\r\n", "VALID"),
+    ("", "", "VALID"),
+    ("\n", "\n", "NOT_A_TICKET"),  # the prefix is not at the start
+    ("", "\n\n", "MALFORMED"),
+    ("", "\r\n\r\n", "MALFORMED"),
+])
+def test_stdin_loses_exactly_one_line_ending(world: Path, capsys: pytest.CaptureFixture[str],
+                                             before: str, after: str, reason: str) -> None:
+    code = code_at(capsys, world)
+    rc, result = _check_stdin(world, before + code + after)
+    assert result["reason"] == reason
+    assert rc == (0 if reason == "VALID" else 1)
+
+
 def test_png_is_a_real_qr_code_of_the_exact_text(world: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import cv2
@@ -147,6 +171,8 @@ def test_wrong_device_key_is_a_usage_error(world: Path,
         (["check", "X", "--keys", "k"], "--event and --entrance must be given"),
         (["ticket", "code", "/nonexistent.json"], "cannot read ticket"),
         (["keys", "new", "--kid", "bad kid!", "--out", "k"], "key id must be"),
+        (["keys", "new", "--kid", "k", "--out", "k", "--events", "E" * 25],
+         "events: event must be 1 to 24 characters"),
     ],
 )
 def test_usage_errors_exit_2_with_a_clear_message(argv: list[str], message: str,
@@ -181,6 +207,8 @@ def test_time_without_offset_is_refused(capsys: pytest.CaptureFixture[str]) -> N
         ('[gate]\nid = "3"\nevent = "E"\n[keys]\ntrust_dir = "keys"\n',
          "gate.entrance: required key is missing"),
         ('[gate\n', "not valid TOML"),
+        (f'[gate]\nid = "3"\nevent = "{"E" * 25}"\nentrance = 2\n[keys]\ntrust_dir = "keys"\n',
+         "gate.event: event must be 1 to 24 characters"),
     ],
 )
 def test_config_check_names_the_bad_key(world: Path, capsys: pytest.CaptureFixture[str],
@@ -194,6 +222,23 @@ def test_config_check_names_the_bad_key(world: Path, capsys: pytest.CaptureFixtu
 def test_config_check_accepts_a_good_file(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(capsys, "config", "check", str(world / "gate.toml"))
     assert rc == 0 and "valid" in out and "1 issuer key" in out
+
+
+def test_the_longest_event_a_ticket_carries_is_a_valid_config_event(
+        world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    longest = world / "longest.toml"
+    longest.write_text(f'[gate]\nid = "3"\nevent = "{"E" * 24}"\nentrance = 2\n\n'
+                       '[keys]\ntrust_dir = "keys"\n')
+    rc, out, _ = run(capsys, "config", "check", str(longest))
+    assert rc == 0 and f"event {'E' * 24}" in out
+
+
+def test_check_refuses_an_event_no_ticket_can_carry(world: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "check", code_at(capsys, world), "--config",
+                       str(world / "gate.toml"), "--event", "E" * 25, "--at", AT)
+    assert (rc, out) == (2, "")
+    assert "--event: event must be 1 to 24 characters" in err
 
 
 def test_console_script_is_installed() -> None:
