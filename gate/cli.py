@@ -339,13 +339,26 @@ def _check_setup(args: argparse.Namespace) -> tuple[GateProfile, Policy, Path, C
     return profile, policy, keys_dir, config
 
 
-def revocation_view(config: Config | None) -> RevocationView:
-    """The revocation view a one-off check uses (the local feed store when configured)."""
+def revocation_view(config: Config | None, event: str) -> RevocationView:
+    """The revocation view a one-off check for `event` uses: the local feed store when the
+    config has one, and then it must hold `event`'s feed (StoreError or UsageError)."""
     if config is None or config.feeds is None:
         return NoRevocations()
-    from revocation.store import open_view
+    from revocation.store import FeedStore, open_view
 
-    return open_view(config.feeds.store, event=config.gate.event)
+    path = config.feeds.store
+    if event != config.gate.event and path.is_file():
+        # --event names another event than the one this config's gate syncs: its feed is
+        # only there if another gate's sync put it in this store.
+        with FeedStore.open(path) as store:
+            held = store.status(event) is not None
+        if not held:
+            raise UsageError(
+                f"--event {event}: feeds.store {path} holds no feed of event {event!r} "
+                f"(this config syncs {config.gate.event!r}), so its revocations are unknown: "
+                f"run `gate sync --config FILE` with a config whose gate.event is "
+                f"{event!r} (and the same feeds.store) first")
+    return open_view(path, event=event)
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
@@ -377,7 +390,8 @@ def _check(args: argparse.Namespace) -> int:
     profile, policy, keys_dir, config = _check_setup(args)
     trust = keyfiles.load_trust_dir(keys_dir)
     now = Now(time.time() if args.at is None else args.at, trusted=not args.clock_untrusted)
-    decision = decide(code, now, trust=trust, revocations=revocation_view(config),
+    revocations = revocation_view(config, profile.event)
+    decision = decide(code, now, trust=trust, revocations=revocations,
                       admissions=MemoryAdmissions({}), profile=profile, policy=policy)
     ticket = decision.ticket
     who = ("" if ticket is None else

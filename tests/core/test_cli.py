@@ -6,6 +6,8 @@ import json
 import stat
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -239,6 +241,64 @@ def test_check_refuses_an_event_no_ticket_can_carry(world: Path,
                        str(world / "gate.toml"), "--event", "E" * 25, "--at", AT)
     assert (rc, out) == (2, "")
     assert "--event: event must be 1 to 24 characters" in err
+
+
+@pytest.fixture
+def feed_url(tmp_path: Path) -> Iterator[str]:
+    """A real loopback feed server on tmp_path/www."""
+    from revocation.serve import make_server
+
+    (tmp_path / "www").mkdir()
+    server = make_server(tmp_path / "www")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_check_for_another_event_refuses_without_that_events_feed(
+        tmp_path: Path, feed_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    keys, this, other = tmp_path / "keys", "PAR24-ATH05", "PAR24-ATH06"
+    for kid, role in (("feed-1", "feed"), ("iss-1", "issuer"), ("phone-1", "device")):
+        assert run(capsys, "keys", "new", "--kid", kid, "--role", role, "--out",
+                   str(keys))[0] == 0
+    (tmp_path / "man.csv").write_text(
+        "ticket_id,generation,order_ref,holder_name,category,entrances,flags\n"
+        "T-GONE,0,ORD-1,Marie Dupont,CAT B,2,\n", encoding="utf-8")
+    (tmp_path / "rev.csv").write_text("ticket_id,min_generation\nT-GONE,cancelled\n",
+                                      encoding="utf-8")
+    for event in (this, other):  # the publisher cancels T-GONE in both events' feeds
+        assert run(capsys, "feed", "publish", "--event", event, "--revocations",
+                   str(tmp_path / "rev.csv"), "--manifest", str(tmp_path / "man.csv"),
+                   "--key", str(keys / "feed-1.key"), "--out", str(tmp_path / "www"),
+                   "--at", "2024-08-05T18:50:00+02:00")[0] == 0
+    config = tmp_path / "gate.toml"
+    config.write_text(f'[gate]\nid = "3"\nevent = "{this}"\nentrance = 2\n'
+                      '[keys]\ntrust_dir = "keys"\n'
+                      f'[feeds]\nstore = "state/feeds.db"\nbase_url = "{feed_url}"\n'
+                      'retries = 0\n', encoding="utf-8")
+    assert run(capsys, "sync", "--config", str(config))[0] == 0  # this event's feed only
+
+    def check_ticket(event: str, *extra: str) -> tuple[int, str, str]:
+        ticket = tmp_path / f"{event}.json"
+        assert run(capsys, "ticket", "issue", "--key", str(keys / "iss-1.key"), "--event",
+                   event, "--ticket", "T-GONE", "--valid-from", "2024-08-05T15:00:00+02:00",
+                   "--valid-until", "2024-08-05T23:30:00+02:00", "--entrances", "2",
+                   "--device-key", str(keys / "phone-1.pub"), "--out", str(ticket))[0] == 0
+        rc, code, _ = run(capsys, "ticket", "code", str(ticket), "--device-key",
+                          str(keys / "phone-1.key"), "--at", AT)
+        assert rc == 0
+        return run(capsys, "check", code.strip(), "--config", str(config), "--at", AT,
+                   "--json", *extra)
+
+    rc, out, _ = check_ticket(this)  # the store knows this event's cancellation
+    assert (rc, json.loads(out)["reason"]) == (1, "CANCELLED")
+    rc, out, err = check_ticket(other, "--event", other)
+    assert (rc, out) == (2, "")
+    assert f"holds no feed of event {other!r}" in err
+    assert f"gate.event is {other!r}" in err and "gate sync --config" in err
 
 
 def test_console_script_is_installed() -> None:
