@@ -21,6 +21,7 @@ from gate.daemon import LaneConfig, StewardConfig
 from gate.decision import Direction, GateProfile, PaperPolicy, Policy, UntrustedClockPolicy
 from gate.errors import ConfigError, CredentialError
 from gate.journal import JournalConfig
+from gate.keyfiles import check_safe
 from gate.mesh.config import MeshConfig
 from gate.metrics import MetricsConfig
 from gate.upload import UploadConfig
@@ -131,7 +132,11 @@ def from_dict(table: dict[str, Any], *, base_dir: Path | None = None) -> Config:
 
 
 def load(path: Path) -> Config:
-    """Read and validate a config file; ConfigError names the file and the key."""
+    """Read and validate a config file; ConfigError names the file and the key.
+
+    UnsafeFileError when someone other than root and the running user could have changed
+    the file (gate.keyfiles.check_safe)."""
+    check_safe(path, what="config")
     try:
         config = from_dict(read_toml(path), base_dir=path.resolve().parent)
     except ConfigError as exc:

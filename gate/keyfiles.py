@@ -6,13 +6,21 @@
              for any event), "withdrawn"}.
 
 A folder of ``*.pub`` files is a trust store. Writing never replaces an existing key.
+
+Reading refuses, as OpenSSH's StrictModes does, what someone other than root and the user
+the gate runs as could have changed: a key folder, a public key or a config file owned by
+another user or writable by group or others, a folder above them writable by everyone
+(unless sticky, as /tmp), and a private key that group or others can read
+(``check_safe``; docs/operations.md, "Files the gate trusts").
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +30,61 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gate.credential import check_event
-from gate.errors import CredentialError, KeyFileError
+from gate.errors import CredentialError, GateError, KeyFileError
 from gate.timeparse import format_time, parse_time
 from gate.trust import KeyRole, TrustedKey, TrustStore
 
 _KID_RE = re.compile(r"[A-Za-z0-9._-]{1,16}")
 ALGORITHM = "Ed25519"
+
+
+class UnsafeFileError(GateError, PermissionError):
+    """A key, key folder or config file that someone other than root and the gate's user
+    could change (or, for a private key, read): refused, the message says what to run."""
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_safe(path: Path, *, what: str, secret: bool = False, parents: bool = True) -> None:
+    """Refuse `path` (UnsafeFileError) unless only root or the running user can change it.
+
+    It must be owned by root or the running user and not writable by group or others;
+    a `secret` (a private key) must not be readable by them either. With `parents`, every
+    folder above it must not be writable by everyone unless sticky (as /tmp). A missing
+    file is left to the reader, which says so.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    me = os.geteuid()
+    if st.st_uid not in (0, me):
+        raise UnsafeFileError(
+            f"{what} {path}: owned by {_user(st.st_uid)}, not by root or {_user(me)} that "
+            f"the gate runs as: if it is genuine run `chown root: {path}`, otherwise remove it")
+    mode = stat.S_IMODE(st.st_mode)
+    if secret and mode & 0o077:
+        raise UnsafeFileError(f"{what} {path}: group or others can read it (mode {mode:04o}): "
+                              f"run `chmod 600 {path}` (and replace the key if others read it)")
+    if mode & 0o022:
+        raise UnsafeFileError(f"{what} {path}: writable by group or others (mode {mode:04o}): "
+                              f"run `chmod go-w {path}`")
+    if parents:
+        absolute = Path(os.path.abspath(path))
+        for folder in dict.fromkeys([*absolute.parents, *absolute.resolve().parents]):
+            try:
+                fst = os.stat(folder)
+            except OSError:
+                continue
+            if fst.st_mode & stat.S_IWOTH and not fst.st_mode & stat.S_ISVTX:
+                raise UnsafeFileError(
+                    f"{what} {path}: the folder {folder} above it is writable by everyone "
+                    f"(mode {stat.S_IMODE(fst.st_mode):04o}): run `chmod o-w {folder}`")
 
 
 @dataclass(frozen=True)
@@ -103,6 +160,7 @@ def new_key_pair(
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
+    check_safe(path, what="private key", secret=True)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -117,6 +175,11 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def load_public_key(path: Path) -> TrustedKey:
+    check_safe(path, what="public key")
+    return _read_public_key(path)
+
+
+def _read_public_key(path: Path) -> TrustedKey:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -168,7 +231,11 @@ def load_trust_dir(folder: Path, *, role: KeyRole | None = KeyRole.ISSUER) -> Tr
     """Every *.pub in folder (of `role`, or all roles when None) as a trust store."""
     if not folder.is_dir():
         raise KeyFileError(f"{folder}: no such key folder")
-    keys = [load_public_key(p) for p in sorted(folder.glob("*.pub"))]
+    check_safe(folder, what="key folder")
+    keys = []
+    for path in sorted(folder.glob("*.pub")):
+        check_safe(path, what="public key", parents=False)  # its folder is checked above
+        keys.append(_read_public_key(path))
     return TrustStore.of(k for k in keys if role is None or k.role is role)
 
 

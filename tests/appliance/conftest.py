@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gpiozero.pins.mock import MockFactory
 
@@ -31,6 +32,16 @@ PINS = {"lock": 17, "green": 27, "red": 22, "buzzer": 23, "passage": 24, "fire_l
 # fail_safe, active-low relay board: the lock relay is energised (pin low) while locked,
 # so an unlock is the lock pin going high.
 UNLOCKED_LEVEL = True
+
+
+def fixture_key(name: str) -> Ed25519PrivateKey:
+    """A committed fixture private key (tests/fixtures/keys/NAME.key), for a test that plays
+    the issuer or the holder's phone. Git keeps no file modes, so these are 0644 in a
+    checkout: the gate's own loading (keyfiles.load_private_key) would rightly refuse them."""
+    key = serialization.load_pem_private_key((FIXTURES / "keys" / f"{name}.key").read_bytes(),
+                                             password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return key
 
 
 def clip(name: str) -> Path:

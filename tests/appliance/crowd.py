@@ -16,11 +16,11 @@ import numpy as np
 import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate import credential, keyfiles
+from gate import credential
 from gate.credential import TicketFields
 
-REPO = Path(__file__).resolve().parents[2]
-ISSUER_KEY = REPO / "tests" / "fixtures" / "keys" / "fixture-issuer.key"
+from .conftest import fixture_key
+
 EVENT = "PAR24-ATH05"
 START = 1722877200.0  # 19:00:00 Paris
 
@@ -41,7 +41,7 @@ def make_crowd_clip(folder: Path, *, people: int, frames_each: int = 2, fps: flo
                     width: int = 640, height: int = 480, start: float = START) -> list[str]:
     """Write the clip (JPEG frames + clip.json); returns the ticket ids in order."""
     folder.mkdir(parents=True, exist_ok=True)
-    issuer = keyfiles.load_private_key(ISSUER_KEY)
+    issuer = fixture_key("fixture-issuer")
     frames: list[dict[str, object]] = []
     ticket_ids: list[str] = []
     t = start

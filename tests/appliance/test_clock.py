@@ -80,12 +80,12 @@ def _live_code() -> str:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from gate import credential, keyfiles
+    from gate import credential
     from gate.credential import TicketFields
 
-    from .conftest import FIXTURES
+    from .conftest import fixture_key
 
-    issuer = keyfiles.load_private_key(FIXTURES / "keys" / "fixture-issuer.key")
+    issuer = fixture_key("fixture-issuer")
     device = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"live-phone").digest())
     now = int(time.time())
     fields = TicketFields(kid="fixture-issuer", event="PAR24-ATH05", ticket_id="LIVE-1",

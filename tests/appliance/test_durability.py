@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from gate import credential, keyfiles
+from gate import credential
 from gate.wiring import RunOptions
 from tests.smalldisk import fill, small_tmpfs
 
-from .conftest import FIXTURES, PINS, World, clip, gate_table
+from .conftest import FIXTURES, PINS, World, clip, fixture_key, gate_table
 from .crowd import make_crowd_clip
 
 LOCK = f"GPIO{PINS['lock']}"
@@ -148,7 +148,7 @@ def _valid_code(at: float) -> str:
     from gate.cli import load_ticket
 
     level1 = load_ticket(FIXTURES / "tickets" / "alice.json")
-    device = keyfiles.load_private_key(FIXTURES / "keys" / "dev-alice.key")
+    device = fixture_key("dev-alice")
     return credential.dynamic_code(level1, device, credential.step_at(at))
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from gate import credential, keyfiles
+from gate import credential
 from gate.control import ControlClient
 from gate.wiring import RunOptions
 
-from .conftest import FIXTURES, PINS, World, clip, feed_store, sidecar
+from .conftest import FIXTURES, PINS, World, clip, feed_store, fixture_key, sidecar
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_passage_timeout_voids_the_admission_and_frees_the_ticket(world: World) 
     from gate.cli import load_ticket
 
     level1 = load_ticket(ticket)
-    device = keyfiles.load_private_key(FIXTURES / "keys" / "dev-ines.key")
+    device = fixture_key("dev-ines")
     frames = sidecar("no_passage")["frames"]
     later = frames[-1]["captured_at"] + 60
     code = credential.dynamic_code(level1, device, credential.step_at(later))

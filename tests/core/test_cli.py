@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -299,6 +300,97 @@ def test_check_for_another_event_refuses_without_that_events_feed(
     assert (rc, out) == (2, "")
     assert f"holds no feed of event {other!r}" in err
     assert f"gate.event is {other!r}" in err and "gate sync --config" in err
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user "
+                                "needs root")
+
+
+def test_the_files_as_the_gate_writes_them_are_accepted(
+        world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    keys = world / "keys"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o755
+    assert stat.S_IMODE((keys / "iss-1.pub").stat().st_mode) == 0o644
+    assert stat.S_IMODE((world / "gate.toml").stat().st_mode) == 0o644
+    world.chmod(0o1777)  # a sticky world-writable folder above, as /tmp: acceptable
+    rc, out, _ = run(capsys, "config", "check", str(world / "gate.toml"))
+    assert rc == 0 and "valid" in out
+    rc, result = check(capsys, world, code_at(capsys, world))
+    assert (rc, result["reason"]) == (0, "VALID")
+
+
+def test_a_world_writable_key_folder_is_refused(world: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code = code_at(capsys, world)
+    keys = world / "keys"
+    keys.chmod(0o757)
+    for argv in (["config", "check", str(world / "gate.toml")],
+                 ["check", code, "--config", str(world / "gate.toml"), "--at", AT]):
+        rc, out, err = run(capsys, *argv)
+        assert (rc, out) == (2, "")
+        assert f"key folder {keys}: writable by group or others (mode 0757)" in err
+        assert f"run `chmod go-w {keys}`" in err
+
+
+def test_a_config_others_can_change_is_refused(world: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    config = world / "gate.toml"
+    config.chmod(0o666)
+    rc, out, err = run(capsys, "config", "check", str(config))
+    assert (rc, out) == (2, "")
+    assert f"config {config}: writable by group or others (mode 0666)" in err
+    assert f"chmod go-w {config}" in err
+
+
+def test_a_folder_above_writable_by_everyone_and_not_sticky_is_refused(
+        world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    world.chmod(0o777)
+    try:
+        rc, _, err = run(capsys, "config", "check", str(world / "gate.toml"))
+    finally:
+        world.chmod(0o755)
+    assert rc == 2
+    assert f"the folder {world} above it is writable by everyone (mode 0777)" in err
+    assert f"run `chmod o-w {world}`" in err
+
+
+@needs_root
+def test_a_planted_public_key_of_another_user_is_refused(
+        world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # someone writes a key of their own into the trust folder and signs a ticket with it
+    assert run(capsys, "keys", "new", "--kid", "rogue", "--out", str(world / "rogue"))[0] == 0
+    planted = world / "keys" / "rogue.pub"
+    planted.write_bytes((world / "rogue" / "rogue.pub").read_bytes())
+    os.chown(planted, 65534, 65534)
+    assert run(capsys, "ticket", "issue", "--key", str(world / "rogue" / "rogue.key"),
+               "--event", "PAR24-ATH05", "--ticket", "FAKE", "--valid-from",
+               "2024-08-05T15:00:00+02:00", "--valid-until", "2024-08-05T23:30:00+02:00",
+               "--entrances", "2", "--device-key", str(world / "phone" / "phone-1.pub"),
+               "--out", str(world / "fake.json"))[0] == 0
+    rc, fake, _ = run(capsys, "ticket", "code", str(world / "fake.json"), "--device-key",
+                      str(world / "phone" / "phone-1.key"), "--at", AT)
+    assert rc == 0
+    for argv in (["check", fake.strip(), "--config", str(world / "gate.toml"), "--at",
+                  "2024-08-05T19:00:07+02:00", "--json"],
+                 ["config", "check", str(world / "gate.toml")]):
+        rc, out, err = run(capsys, *argv)
+        assert (rc, out) == (2, "")
+        assert f"public key {planted}: owned by uid 65534" in err
+        assert f"if it is genuine run `chown root: {planted}`, otherwise remove it" in err
+
+
+def test_a_private_key_others_can_read_is_refused(world: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    key = world / "keys" / "iss-1.key"
+    key.chmod(0o644)
+    rc, out, err = run(capsys, "ticket", "issue", "--key", str(key), "--event", "PAR24-ATH05",
+                       "--ticket", "T9", "--valid-from", "2024-08-05T15:00:00+02:00",
+                       "--valid-until", "2024-08-05T23:30:00+02:00", "--entrances", "2",
+                       "--paper", "--out", str(world / "t9.json"))
+    assert (rc, out) == (2, "")
+    assert f"private key {key}: group or others can read it (mode 0644)" in err
+    assert f"run `chmod 600 {key}`" in err
+    assert not (world / "t9.json").exists()
 
 
 def test_console_script_is_installed() -> None:
