@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
+import logging
 import os
 import sqlite3
 import threading
@@ -35,6 +37,12 @@ from gate.decision import Decision
 from gate.errors import GateError
 from gate.reasons import Reason, Verdict
 from gate.views import Admission
+
+log = logging.getLogger("gate.journal")
+
+FILE_MODE = 0o640
+"""The journal holds who came in when: never readable by others (less under systemd's
+UMask=0077)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -157,6 +165,28 @@ def _why_unwritable(path: Path, exc: BaseException) -> str:
     return str(exc)
 
 
+def _create_file(path: Path) -> tuple[int, int]:
+    """Create (mode 0640) or open the journal file itself, never through a symbolic link;
+    take read access from others if they have it. Returns its (st_dev, st_ino)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise JournalError(f"journal {path}: is a symbolic link: refused, journal.path must "
+                           "name the file itself") from None
+    try:
+        st = os.fstat(fd)
+        mode = st.st_mode & 0o7777
+        if mode & 0o007:
+            os.fchmod(fd, mode & ~0o007)
+            log.warning("journal file was open to others, access removed path=%s "
+                        "mode=%04o now=%04o", path, mode, mode & ~0o007)
+    finally:
+        os.close(fd)
+    return st.st_dev, st.st_ino
+
+
 class Journal:
     """The gate's durable record. Thread-safe: one connection behind a lock."""
 
@@ -166,14 +196,23 @@ class Journal:
         self._lock = threading.RLock()
         self.unwritable: str | None = None
         """Why the journal cannot be written (then every admission is refused), or None."""
+        self._identity: tuple[int, int] | None = None
+        """(st_dev, st_ino) of the file open: the path must still name it at each admission."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            identity = _create_file(path)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
                                        timeout=5.0)
+            self._identity = identity
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            self._check_same_file()
+        except JournalError:
+            with contextlib.suppress(AttributeError):
+                self._db.close()
+            raise
         except (sqlite3.Error, OSError) as exc:
             if not path.is_file():
                 raise JournalError(f"journal {path}: cannot open: {exc}") from None
@@ -191,9 +230,34 @@ class Journal:
         with self._lock:
             self._db.close()
 
+    def _check_same_file(self) -> None:
+        """JournalError unless the journal's path still names the file open (one stat).
+
+        Moved, replaced or deleted under a running gate, the open file would take the
+        admissions while the path, opened at the next start, knows none of them: the
+        same tickets would be admitted again.
+        """
+        if self._identity is None:
+            return
+        try:
+            st = os.stat(self.path)
+            now = "another file is there now"
+        except FileNotFoundError:
+            st, now = None, "no file is there now"
+        except OSError as exc:
+            st, now = None, f"it cannot be read ({exc.strerror})"
+        if st is None or (st.st_dev, st.st_ino) != self._identity:
+            raise JournalError(
+                f"journal {self.path}: the journal file open is no longer at this path "
+                f"(moved, replaced or deleted while the gate ran; {now}): nobody is "
+                "admitted until it is put back (a restart would start an empty journal "
+                "that does not know who is inside)")
+
     @contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        """One transaction, committed (and fsynced) on exit, rolled back on any error."""
+    def _write(self, what: str, *, same_file: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction, committed (and fsynced) on exit, rolled back on any error.
+        `same_file`: checked, right before the commit, that the path still names the file
+        written (an admission)."""
         if self.unwritable is not None:
             raise JournalError(f"{self.unwritable}; {what} not recorded")
         with self._lock:
@@ -201,6 +265,8 @@ class Journal:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._db
+                    if same_file:
+                        self._check_same_file()
                     self._db.execute("COMMIT")
                 except BaseException:
                     if self._db.in_transaction:
@@ -255,7 +321,7 @@ class Journal:
             raise ValueError("only an admit decision about a ticket can be an admission")
         scan_id = uuid.uuid4().hex
         try:
-            with self._write("an admission") as db:
+            with self._write("an admission", same_file=True) as db:
                 self._insert(db, scan_id, decision, method, latency_ms, steward, note)
                 db.execute(
                     "INSERT INTO admissions (scan_id, event, ticket_id, generation, gate, at, "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import hashlib
 import io
 import itertools
@@ -222,18 +223,24 @@ class FeedStore:
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-            os.close(fd)
-            mode = stat.S_IMODE(path.stat().st_mode)
-            if mode & 0o007:
-                os.chmod(path, mode & ~0o007)
-                log.warning("feed store %s was readable by others (mode %o): now %o",
-                            path, mode, mode & ~0o007)
+            # the file itself, never a symbolic link's target (O_NOFOLLOW, fchmod)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         FILE_MODE)
+            try:
+                mode = stat.S_IMODE(os.fstat(fd).st_mode)
+                if mode & 0o007:
+                    os.fchmod(fd, mode & ~0o007)
+                    log.warning("feed store %s was readable by others (mode %o): now %o",
+                                path, mode, mode & ~0o007)
+            finally:
+                os.close(fd)
             connection = sqlite3.connect(path, isolation_level=None,
                                          timeout=_BUSY_TIMEOUT_MS / 1000,
                                          check_same_thread=not shared)
         except OSError as exc:
-            raise StoreError(f"{path}: cannot open the feed store: {exc.strerror}") from None
+            why = "is a symbolic link: refused, feeds.store must name the file itself" \
+                if exc.errno == errno.ELOOP else f"cannot open the feed store: {exc.strerror}"
+            raise StoreError(f"{path}: {why}") from None
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: cannot open the feed store: {exc}") from None
         store = cls(path, connection)
