@@ -8,8 +8,13 @@ Dynamic codes are only as good as the gate's clock. The clock is trusted when
   it within a tolerance,
 
 and no jump has been seen since. A jump is a change of the wall clock against the
-monotonic clock larger than the tolerance (someone set the time, a bad RTC at boot):
-after a jump the clock is untrusted until new evidence arrives.
+monotonic clock larger than the tolerance (someone set the time, a bad RTC at boot, the
+NTP step of a Raspberry Pi that booted on its saved clock): after a jump the clock is
+untrusted until new evidence arrives, either a signed feed time that agrees, or (source
+``os``) the OS reporting the clock synchronised in a reading taken after the jump. The
+kernel marks the clock unsynchronised whenever it is set or stepped; only the NTP daemon
+marks it synchronised again, so such a reading means NTP vouches for the new time.
+Jumps and the trust they cost and regain are ClockEvents, journalled as gate events.
 """
 
 from __future__ import annotations
@@ -17,13 +22,18 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import enum
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from gate.configschema import setting
 from gate.decision import Now
+from gate.errors import GateError
+
+log = logging.getLogger("gate.clock")
 
 _TIME_ERROR = 5  # adjtimex(2): clock not synchronised
 
@@ -63,6 +73,37 @@ class ClockState:
     jumps: int
 
 
+class ClockEventKind(enum.StrEnum):
+    JUMPED = "clock_jumped"
+    """The wall clock moved against the monotonic clock: untrusted from now."""
+    TRUSTED_AGAIN = "clock_trusted_again"
+    """After a jump, new evidence (OS synchronisation, a signed feed time) restored trust."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClockEvent:
+    kind: ClockEventKind
+    at: float
+    """The wall-clock time read when it was seen (after the jump, for a jump)."""
+    detail: str
+
+
+class GateEventJournal(Protocol):
+    def gate_event(self, kind: str, *, at: float, steward: str | None = None,
+                   detail: str = "") -> None: ...
+
+
+def journal_clock_events(journal: GateEventJournal) -> Callable[[ClockEvent], None]:
+    """A GateClock `on_event` that keeps each clock event in the journal's gate events."""
+    def record(event: ClockEvent) -> None:
+        try:
+            journal.gate_event(str(event.kind), at=event.at, detail=event.detail)
+        except GateError as exc:
+            log.error("clock event not journalled kind=%s detail=%s cause=%s", event.kind,
+                      event.detail, exc)
+    return record
+
+
 def os_synchronised() -> bool | None:
     """The kernel's view (adjtimex): True synchronised, False not, None unknown."""
     path = ctypes.util.find_library("c")
@@ -84,9 +125,11 @@ class GateClock:
 
     def __init__(self, config: ClockConfig, *, wall: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic,
-                 os_sync: Callable[[], bool | None] = os_synchronised) -> None:
+                 os_sync: Callable[[], bool | None] = os_synchronised,
+                 on_event: Callable[[ClockEvent], None] | None = None) -> None:
         self.config = config
         self._wall, self._mono, self._os_sync = wall, monotonic, os_sync
+        self._on_event = on_event
         self._lock = threading.Lock()
         self._offset = wall() - monotonic()
         self._feed_seen_at: float | None = None  # monotonic time of the last agreeing feed
@@ -110,12 +153,17 @@ class GateClock:
         received = self._wall() if received_wall is None else received_wall
         c = self.config
         agrees = published_at - c.tolerance_s <= received <= published_at + c.feed_max_delay_s
+        events: list[ClockEvent] = []
         with self._lock:
             if agrees:
                 self._feed_seen_at = self._mono()
-                self._untrusted_since_jump = False
+                if self._untrusted_since_jump:
+                    self._untrusted_since_jump = False
+                    events.append(ClockEvent(ClockEventKind.TRUSTED_AGAIN, received,
+                                             "a signed feed time agrees with the clock"))
             else:
                 self._feed_seen_at = None
+        self._emit(events)
         return agrees
 
     def state(self) -> ClockState:
@@ -126,17 +174,29 @@ class GateClock:
             return ClockState(trusted, self._why(trusted), self._os_state, age, self._jumps)
 
     def _trusted(self, unix: float) -> bool:
-        self._check_jump(unix)
+        events = self._check_jump(unix)
         with self._lock:
-            if self.config.source is ClockSource.ALWAYS:
-                return True
-            if self._untrusted_since_jump:
-                return False
-            feed_ok = (self._feed_seen_at is not None
-                       and self._mono() - self._feed_seen_at <= self.config.feed_max_age_s)
-            if self.config.source is ClockSource.FEED:
-                return feed_ok
-            return feed_ok or bool(self._os_synchronised())
+            trusted = self._trusted_locked(unix, events)
+        self._emit(events)
+        return trusted
+
+    def _trusted_locked(self, unix: float, events: list[ClockEvent]) -> bool:
+        if self.config.source is ClockSource.ALWAYS:
+            return True
+        feed_ok = (not self._untrusted_since_jump and self._feed_seen_at is not None
+                   and self._mono() - self._feed_seen_at <= self.config.feed_max_age_s)
+        if self.config.source is ClockSource.FEED:
+            return feed_ok
+        if feed_ok:
+            return True
+        os_ok = bool(self._os_synchronised())
+        if os_ok and self._untrusted_since_jump:
+            # a reading taken after the jump (the jump dropped the one before it)
+            self._untrusted_since_jump = False
+            events.append(ClockEvent(ClockEventKind.TRUSTED_AGAIN, unix,
+                                     "the operating system reports the clock synchronised "
+                                     "after the jump"))
+        return os_ok
 
     def _os_synchronised(self) -> bool | None:
         mono = self._mono()
@@ -145,14 +205,35 @@ class GateClock:
             self._os_checked_at = mono
         return self._os_state
 
-    def _check_jump(self, unix: float) -> None:
+    def _check_jump(self, unix: float) -> list[ClockEvent]:
         offset = unix - self._mono()
+        events: list[ClockEvent] = []
         with self._lock:
-            if abs(offset - self._offset) > self.config.tolerance_s:
+            moved = offset - self._offset
+            if abs(moved) > self.config.tolerance_s:
                 self._jumps += 1
                 self._untrusted_since_jump = self.config.source is not ClockSource.ALWAYS
                 self._feed_seen_at = None
+                self._os_checked_at = float("-inf")  # a reading from before it proves nothing
+                events.append(ClockEvent(ClockEventKind.JUMPED, unix,
+                                         f"the wall clock moved {moved:+.1f} s against the "
+                                         "monotonic clock"))
             self._offset = offset
+        return events
+
+    def _emit(self, events: list[ClockEvent]) -> None:
+        """Log and hand on clock events, outside the lock."""
+        for event in events:
+            if event.kind is ClockEventKind.JUMPED:
+                log.warning("clock jumped detail=%s: untrusted until the OS reports it "
+                            "synchronised or a signed feed time agrees", event.detail)
+            else:
+                log.warning("clock trusted again after a jump cause=%s", event.detail)
+            if self._on_event is not None:
+                try:
+                    self._on_event(event)
+                except Exception:  # a recorder's fault must not stop the gate's decisions
+                    log.exception("clock event not handed on kind=%s", event.kind)
 
     def _why(self, trusted: bool) -> str:
         if self.config.source is ClockSource.ALWAYS:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gate import keyfiles, notify
-from gate.clock import FrameClock, GateClock
+from gate.clock import FrameClock, GateClock, journal_clock_events
 from gate.config import Config
 from gate.control import ControlServer, EventBus
 from gate.daemon import Daemon, ManualRefusedError
@@ -301,7 +301,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
                                               pace="fast" if options.fast else "recorded",
                                               lossless=options.fast)
     else:
-        clock = GateClock(config.clock)
+        clock = GateClock(config.clock, on_event=journal_clock_events(journal))
         cam = scanner_config.camera
         source = CameraSource(cam.device_spec, width=cam.width, height=cam.height,
                               fps=cam.fps, fourcc=cam.fourcc,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from gate.clock import ClockConfig, ClockSource, GateClock
+from gate.clock import ClockConfig, ClockSource, GateClock, journal_clock_events
+from gate.journal import Journal
 from gate.wiring import RunOptions
 
 from .conftest import World, clip
@@ -37,13 +39,27 @@ def test_os_synchronised_clock_is_trusted_and_unsynchronised_is_not() -> None:
     assert not clock(hands, os_sync=None).now().trusted
 
 
+class Kernel:
+    """The kernel's synchronisation status as adjtimex reports it, set by the test."""
+
+    def __init__(self, synchronised: bool | None) -> None:
+        self.synchronised = synchronised
+        self.readings = 0
+
+    def __call__(self) -> bool | None:
+        self.readings += 1
+        return self.synchronised
+
+
 def test_a_jump_makes_the_clock_untrusted_until_new_evidence() -> None:
-    hands = Hands()
-    c = clock(hands, os_sync=True, tolerance_s=2.0)
+    hands, kernel = Hands(), Kernel(True)
+    c = GateClock(ClockConfig(tolerance_s=2.0), wall=lambda: hands.wall,
+                  monotonic=lambda: hands.mono, os_sync=kernel)
     assert c.now().trusted
     hands.tick(60)  # normal time passing: no jump
     assert c.now().trusted
-    hands.wall += 3600  # someone set the clock an hour ahead
+    hands.wall += 3600  # someone set the clock an hour ahead...
+    kernel.synchronised = False  # ...which the kernel marks unsynchronised
     reading = c.now()
     assert not reading.trusted
     state = c.state()
@@ -51,6 +67,48 @@ def test_a_jump_makes_the_clock_untrusted_until_new_evidence() -> None:
     # a signed feed time agreeing with the new clock restores trust
     assert c.feed_time(hands.wall - 30, received_wall=hands.wall)
     assert c.now().trusted
+
+
+def test_os_synchronisation_after_the_boot_step_restores_trust_and_is_journalled(
+        tmp_path: Path) -> None:
+    # a Pi without RTC boots on its saved clock, two days behind, not synchronised yet
+    hands, kernel = Hands(), Kernel(False)
+    journal = Journal(tmp_path / "journal.sqlite", gate_id="1")
+    try:
+        c = GateClock(ClockConfig(tolerance_s=5.0), wall=lambda: hands.wall,
+                      monotonic=lambda: hands.mono, os_sync=kernel,
+                      on_event=journal_clock_events(journal))
+        assert not c.now().trusted
+        hands.tick(30)
+        hands.wall += 2 * 86400  # the NTP step
+        assert not c.now().trusted  # the step itself is a jump
+        assert c.state().jumps == 1 and "jumped" in c.state().why
+        kernel.synchronised = True  # timesyncd marks the clock synchronised; no feed at all
+        for _ in range(120):  # two minutes of the gate's time at most
+            hands.tick(1)
+            if c.now().trusted:
+                break
+        assert c.now().trusted
+        assert c.state().why == "synchronised by the operating system"
+        events = journal.gate_events()
+    finally:
+        journal.close()
+    assert [(kind, detail) for _, kind, _, detail in reversed(events)] == [
+        ("clock_jumped", "the wall clock moved +172800.0 s against the monotonic clock"),
+        ("clock_trusted_again",
+         "the operating system reports the clock synchronised after the jump"),
+    ]
+
+
+def test_an_os_reading_from_before_the_jump_does_not_restore_trust() -> None:
+    hands, kernel = Hands(), Kernel(True)
+    c = GateClock(ClockConfig(tolerance_s=5.0), wall=lambda: hands.wall,
+                  monotonic=lambda: hands.mono, os_sync=kernel)
+    assert c.now().trusted  # "synchronised" read, and kept for a few seconds
+    hands.wall += 600
+    kernel.synchronised = False
+    assert not c.now().trusted  # read again after the jump, not the kept reading
+    assert c.state().jumps == 1
 
 
 def test_signed_feed_time_trusts_the_clock_for_a_while() -> None:
