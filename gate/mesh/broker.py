@@ -50,13 +50,15 @@ class LoopbackBroker:
 
     def __init__(self, folder: Path, *, port: int | None = None,
                  users: dict[str, str] | None = None, max_queued: int = 100_000,
-                 max_packet_bytes: int | None = MAX_PACKET_BYTES) -> None:
+                 max_packet_bytes: int | None = MAX_PACKET_BYTES,
+                 acl: list[str] | None = None) -> None:
         """`max_packet_bytes` None: Mosquitto's own limit (256 MiB), as on a broker set up
-        without the venue's bound."""
+        without the venue's bound. `acl`: the lines of an ACL file (with `users`)."""
         self.folder, self.port = folder, port or free_port()
         self.users = users
         self.max_queued = max_queued
         self.max_packet_bytes = max_packet_bytes
+        self.acl = acl
         self.binary = _binary(MOSQUITTO)
         self.process: subprocess.Popen[bytes] | None = None
         self.log = folder / "mosquitto.log"
@@ -87,6 +89,10 @@ class LoopbackBroker:
                                 user, password], check=True, capture_output=True)
             passwd.chmod(0o600)
             lines += ["allow_anonymous false", f"password_file {passwd}"]
+            if self.acl is not None:
+                acl_file = self.folder / "acl"
+                acl_file.write_text("\n".join(self.acl) + "\n", encoding="utf-8")
+                lines.append(f"acl_file {acl_file}")
         self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def start(self, timeout: float = 10.0) -> None:

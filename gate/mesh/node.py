@@ -204,6 +204,9 @@ class MeshNode:
         """Per gate: the signed time of its latest summary believed (older ones: replays)."""
         self._answered_at: dict[str, float] = {}
         self._postponed: dict[str, Summary] = {}
+        self.publish_refused: dict[str, Any] | None = None
+        """The broker's last refusal of one of this gate's records, until one is accepted."""
+        self._hold_outbox_until = 0.0
         self.merged = 0
         self.on_merged: Callable[[list[Record], float], None] | None = None
         """Called by the worker after each merge (records, merge time): for benchmarks."""
@@ -291,9 +294,12 @@ class MeshNode:
             return
         self._work.put(("message", message.topic, bytes(message.payload), time.time()))
 
-    def _on_publish(self, _client: Any, _userdata: Any, mid: int, _reason: Any,
+    def _on_publish(self, _client: Any, _userdata: Any, mid: int, reason: Any,
                     _properties: Any) -> None:
-        self._work.put(("acked", mid))
+        if getattr(reason, "is_failure", False):  # MQTT 5: e.g. "Not authorized" (an ACL)
+            self._work.put(("refused", mid, str(reason)))
+        else:
+            self._work.put(("acked", mid))
 
     # --- life -------------------------------------------------------------------------
 
@@ -381,11 +387,18 @@ class MeshNode:
                 wake = True
             elif kind == "connected":
                 connected = wake = True
+                self._hold_outbox_until = 0.0
             elif kind == "acked":
                 with self._inflight_lock:
                     seq = self._inflight.pop(item[1], None)
                 if seq is not None:
                     acked.append(seq)
+                    self.publish_refused = None
+            elif kind == "refused":
+                with self._inflight_lock:
+                    seq = self._inflight.pop(item[1], None)
+                if seq is not None:
+                    self._refused(seq, item[2])
             elif kind == "oversized":
                 _, topic, size, _received = item
                 self._reject(topic, MeshMessageError(
@@ -424,6 +437,16 @@ class MeshNode:
         self._answer_postponed()
         self.rejections.flush(time.monotonic())
 
+    def _refused(self, seq: int, reason: str) -> None:
+        """The broker refused a record: it stays in the outbox, tried again after a summary
+        interval (or on reconnection), not every second."""
+        if self.publish_refused is None:
+            log.error("mesh: the broker refused this gate's record, the other gates will not "
+                      "learn of it until it accepts: seq=%d reason=%s broker=%s:%s", seq,
+                      reason, self.config.host, self.config.port)
+        self.publish_refused = {"at": format_time(time.time()), "seq": seq, "reason": reason}
+        self._hold_outbox_until = time.monotonic() + self.config.summary_interval_s
+
     def _collect(self) -> None:
         collected = self.store.collect_own(now=time.time())
         for q in collected.quarantined:  # once: a quarantined row is never collected again
@@ -438,6 +461,10 @@ class MeshNode:
         oldest = self.store.outbox_oldest()
         age = None if oldest is None else max(0.0, now - oldest)
         why = []
+        if self.publish_refused is not None:
+            why.append(f"the broker refuses this gate's records ({self.publish_refused['reason']}"
+                       f", record {self.publish_refused['seq']} at "
+                       f"{self.publish_refused['at']})")
         if quarantined:
             why.append(f"{quarantined} journal row(s) cannot be made into records and were "
                        "set aside: the other gates do not know of them")
@@ -548,7 +575,7 @@ class MeshNode:
         return int(info.mid)
 
     def _publish_outbox(self) -> None:
-        if not self.connected:
+        if not self.connected or time.monotonic() < self._hold_outbox_until:
             return
         with self._inflight_lock:
             pending = set(self._inflight.values())

@@ -319,3 +319,29 @@ def test_a_flood_of_bad_messages_is_logged_as_counted_lines(
     assert one.app is not None
     assert one.app.metrics.registry.get_sample_value(
         "portique_mesh_rejected_total", {"reason": "malformed"}) == 301.0
+
+
+def test_records_the_broker_refuses_stay_in_the_outbox_and_raise_the_alarm(
+        tmp_path: Path, venue: Venue, caplog: pytest.LogCaptureFixture) -> None:
+    """A broker ACL that does not let the gate write its topic: the refused record is not
+    taken for published."""
+    strict = LoopbackBroker(tmp_path / "strict", users={"gate-1": "s3cret"},
+                            acl=["user gate-1", f"topic read {TOPICS}/#"])
+    strict.start()
+    caplog.set_level(logging.ERROR, logger="gate.mesh")
+    try:
+        one = venue.gate("1", port=strict.port, username="gate-1", password="s3cret")
+        one.start("valid_step_change")
+        assert one.play() == [("admit", "VALID", ALICE)]
+        status = wait_for(lambda: (s := one.mesh.status())["outbox_stuck"] and s,
+                          "the refusal raises the alarm")
+        assert status["outbox"] == 1  # still to publish, not lost
+        assert "the broker refuses this gate's records (Not authorized" \
+            in status["outbox_stuck_why"][0]
+        lines = [r.getMessage() for r in caplog.records if "broker refused" in r.getMessage()]
+        assert len(lines) == 1  # once, however often it is tried again
+        assert lines[0].startswith("mesh: the broker refused this gate's record") \
+            and "seq=1 reason=Not authorized" in lines[0]
+    finally:
+        venue.gates["1"].stop()
+        strict.stop()
