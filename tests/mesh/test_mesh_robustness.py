@@ -284,7 +284,7 @@ def test_replayed_stale_and_misplaced_summaries_cause_no_resend(venue: Venue) ->
 
 
 def test_a_postponed_answer_is_sent_once_the_interval_is_over(venue: Venue) -> None:
-    one = venue.gate("1", resend_min_interval_s=0.5)
+    one = venue.gate("1", resend_min_interval_s=3.0)
     one.start("valid_step_change")
     assert one.play() == [("admit", "VALID", ALICE)]
     key = gate_key("2")
