@@ -151,6 +151,26 @@ def check_event(event: str) -> str:
     return event
 
 
+def _valid_id(value: str, maximum: int) -> bool:
+    try:
+        raw = value.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    return 1 <= len(raw) <= maximum and _ID_RE.fullmatch(raw) is not None
+
+
+def valid_ticket_id(value: str) -> bool:
+    """Whether `value` is a ticket id a credential can carry: 1 to ``TICKET_ID_MAX`` of
+    A-Z a-z 0-9 . _ - (the rule of `encode_body` and `parse_binary`)."""
+    return _valid_id(value, TICKET_ID_MAX)
+
+
+def valid_event(value: str) -> bool:
+    """Whether `value` is an event id a credential can carry: 1 to ``EVENT_MAX`` of
+    A-Z a-z 0-9 . _ -."""
+    return _valid_id(value, EVENT_MAX)
+
+
 def _entrance_mask(entrances: frozenset[int]) -> int:
     if not entrances:
         raise CredentialError("a ticket must allow at least one entrance")

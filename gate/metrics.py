@@ -12,6 +12,11 @@ Names are stable (dashboards and alerts depend on them):
 | portique_clock_trusted / portique_fire_alarm / portique_camera_up | gauge (0/1) | |
 | portique_upload_backlog | gauge | |
 | portique_turnstile_outcomes_total | counter | outcome |
+| portique_mesh_outbox_stuck | gauge (0/1): alarm, records not reaching the other gates | |
+| portique_mesh_quarantined / portique_mesh_outbox_oldest_seconds | gauge | |
+| portique_mesh_rejected_total | counter | reason |
+
+(The mesh's metrics are made by ``gate.mesh.node.MeshMetrics``, in this registry.)
 """
 
 from __future__ import annotations

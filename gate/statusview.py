@@ -41,6 +41,8 @@ def render_status(s: dict[str, Any]) -> str:
             f"ALONE (deciding without the other gates): {mesh['why']}"
         lines.append(f"mesh         venue {mesh['venue']}, {state}, {len(mesh['peers'])} peers, "
                      f"{mesh['outbox']} to publish, {mesh['conflicts']} conflicts")
+        for why in mesh.get("outbox_stuck_why", []):
+            lines.append(f"MESH OUTBOX  STUCK, the other gates miss admissions: {why}")
     for fault in s.get("faults", []):
         lines.append(f"FAULT        {fault['at']} {fault['kind']}: {fault['message']}")
     last = s.get("last_decision")

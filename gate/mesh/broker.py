@@ -3,6 +3,7 @@
 Not for production: a venue runs its own broker (docs/mesh.md). This one listens on
 127.0.0.1 only, keeps its state in a folder of its own (``persistence true``, so a restart
 keeps sessions and queued messages, as a real broker does) and logs to ``mosquitto.log``.
+It bounds packets as docs/mesh.md tells a venue broker to (``max_packet_size``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gate.errors import GateError
+from gate.mesh.wire import MAX_PACKET_BYTES
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 MOSQUITTO_PASSWD = Path("/usr/bin/mosquitto_passwd")
@@ -47,10 +49,16 @@ class LoopbackBroker:
     """`start()`, `stop()`, `restart()` a Mosquitto on 127.0.0.1:`port`."""
 
     def __init__(self, folder: Path, *, port: int | None = None,
-                 users: dict[str, str] | None = None, max_queued: int = 100_000) -> None:
+                 users: dict[str, str] | None = None, max_queued: int = 100_000,
+                 max_packet_bytes: int | None = MAX_PACKET_BYTES,
+                 acl: list[str] | None = None) -> None:
+        """`max_packet_bytes` None: Mosquitto's own limit (256 MiB), as on a broker set up
+        without the venue's bound. `acl`: the lines of an ACL file (with `users`)."""
         self.folder, self.port = folder, port or free_port()
         self.users = users
         self.max_queued = max_queued
+        self.max_packet_bytes = max_packet_bytes
+        self.acl = acl
         self.binary = _binary(MOSQUITTO)
         self.process: subprocess.Popen[bytes] | None = None
         self.log = folder / "mosquitto.log"
@@ -64,6 +72,8 @@ class LoopbackBroker:
                  f"max_queued_messages {self.max_queued}",
                  "log_type error", "log_type warning", "log_type notice",
                  "log_type information", "connection_messages true"]
+        if self.max_packet_bytes is not None:
+            lines.append(f"max_packet_size {self.max_packet_bytes}")
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to `mosquitto`, who cannot write here
         else:
@@ -79,6 +89,10 @@ class LoopbackBroker:
                                 user, password], check=True, capture_output=True)
             passwd.chmod(0o600)
             lines += ["allow_anonymous false", f"password_file {passwd}"]
+            if self.acl is not None:
+                acl_file = self.folder / "acl"
+                acl_file.write_text("\n".join(self.acl) + "\n", encoding="utf-8")
+                lines.append(f"acl_file {acl_file}")
         self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def start(self, timeout: float = 10.0) -> None:

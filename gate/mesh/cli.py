@@ -37,12 +37,22 @@ def render(m: dict[str, Any]) -> str:
         f"ALONE (deciding without the other gates): {m['why']}"
     lines = [f"venue {m['venue']}  broker {m['broker']}{' (TLS)' if m['tls'] else ''}",
              f"state        {state}, since {m['since']}",
-             f"outbox       {m['outbox']} of this gate's records not yet acknowledged",
-             f"received     {m['merged']} records merged, {m['rejected']} messages ignored",
+             f"outbox       {m['outbox']} of this gate's records not yet acknowledged"
+             + ("" if m.get("outbox_oldest_s") is None
+                else f" (oldest waiting {m['outbox_oldest_s']:.0f} s)"),
+             f"received     {m['merged']} records merged, {m['rejected']} messages ignored"
+             + (" (" + ", ".join(f"{k} {n}" for k, n in m["rejected_by"].items()) + ")"
+                if m.get("rejected_by") else ""),
              ""]
+    if m.get("outbox_stuck"):
+        stuck = [f"OUTBOX STUCK {why}" for why in m["outbox_stuck_why"]]
+        stuck += [f"  set aside: ticket {q['ticket_id']} ({q['event']}, {q['state']}, scan "
+                  f"{q['scan_id']}): {q['reason']}" for q in m.get("recent_quarantined", [])]
+        lines[3:3] = stuck
     if m.get("last_rejection"):
         r = m["last_rejection"]
-        lines.insert(4, f"ignored      last at {r['at']} on {r['topic']}: {r['reason']}")
+        lines.insert(lines.index(""), f"ignored      last at {r['at']} on {r['topic']}: "
+                     f"{r['reason']}")
     lines.append(f"{'peer':<12} {'last message':<27} {'age':>8} {'lag':>10} {'records':>8}")
     for p in m["peers"]:
         age = "-" if p["age_s"] is None else f"{p['age_s']:.0f} s"

@@ -86,6 +86,16 @@ class MeshConfig:
     summary_interval_s: float = setting(30.0, description="Anti-entropy: this gate says what "
                                         "it holds on every (re)connection and this often",
                                         minimum=0.2, maximum=3600.0)
+    summary_max_age_s: float = setting(60.0, description="A summary is believed only while "
+                                       "its signed time is within this of the gate's clock "
+                                       "(either way); older ones are replays", minimum=1.0,
+                                       maximum=3600.0)
+    resend_min_interval_s: float = setting(5.0, description="At most one re-send answer per "
+                                           "gate this often (later summaries wait for it)",
+                                           minimum=0.1, maximum=3600.0)
+    outbox_stuck_after_s: float = setting(60.0, description="Alarm when this gate's oldest "
+                                          "record has waited this long for the broker",
+                                          minimum=0.5, maximum=86400.0)
 
     def __post_init__(self) -> None:
         if not _NAME_RE.fullmatch(self.venue):

@@ -39,7 +39,16 @@ from gate.errors import ConfigError, GateError, KeyFileError
 from gate.journal import Journal, JournalError
 from gate.mesh.config import MeshConfig
 from gate.mesh.store import MeshStore
-from gate.mesh.wire import MeshMessageError, Record, Summary, sign_summary, verify
+from gate.mesh.wire import (
+    MAX_MESSAGE_BYTES,
+    MAX_PACKET_BYTES,
+    MeshMessageError,
+    Record,
+    Rejection,
+    Summary,
+    sign_summary,
+    verify,
+)
 from gate.timeparse import format_time
 from gate.trust import KeyRole
 
@@ -49,6 +58,7 @@ _LAG_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0, 30.0, 300.0)
 _BATCH = 500
 _TICK_S = 1.0
 _SUMMARY_MIN_GAP_S = 1.0
+_REJECTION_LOG_S = 30.0
 
 
 @dataclass
@@ -69,13 +79,62 @@ class MeshMetrics:
                                  "gates from two scans", registry=r)
         self.merged = Counter("portique_mesh_records_merged", "Other gates' records merged",
                               registry=r)
-        self.rejected = Counter("portique_mesh_rejected", "Mesh messages ignored (malformed, "
-                                "forged, unsigned or from a gate not listed)", registry=r)
+        self.rejected = Counter("portique_mesh_rejected", "Mesh messages ignored, by reason "
+                                "(malformed, oversized, forged, unsigned, from a gate not "
+                                "listed, on the wrong topic, stale or replayed summaries)",
+                                ["reason"], registry=r)
         self.outbox = Gauge("portique_mesh_outbox", "This gate's records not yet acknowledged "
                             "by the broker", registry=r)
+        self.outbox_stuck = Gauge("portique_mesh_outbox_stuck", "1 while some of this gate's "
+                                  "records cannot reach the other gates (set aside, or "
+                                  "waiting longer than mesh.outbox_stuck_after_s)", registry=r)
+        self.outbox_oldest = Gauge("portique_mesh_outbox_oldest_seconds", "How long the "
+                                   "oldest record not yet acknowledged has waited (0: none)",
+                                   registry=r)
+        self.quarantined = Gauge("portique_mesh_quarantined", "This gate's journal rows that "
+                                 "no record can carry, set aside (the other gates do not "
+                                 "know of them)", registry=r)
+        self.answers = Counter("portique_mesh_answers", "Anti-entropy re-send answers to other "
+                               "gates' summaries: sent, or postponed by the rate limit",
+                               ["outcome"], registry=r)
+        self.resent = Counter("portique_mesh_resent_records", "Records re-sent to gates that "
+                              "lacked them", registry=r)
         self.lag = Histogram("portique_mesh_lag_seconds", "From a record's making at its gate "
                              "to its merge here (live records)", buckets=_LAG_BUCKETS,
                              registry=r)
+
+
+class RejectionLog:
+    """Ignored messages as counted lines: the first of each reason at once, then one line
+    per reason per `interval` with how many more there were (a flood of bad messages must
+    not push the gate's own lines out of journald's rate limit)."""
+
+    def __init__(self, interval: float = _REJECTION_LOG_S) -> None:
+        self.interval = interval
+        self._window: dict[Rejection, tuple[float, int, str, str]] = {}
+        """Per reason: when its window opened, messages not logged since, last topic/why."""
+
+    def note(self, reason: Rejection, topic: str, why: str, now: float) -> None:
+        window = self._window.get(reason)
+        if window is None:
+            self._window[reason] = (now, 0, topic, why)
+            log.warning("mesh message ignored: reason=%s topic=%s detail=%s (further ones "
+                        "of this reason are counted, one line per %.0f s)", reason.value,
+                        topic, why, self.interval)
+        else:
+            self._window[reason] = (window[0], window[1] + 1, topic, why)
+
+    def flush(self, now: float) -> None:
+        for reason, (opened, count, topic, why) in list(self._window.items()):
+            if now - opened < self.interval:
+                continue
+            if count:
+                log.warning("mesh messages ignored: reason=%s count=%d in the last %.0f s, "
+                            "last topic=%s detail=%s", reason.value, count, now - opened,
+                            topic, why)
+                self._window[reason] = (now, 0, topic, why)
+            else:
+                del self._window[reason]  # quiet for a whole window: the next one logs
 
 
 def load_peer_keys(config: MeshConfig) -> dict[str, Ed25519PublicKey]:
@@ -136,7 +195,18 @@ class MeshNode:
         self.state_since = time.time()
         self.why: str | None = "not connected yet"
         self.rejected = 0
+        self.rejected_by: dict[Rejection, int] = {}
         self.last_rejection: dict[str, Any] | None = None
+        self.rejections = RejectionLog()
+        self.answers_sent = 0
+        self.answers_postponed = 0
+        self._summary_sent_ms: dict[str, int] = {}
+        """Per gate: the signed time of its latest summary believed (older ones: replays)."""
+        self._answered_at: dict[str, float] = {}
+        self._postponed: dict[str, Summary] = {}
+        self.publish_refused: dict[str, Any] | None = None
+        """The broker's last refusal of one of this gate's records, until one is accepted."""
+        self._hold_outbox_until = 0.0
         self.merged = 0
         self.on_merged: Callable[[list[Record], float], None] | None = None
         """Called by the worker after each merge (records, merge time): for benchmarks."""
@@ -218,11 +288,18 @@ class MeshNode:
             self._connected_event.clear()
 
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        size = len(message.payload)
+        if size > MAX_MESSAGE_BYTES:  # neither copied nor queued: dropped here
+            self._work.put(("oversized", message.topic, size, time.time()))
+            return
         self._work.put(("message", message.topic, bytes(message.payload), time.time()))
 
-    def _on_publish(self, _client: Any, _userdata: Any, mid: int, _reason: Any,
+    def _on_publish(self, _client: Any, _userdata: Any, mid: int, reason: Any,
                     _properties: Any) -> None:
-        self._work.put(("acked", mid))
+        if getattr(reason, "is_failure", False):  # MQTT 5: e.g. "Not authorized" (an ACL)
+            self._work.put(("refused", mid, str(reason)))
+        else:
+            self._work.put(("acked", mid))
 
     # --- life -------------------------------------------------------------------------
 
@@ -230,6 +307,7 @@ class MeshNode:
         c = self.config
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = c.session_expiry_s
+        properties.MaximumPacketSize = MAX_PACKET_BYTES  # the broker sends nothing larger
         self._client.connect_async(c.host, c.port, keepalive=c.keepalive_s, clean_start=False,
                                    properties=properties)
         self._client.loop_start()
@@ -309,11 +387,23 @@ class MeshNode:
                 wake = True
             elif kind == "connected":
                 connected = wake = True
+                self._hold_outbox_until = 0.0
             elif kind == "acked":
                 with self._inflight_lock:
                     seq = self._inflight.pop(item[1], None)
                 if seq is not None:
                     acked.append(seq)
+                    self.publish_refused = None
+            elif kind == "refused":
+                with self._inflight_lock:
+                    seq = self._inflight.pop(item[1], None)
+                if seq is not None:
+                    self._refused(seq, item[2])
+            elif kind == "oversized":
+                _, topic, size, _received = item
+                self._reject(topic, MeshMessageError(
+                    f"message of {size} bytes is too long (at most {MAX_MESSAGE_BYTES})",
+                    Rejection.OVERSIZED))
             elif kind == "message":
                 _, topic, payload, received = item
                 parsed = self._verify(topic, payload)
@@ -324,36 +414,118 @@ class MeshNode:
                         live.append((parsed, received))
                 elif isinstance(parsed, Summary):
                     self._saw(parsed.origin, received)
+                    self._summary_sent_ms[parsed.origin] = parsed.sent_ms
                     self._answer(parsed)
         if records:
             self._merge(records, live)
         if acked:
             self.store.mark_published(acked)
         if wake:
-            self.store.collect_own(now=time.time())
+            self._collect()
             self._publish_outbox()
         if connected:
             self._publish_summary(force=True)
         elif self._summary_wanted:
             self._publish_summary()
-        self.metrics.outbox.set(self.store.outbox_size())
+        self._update_gauges()
 
     def _tick(self) -> None:
-        self.store.collect_own(now=time.time())
+        self._collect()
         self._publish_outbox()
         if time.time() - self._last_summary >= self.config.summary_interval_s:
             self._publish_summary(force=True)
+        self._answer_postponed()
+        self.rejections.flush(time.monotonic())
+
+    def _refused(self, seq: int, reason: str) -> None:
+        """The broker refused a record: it stays in the outbox, tried again after a summary
+        interval (or on reconnection), not every second."""
+        if self.publish_refused is None:
+            log.error("mesh: the broker refused this gate's record, the other gates will not "
+                      "learn of it until it accepts: seq=%d reason=%s broker=%s:%s", seq,
+                      reason, self.config.host, self.config.port)
+        self.publish_refused = {"at": format_time(time.time()), "seq": seq, "reason": reason}
+        self._hold_outbox_until = time.monotonic() + self.config.summary_interval_s
+
+    def _collect(self) -> None:
+        collected = self.store.collect_own(now=time.time())
+        for q in collected.quarantined:  # once: a quarantined row is never collected again
+            log.error("mesh: journal row set aside, the other gates will not learn of it: "
+                      "ticket=%s event=%s state=%s scan=%s cause=%s", q.ticket_id, q.event,
+                      q.state.label, q.scan_id, q.reason)
+
+    def outbox_alarm(self, now: float) -> tuple[list[str], int, float | None]:
+        """Why this gate's records are stuck (empty: they flow), the rows set aside, and
+        the age of the oldest record waiting for the broker."""
+        quarantined = self.store.quarantine_count()
+        oldest = self.store.outbox_oldest()
+        age = None if oldest is None else max(0.0, now - oldest)
+        why = []
+        if self.publish_refused is not None:
+            why.append(f"the broker refuses this gate's records ({self.publish_refused['reason']}"
+                       f", record {self.publish_refused['seq']} at "
+                       f"{self.publish_refused['at']})")
+        if quarantined:
+            why.append(f"{quarantined} journal row(s) cannot be made into records and were "
+                       "set aside: the other gates do not know of them")
+        if age is not None and age > self.config.outbox_stuck_after_s:
+            why.append(f"the oldest record has waited {age:.0f} s for the broker (alarm "
+                       f"after {self.config.outbox_stuck_after_s:g} s)")
+        return why, quarantined, age
+
+    def _update_gauges(self) -> None:
+        why, quarantined, age = self.outbox_alarm(time.time())
+        self.metrics.outbox.set(self.store.outbox_size())
+        self.metrics.outbox_stuck.set(1 if why else 0)
+        self.metrics.quarantined.set(quarantined)
+        self.metrics.outbox_oldest.set(age or 0.0)
 
     def _verify(self, topic: str, payload: bytes) -> Record | Summary | None:
         try:
-            return verify(payload, self.peers, venue=self.config.venue)
+            parsed = verify(payload, self.peers, venue=self.config.venue)
+            self._check_topic(topic, parsed)
+            if isinstance(parsed, Summary):
+                self._check_fresh(parsed)
         except MeshMessageError as exc:
-            self.rejected += 1
-            self.metrics.rejected.inc()
-            self.last_rejection = {"at": format_time(time.time()), "topic": topic,
-                                   "reason": str(exc)}
-            log.warning("mesh message ignored: topic=%s reason=%s", topic, exc)
+            self._reject(topic, exc)
             return None
+        return parsed
+
+    def _check_topic(self, topic: str, parsed: Record | Summary) -> None:
+        """A summary only on its sender's own summary topic; a record on its origin's
+        records topic or re-sent to this gate. Anything else is a replay elsewhere."""
+        if isinstance(parsed, Summary):
+            allowed = [f"{self.topics['summary']}/{parsed.origin}"]
+        else:
+            allowed = [f"{self.topics['records']}/{parsed.origin}",
+                       f"{self.topics['resend']}/{self.gate_id}"]
+        if topic not in allowed:
+            what = "summary" if isinstance(parsed, Summary) else "record"
+            raise MeshMessageError(f"a {what} of gate {parsed.origin} on {topic}, not on "
+                                   f"{' or '.join(allowed)}", Rejection.WRONG_TOPIC)
+
+    def _check_fresh(self, summary: Summary) -> None:
+        skew = time.time() - summary.sent_ms / 1000
+        bound = self.config.summary_max_age_s
+        if abs(skew) > bound:
+            when = f"{skew:.0f} s ago" if skew > 0 else f"{-skew:.0f} s ahead"
+            raise MeshMessageError(f"summary of gate {summary.origin} signed {when} (more "
+                                   f"than {bound:g} s from this gate's clock)",
+                                   Rejection.STALE)
+        last = self._summary_sent_ms.get(summary.origin)
+        if last is not None and summary.sent_ms <= last:
+            raise MeshMessageError(f"summary of gate {summary.origin} signed at "
+                                   f"{format_time(summary.sent_ms / 1000)}, not after its "
+                                   f"last one ({format_time(last / 1000)})",
+                                   Rejection.REPLAYED)
+
+    def _reject(self, topic: str, exc: MeshMessageError) -> None:
+        self.rejected += 1
+        self.rejected_by[exc.reason] = self.rejected_by.get(exc.reason, 0) + 1
+        self.metrics.rejected.labels(reason=exc.reason.value).inc()
+        self.last_rejection = {"at": format_time(time.time()), "topic": topic,
+                               "reason": str(exc), "kind": exc.reason.value}
+        self.rejections.note(exc.reason, topic, str(exc), time.monotonic())
 
     def _saw(self, gate: str, at: float) -> None:
         seen = self.seen.get(gate)
@@ -403,7 +575,7 @@ class MeshNode:
         return int(info.mid)
 
     def _publish_outbox(self) -> None:
-        if not self.connected:
+        if not self.connected or time.monotonic() < self._hold_outbox_until:
             return
         with self._inflight_lock:
             pending = set(self._inflight.values())
@@ -428,11 +600,37 @@ class MeshNode:
             self._last_summary, self._summary_wanted = now, False
 
     def _answer(self, summary: Summary) -> None:
+        """Answer a believed summary: say what this gate holds if the sender holds more,
+        and re-send what the sender lacks, at most once per `resend_min_interval_s` per
+        sender (a later summary waits, the latest one replacing any before it). Only an
+        answer that re-sends something counts: the periodic summaries of gates that lack
+        nothing cost one look at the streams each."""
+        if summary.origin == self.gate_id:
+            return
+        mine = {(g, i): h for g, i, h in self.store.heads()}
+        if any(h > mine.get((g, i), 0) for g, i, h in summary.heads):
+            self._summary_wanted = True  # the sender holds what we lack: say what we hold
+        last = self._answered_at.get(summary.origin)
+        if last is not None and time.monotonic() - last < self.config.resend_min_interval_s:
+            if summary.origin not in self._postponed:
+                self.answers_postponed += 1
+                self.metrics.answers.labels(outcome="postponed").inc()
+            self._postponed[summary.origin] = summary
+            return
+        self._postponed.pop(summary.origin, None)
+        self._resend(summary)
+
+    def _answer_postponed(self) -> None:
+        now = time.monotonic()
+        for origin, summary in list(self._postponed.items()):
+            if now - self._answered_at.get(origin, 0.0) >= self.config.resend_min_interval_s:
+                del self._postponed[origin]
+                self._resend(summary)
+
+    def _resend(self, summary: Summary) -> None:
         """Re-send what the summary's sender lacks, of the streams this gate answers for:
         its own, the sender's own past ones (a gate that lost its journal), and those of
         gates not heard from lately (they cannot answer themselves)."""
-        if summary.origin == self.gate_id:
-            return
         quiet_after = 3 * self.config.summary_interval_s
         now = time.time()
 
@@ -444,15 +642,19 @@ class MeshNode:
                 or now - seen.last_message_at > quiet_after
 
         missing = self.store.missing_for(summary, answers_for=answers_for)
+        if not missing:
+            return
+        self._answered_at[summary.origin] = time.monotonic()
+        self.answers_sent += 1
+        self.metrics.answers.labels(outcome="sent").inc()
         topic = f"{self.topics['resend']}/{summary.origin}"
+        sent = 0
         for message in missing:
             if self._publish(topic, message) is None:
                 break
-        if missing:
-            log.info("mesh: re-sent %d records to gate %s", len(missing), summary.origin)
-        mine = {(g, i): h for g, i, h in self.store.heads()}
-        if any(h > mine.get((g, i), 0) for g, i, h in summary.heads):
-            self._summary_wanted = True  # the sender holds what we lack: say what we hold
+            sent += 1
+        self.metrics.resent.inc(sent)
+        log.info("mesh: re-sent %d records to gate %s", sent, summary.origin)
 
     # --- status -----------------------------------------------------------------------
 
@@ -473,6 +675,7 @@ class MeshNode:
                 "messages": seen.messages, "records": held,
                 "last_record_at": None if received is None else format_time(received)})
         conflicts = self.store.conflicts(limit=20)
+        stuck, quarantined, oldest = self.outbox_alarm(now)
         return {
             "venue": self.config.venue,
             "broker": f"{self.config.host}:{self.config.port}",
@@ -482,8 +685,15 @@ class MeshNode:
             "why": self.why,
             "incarnation": self.store.incarnation.hex(),
             "outbox": self.store.outbox_size(),
+            "outbox_oldest_s": None if oldest is None else round(oldest, 1),
+            "outbox_stuck": bool(stuck),
+            "outbox_stuck_why": stuck,
+            "quarantined": quarantined,
+            "recent_quarantined": [q.as_json() for q in self.store.quarantined(limit=20)],
             "merged": self.merged,
             "rejected": self.rejected,
+            "rejected_by": {r.value: n for r, n in sorted(self.rejected_by.items())},
+            "answers": {"sent": self.answers_sent, "postponed": self.answers_postponed},
             "last_rejection": self.last_rejection,
             "peers": peers,
             "conflicts": self.store.conflict_count(),

@@ -8,6 +8,9 @@
 * ``peer_admissions`` (created by the journal): the admissions the records describe, one
   row per (gate, scan id), read by anti-passback beside the gate's own ``admissions``.
 * ``mesh_conflicts``: a ticket found in force at two gates from two different scans.
+* ``mesh_quarantine``: this gate's journal rows that cannot be made into a record (a
+  ticket id outside the tickets' rule, say): set aside with the cause, once, so that they
+  never hold up the records after them. The other gates do not learn of them: an alarm.
 
 The gate's own records are derived from its journal (``collect_own``), not from events:
 an admission journalled just before a crash is still published after the restart.
@@ -23,7 +26,14 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gate.journal import Journal
-from gate.mesh.wire import INCARNATION_BYTES, Record, State, Summary, sign_record
+from gate.mesh.wire import (
+    INCARNATION_BYTES,
+    MeshMessageError,
+    Record,
+    State,
+    Summary,
+    sign_record,
+)
 from gate.timeparse import format_time
 
 SCHEMA = """
@@ -56,6 +66,16 @@ CREATE TABLE IF NOT EXISTS mesh_streams (
     top         INTEGER NOT NULL,
     PRIMARY KEY (origin, incarnation)
 );
+CREATE TABLE IF NOT EXISTS mesh_quarantine (
+    scan_id     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    event       TEXT,
+    ticket_id   TEXT,
+    at          REAL,
+    reason      TEXT NOT NULL,
+    found_at    REAL NOT NULL,
+    PRIMARY KEY (scan_id, state)
+);
 CREATE TABLE IF NOT EXISTS mesh_conflicts (
     event        TEXT NOT NULL,
     ticket_id    TEXT NOT NULL,
@@ -69,6 +89,10 @@ CREATE TABLE IF NOT EXISTS mesh_conflicts (
     PRIMARY KEY (event, ticket_id, first_scan, second_scan)
 );
 """
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +116,33 @@ class Conflict:
                 "second": {"gate": self.second_gate, "scan_id": self.second_scan,
                            "at": format_time(self.second_at)},
                 "found_at": format_time(self.found_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A journal row of this gate that no record can carry, and why."""
+
+    scan_id: str
+    state: State
+    event: str | None
+    ticket_id: str | None
+    at: float | None
+    reason: str
+    found_at: float
+
+    def as_json(self) -> dict[str, object]:
+        return {"scan_id": self.scan_id, "state": self.state.label, "event": self.event,
+                "ticket_id": self.ticket_id,
+                "at": None if self.at is None else format_time(self.at),
+                "reason": self.reason, "found_at": format_time(self.found_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """What one `collect_own` made: records to publish, rows set aside."""
+
+    records: list[Outgoing]
+    quarantined: list[Quarantined]
 
 
 @dataclass
@@ -133,45 +184,66 @@ class MeshStore:
 
     # --- this gate's own records ------------------------------------------------------
 
-    def collect_own(self, *, now: float) -> list[Outgoing]:
-        """Make (and sign) a record for every journalled change not yet in the mesh."""
+    def collect_own(self, *, now: float) -> Collected:
+        """Make (and sign) a record for every journalled change not yet in the mesh.
+
+        A row that no record can carry (`record_body` refuses it) is quarantined with the
+        cause instead, and takes no sequence number: the records after it flow on, and
+        the stream has no gap that would hold up every peer's head."""
         me = self.gate_id
         with self.journal.reading() as db:
             todo = [(State.ADMITTED, row) for row in db.execute(
                 "SELECT a.scan_id, a.event, a.ticket_id, a.generation, a.at FROM admissions a "
                 "WHERE a.gate = ? AND NOT EXISTS (SELECT 1 FROM mesh_records m WHERE "
                 "m.scan_id = a.scan_id AND m.state = 'admitted' AND m.origin = ?) "
-                "ORDER BY a.rowid", (me, me))]
+                "AND NOT EXISTS (SELECT 1 FROM mesh_quarantine q WHERE q.scan_id = a.scan_id "
+                "AND q.state = 'admitted') ORDER BY a.rowid", (me, me))]
             todo += [(State.VOIDED, row) for row in db.execute(
                 "SELECT a.scan_id, a.event, a.ticket_id, a.generation, a.at FROM admissions a "
                 "WHERE a.gate = ? AND a.state = 'voided' AND NOT EXISTS (SELECT 1 FROM "
                 "mesh_records m WHERE m.scan_id = a.scan_id AND m.state = 'voided' AND "
-                "m.origin = ?) ORDER BY a.rowid", (me, me))]
+                "m.origin = ?) AND NOT EXISTS (SELECT 1 FROM mesh_quarantine q WHERE "
+                "q.scan_id = a.scan_id AND q.state = 'voided') ORDER BY a.rowid", (me, me))]
             todo += [(State.EXITED, row) for row in db.execute(
                 "SELECT d.scan_id, d.event, d.ticket_id, d.generation, d.at FROM decisions d "
                 "WHERE d.gate = ? AND d.reason = 'EXIT' AND d.verdict = 'admit' AND NOT EXISTS "
                 "(SELECT 1 FROM mesh_records m WHERE m.scan_id = d.scan_id AND "
-                "m.state = 'exited' AND m.origin = ?) ORDER BY d.rowid", (me, me))]
+                "m.state = 'exited' AND m.origin = ?) AND NOT EXISTS (SELECT 1 FROM "
+                "mesh_quarantine q WHERE q.scan_id = d.scan_id AND q.state = 'exited') "
+                "ORDER BY d.rowid", (me, me))]
         if not todo:
-            return []
+            return Collected([], [])
         out: list[Outgoing] = []
+        set_aside: list[Quarantined] = []
         with self.journal.transaction("mesh records") as db:
             seq = self._seq
             for state, (scan_id, event, ticket_id, generation, at) in todo:
+                try:
+                    record = Record(self.venue, me, self.incarnation, seq + 1, state,
+                                    str(event), str(ticket_id), int(generation), str(scan_id),
+                                    round(float(at) * 1000), round(now * 1000))
+                    message = sign_record(record, self._key)
+                except (MeshMessageError, TypeError, ValueError) as exc:
+                    q = Quarantined(str(scan_id), state, _text(event), _text(ticket_id),
+                                    None if at is None else float(at), str(exc), now)
+                    db.execute("INSERT OR IGNORE INTO mesh_quarantine (scan_id, state, event, "
+                               "ticket_id, at, reason, found_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (q.scan_id, state.label, q.event, q.ticket_id, q.at, q.reason,
+                                now))
+                    set_aside.append(q)
+                    continue
                 seq += 1
-                record = Record(self.venue, me, self.incarnation, seq, state, event, ticket_id,
-                                int(generation), scan_id, round(at * 1000), round(now * 1000))
-                message = sign_record(record, self._key)
                 self._insert(db, record, message, received_at=now, published=False)
                 if state is State.EXITED:  # seen by this exit gate's own anti-passback too
                     self._apply(db, record, now)
                 out.append(Outgoing(seq, message))
-            db.execute("INSERT INTO mesh_streams (origin, incarnation, head, top) "
-                       "VALUES (?, ?, ?, ?) ON CONFLICT (origin, incarnation) DO UPDATE "
-                       "SET head = excluded.head, top = excluded.top",
-                       (me, self.incarnation, seq, seq))
-            self._seq = seq
-        return out
+            if out:
+                db.execute("INSERT INTO mesh_streams (origin, incarnation, head, top) "
+                           "VALUES (?, ?, ?, ?) ON CONFLICT (origin, incarnation) DO UPDATE "
+                           "SET head = excluded.head, top = excluded.top",
+                           (me, self.incarnation, seq, seq))
+        self._seq = seq  # once committed
+        return Collected(out, set_aside)
 
     def outbox(self, *, limit: int = 10_000) -> list[Outgoing]:
         """This gate's records the broker has not acknowledged yet, oldest first."""
@@ -192,6 +264,28 @@ class MeshStore:
             (n,) = db.execute("SELECT COUNT(*) FROM mesh_records WHERE published = 0"
                               ).fetchone()
         return int(n)
+
+    def outbox_oldest(self) -> float | None:
+        """When the oldest record still waiting for the broker's acknowledgement was made."""
+        with self.journal.reading() as db:
+            (at,) = db.execute("SELECT MIN(made_at) FROM mesh_records WHERE published = 0"
+                               ).fetchone()
+        return None if at is None else float(at)
+
+    def quarantine_count(self) -> int:
+        with self.journal.reading() as db:
+            (n,) = db.execute("SELECT COUNT(*) FROM mesh_quarantine").fetchone()
+        return int(n)
+
+    def quarantined(self, *, limit: int = 20) -> list[Quarantined]:
+        """The rows set aside, newest first."""
+        with self.journal.reading() as db:
+            rows = db.execute("SELECT scan_id, state, event, ticket_id, at, reason, found_at "
+                              "FROM mesh_quarantine ORDER BY found_at DESC, rowid DESC "
+                              "LIMIT ?", (limit,)).fetchall()
+        return [Quarantined(str(scan), State[state.upper()], event, ticket, at, str(reason),
+                            float(found)) for scan, state, event, ticket, at, reason, found
+                in rows]
 
     # --- other gates' records ---------------------------------------------------------
 

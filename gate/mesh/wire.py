@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from gate import credential
 from gate.errors import GateError
 
 VERSION = 1
@@ -30,7 +31,12 @@ SIGNATURE_BYTES = 64
 INCARNATION_BYTES = 8
 SCAN_ID_BYTES = 16
 MAX_SUMMARY_STREAMS = 4096
-MAX_MESSAGE_BYTES = 2 + 33 + 33 + 8 + 2 + MAX_SUMMARY_STREAMS * (33 + 8 + 8) + 64
+MAX_MESSAGE_BYTES = 2 + 33 + 33 + 8 + 8 + 2 + MAX_SUMMARY_STREAMS * (33 + 8 + 8) + 64
+"""The longest message the format allows (a summary of every stream it may list)."""
+MAX_PACKET_BYTES = 256 * 1024
+"""The largest MQTT packet a gate accepts (and the venue broker should allow): the longest
+message, its topic and the MQTT headers, with room to spare. The client announces it to
+the broker (MQTT 5 Maximum Packet Size), which then never sends it anything larger."""
 
 _NAME_RE = re.compile(rb"[A-Za-z0-9._-]{1,32}")
 _U16 = struct.Struct(">H")
@@ -54,8 +60,27 @@ class State(enum.IntEnum):
         return self.name.lower()
 
 
+class Rejection(enum.StrEnum):
+    """Why a mesh message was ignored, as a short label (logs, metrics)."""
+
+    MALFORMED = "malformed"
+    OVERSIZED = "oversized"
+    OTHER_VENUE = "other_venue"
+    UNKNOWN_GATE = "unknown_gate"
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_TOPIC = "wrong_topic"
+    STALE = "stale"
+    REPLAYED = "replayed"
+
+
 class MeshMessageError(GateError, ValueError):
-    """A mesh message that is malformed, unsigned, forged or from a gate not listed."""
+    """A mesh message that is malformed, unsigned, forged or from a gate not listed (or a
+    record that cannot be encoded); `reason` says which, in one word."""
+
+    def __init__(self, message: str, reason: Rejection = Rejection.MALFORMED) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +127,20 @@ def _name(value: str, what: str) -> bytes:
     return bytes([len(raw)]) + raw
 
 
+def _event(value: str) -> bytes:
+    if not credential.valid_event(value):
+        raise MeshMessageError(f"event must be 1-{credential.EVENT_MAX} of A-Z a-z 0-9 . _ -,"
+                               f" got {value!r}")
+    return _name(value, "event")
+
+
+def _ticket_id(value: str) -> bytes:
+    if not credential.valid_ticket_id(value):
+        raise MeshMessageError(f"ticket id must be 1-{credential.TICKET_ID_MAX} of A-Z a-z "
+                               f"0-9 . _ -, got {value!r}")
+    return _name(value, "ticket id")
+
+
 def _u64(value: int, what: str) -> bytes:
     if not 0 <= value < 2**63:
         raise MeshMessageError(f"{what} out of range: {value}")
@@ -124,8 +163,8 @@ def record_body(r: Record) -> bytes:
         raise MeshMessageError(f"scan id must be 32 lower-case hex digits, got {r.scan_id!r}")
     return b"".join([
         bytes([VERSION, Kind.RECORD]), _name(r.venue, "venue"), _name(r.origin, "gate"),
-        r.incarnation, _u64(r.seq, "seq"), bytes([r.state]), _name(r.event, "event"),
-        _name(r.ticket_id, "ticket id"), _U16.pack(r.generation), scan,
+        r.incarnation, _u64(r.seq, "seq"), bytes([r.state]), _event(r.event),
+        _ticket_id(r.ticket_id), _U16.pack(r.generation), scan,
         _u64(r.at_ms, "at"), _u64(r.made_ms, "made"),
     ])
 
@@ -187,7 +226,8 @@ class _Reader:
 def peek(data: bytes) -> tuple[Kind, str]:
     """The kind and the signing gate of a message, before any check of its signature."""
     if len(data) > MAX_MESSAGE_BYTES:
-        raise MeshMessageError(f"message of {len(data)} bytes is too long")
+        raise MeshMessageError(f"message of {len(data)} bytes is too long (at most "
+                               f"{MAX_MESSAGE_BYTES})", Rejection.OVERSIZED)
     r = _Reader(data)
     version = r.byte("version")
     if version != VERSION:
@@ -211,6 +251,12 @@ def _parse_record(data: bytes) -> tuple[Record, int]:
     if state not in State._value2member_map_:
         raise MeshMessageError(f"unknown state {state}")
     event, ticket_id = r.name("event"), r.name("ticket id")
+    if not credential.valid_event(event):  # the rule of the tickets the records are about
+        raise MeshMessageError(f"event {event!r} is not a ticket's event (1-"
+                               f"{credential.EVENT_MAX} of A-Z a-z 0-9 . _ -)")
+    if not credential.valid_ticket_id(ticket_id):
+        raise MeshMessageError(f"ticket id {ticket_id!r} is not a ticket's id (1-"
+                               f"{credential.TICKET_ID_MAX} of A-Z a-z 0-9 . _ -)")
     generation = r.u16("generation")
     scan_id = r.take(SCAN_ID_BYTES, "scan id").hex()
     at_ms, made_ms = r.u64("at"), r.u64("made")
@@ -251,17 +297,18 @@ def verify(data: bytes, keys: dict[str, Ed25519PublicKey], *, venue: str
         parsed, end = _parse_summary(data)
         context = SUMMARY_CONTEXT
     if parsed.venue != venue:
-        raise MeshMessageError(f"for venue {parsed.venue}, not {venue}")
+        raise MeshMessageError(f"for venue {parsed.venue}, not {venue}", Rejection.OTHER_VENUE)
     key = keys.get(gate)
     if key is None:
-        raise MeshMessageError(f"gate {gate} is not listed for venue {venue}")
+        raise MeshMessageError(f"gate {gate} is not listed for venue {venue}",
+                               Rejection.UNKNOWN_GATE)
     if len(data) - end != SIGNATURE_BYTES:
         what = "no signature" if len(data) == end else \
             f"{len(data) - end} bytes after the body, not a {SIGNATURE_BYTES}-byte signature"
-        raise MeshMessageError(f"from gate {gate}: {what}")
+        raise MeshMessageError(f"from gate {gate}: {what}", Rejection.UNSIGNED)
     try:
         key.verify(data[end:], context + data[:end])
     except InvalidSignature:
         raise MeshMessageError(f"from gate {gate}: the signature does not verify "
-                               "(forged or altered)") from None
+                               "(forged or altered)", Rejection.BAD_SIGNATURE) from None
     return parsed

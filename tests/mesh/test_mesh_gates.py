@@ -156,7 +156,11 @@ def test_forged_unsigned_and_unknown_messages_are_ignored_with_a_reason(
     assert any("from gate 2: no signature" in r for r in reasons)
     assert any("gate 9 is not listed" in r for r in reasons)
     assert any("unknown version 7" in r for r in reasons)
-    assert any("from gate 3: the signature does not verify" in r for r in reasons)
+    # the second bad signature is counted (one line per reason per interval), not logged
+    assert one.mesh.last_rejection is not None
+    assert "from gate 3: the signature does not verify" in one.mesh.last_rejection["reason"]
+    assert one.mesh.status()["rejected_by"] == {"bad_signature": 2, "malformed": 1,
+                                                "unknown_gate": 1, "unsigned": 1}
     assert one.rows("SELECT COUNT(*) FROM peer_admissions") == [(0,)]
     assert one.rows("SELECT COUNT(*) FROM mesh_records WHERE origin != '1'") == [(0,)]
     # and alice is still admitted at gate 1: nothing forged counts
