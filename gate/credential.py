@@ -144,6 +144,25 @@ def _check_id(value: str, what: str, maximum: int) -> bytes:
     return raw
 
 
+def _valid_id(value: object, maximum: int) -> bool:
+    if not isinstance(value, str) or not 1 <= len(value) <= maximum:
+        return False
+    try:
+        return _ID_RE.fullmatch(value.encode("ascii")) is not None
+    except UnicodeEncodeError:
+        return False
+
+
+def valid_ticket_id(value: object) -> bool:
+    """Whether a ticket could carry this id: 1 to TICKET_ID_MAX of A-Z a-z 0-9 . _ -."""
+    return _valid_id(value, TICKET_ID_MAX)
+
+
+def valid_event(value: object) -> bool:
+    """Whether a ticket could name this event: 1 to EVENT_MAX of A-Z a-z 0-9 . _ -."""
+    return _valid_id(value, EVENT_MAX)
+
+
 def _entrance_mask(entrances: frozenset[int]) -> int:
     if not entrances:
         raise CredentialError("a ticket must allow at least one entrance")
