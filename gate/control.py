@@ -48,6 +48,7 @@ import queue
 import re
 import socket
 import socketserver
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -537,9 +538,14 @@ class ControlClient:
 
     def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
+        # A blocking connect waits (up to the timeout) while the gate's listen queue is
+        # full; a connect in timeout mode would fail at once with EAGAIN.
+        seconds = int(self.timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack(
+            "ll", seconds, int((self.timeout - seconds) * 1e6)))
         try:
             sock.connect(str(self.path))
+            sock.settimeout(self.timeout)
         except FileNotFoundError:
             sock.close()
             raise ControlError(f"no gate daemon at {self.path} (socket missing)") from None
@@ -555,14 +561,12 @@ class ControlClient:
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """One request; an admit answers once the person passed or the lock timed out."""
-        with self._connect() as sock, sock.makefile("rwb") as stream:
+        with self._connect() as sock, sock.makefile("rb") as stream:
             if op == "admit":
                 sock.settimeout(max(self.timeout, ADMIT_ANSWER_S))
-            try:
-                stream.write(json.dumps({"op": op, **fields}).encode() + b"\n")
-                stream.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # refused before reading (busy): its one-line answer is still there
+            # refused before reading (busy): the one-line answer is still there to read
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
             try:
                 line = stream.readline(16 * 1024 * 1024)
             except TimeoutError:
