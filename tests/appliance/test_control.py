@@ -11,6 +11,7 @@ import resource
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -63,6 +64,7 @@ def _connect(world: World, *, timeout: float = 30.0) -> socket.socket:
 def _connect_to(path: Path, *, timeout: float = 30.0) -> socket.socket:
     """A blocking connect (it waits while the listen queue is full), then a timeout."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(timeout), 0))
     sock.connect(str(path))
     sock.settimeout(timeout)
     return sock
