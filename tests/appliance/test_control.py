@@ -367,3 +367,14 @@ def test_idle_connections_cannot_exhaust_a_running_daemons_descriptors(
         daemon.send_signal(signal.SIGTERM)
         _, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err.decode()[-2000:]
+
+
+def test_the_unit_gives_the_daemon_room_beyond_the_control_sockets_cap() -> None:
+    from gate.control import ControlConfig
+
+    from .conftest import REPO
+
+    unit = (REPO / "systemd" / "gate.service").read_text().splitlines()
+    limits = [line.split("=", 1)[1] for line in unit if line.startswith("LimitNOFILE=")]
+    assert len(limits) == 1
+    assert int(limits[0]) >= 4 * ControlConfig().max_connections + 1024
