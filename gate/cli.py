@@ -35,7 +35,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 # Packages that add subcommands; each module has `register(subparsers) -> None`.
 COMMAND_MODULES: list[str] = ["revocation.cli", "hardware.cli", "scanner.cli",
-                              "gate.steward.cli", "gate.mesh.cli"]
+                              "gate.steward.cli", "gate.mesh.cli", "gate.supervisors"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -151,23 +151,22 @@ def check_event(event: str) -> str:
     return event
 
 
-def _valid_id(value: str, maximum: int) -> bool:
+def _valid_id(value: object, maximum: int) -> bool:
+    if not isinstance(value, str) or not 1 <= len(value) <= maximum:
+        return False
     try:
-        raw = value.encode("ascii")
+        return _ID_RE.fullmatch(value.encode("ascii")) is not None
     except UnicodeEncodeError:
         return False
-    return 1 <= len(raw) <= maximum and _ID_RE.fullmatch(raw) is not None
 
 
-def valid_ticket_id(value: str) -> bool:
-    """Whether `value` is a ticket id a credential can carry: 1 to ``TICKET_ID_MAX`` of
-    A-Z a-z 0-9 . _ - (the rule of `encode_body` and `parse_binary`)."""
+def valid_ticket_id(value: object) -> bool:
+    """Whether a ticket could carry this id: 1 to TICKET_ID_MAX of A-Z a-z 0-9 . _ -."""
     return _valid_id(value, TICKET_ID_MAX)
 
 
-def valid_event(value: str) -> bool:
-    """Whether `value` is an event id a credential can carry: 1 to ``EVENT_MAX`` of
-    A-Z a-z 0-9 . _ -."""
+def valid_event(value: object) -> bool:
+    """Whether a ticket could name this event: 1 to EVENT_MAX of A-Z a-z 0-9 . _ -."""
     return _valid_id(value, EVENT_MAX)
 
 

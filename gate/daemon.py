@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from gate import credential
@@ -33,6 +34,13 @@ from gate.errors import CredentialFormatError, GateError
 from gate.journal import AlreadyInsideError, Journal, JournalError, Method
 from gate.metrics import GateMetrics
 from gate.reasons import Lang, Reason, Verdict
+from gate.supervisors import DEFAULT_FILE as DEFAULT_SUPERVISORS_FILE
+from gate.supervisors import (
+    Authenticator,
+    OverrideLimits,
+    OverrideRefusedError,
+    valid_supervisor_id,
+)
 from gate.timeparse import format_time
 from gate.trust import TrustStore
 from gate.views import CANCELLED, RevocationView, TicketKey
@@ -57,6 +65,17 @@ class StewardConfig:
                                            "admit limit, seconds", minimum=10,
                                            maximum=86400)
     language: str = setting("fr", description="Language of the steward UI at start: fr or en")
+    supervisors: Path = setting(DEFAULT_SUPERVISORS_FILE, description="The supervisors' "
+                                "PIN hashes (`gate supervisor set ID`); mode 0600 or 0640, "
+                                "root:portique")
+    override_max_failures: int = setting(5, description="Refused supervisor overrides (unknown "
+                                         "supervisor, wrong PIN) that lock every override",
+                                         minimum=1, maximum=100)
+    override_failure_window_s: float = setting(600.0, description="The window in which those "
+                                               "refusals count, seconds", minimum=10,
+                                               maximum=86400)
+    override_lockout_s: float = setting(900.0, description="How long overrides stay locked, "
+                                        "seconds", minimum=10, maximum=86400)
 
 
 class Frame(Protocol):
@@ -102,7 +121,15 @@ class ManualRefusedError(GateError, PermissionError):
     def __init__(self, message: str, code: str = "refused") -> None:
         super().__init__(message)
         self.code = code
-        """Stable: limit, not_in_manifest, void, already_inside, busy, loop_open, invalid."""
+        """Stable: limit, not_in_manifest, void, already_inside, busy, loop_open, invalid,
+        invalid_ticket_id, supervisor_refused, override_locked, supervisors_unavailable."""
+
+OVERRIDE_REFUSED = "supervisor_override_refused"
+"""Gate event: an override attempt that did not authenticate (counts towards the lock)."""
+OVERRIDE_BLOCKED = "supervisor_override_blocked"
+"""Gate event: an override refused untried (overrides locked, supervisors file unusable)."""
+OVERRIDES_LOCKED = "supervisor_overrides_locked"
+"""Gate event: too many refused overrides; every override is refused for a while."""
 
 
 @dataclass
@@ -139,6 +166,10 @@ class Daemon:
         self._lane = threading.Lock()
         self._recent: dict[tuple[str, str], float] = {}
         self._manual_times: collections.deque[float] = collections.deque()
+        self.overrides = Authenticator(steward.supervisors, OverrideLimits(
+            steward.override_max_failures, steward.override_failure_window_s,
+            steward.override_lockout_s))
+        self._overrides_seeded = False
         self.counters = Counters()
         self.last_decision: dict[str, Any] | None = None
         self.heartbeat = time.monotonic()
@@ -337,15 +368,24 @@ class Daemon:
     # --- manual actions (control socket) ----------------------------------------------
 
     def manual_admit(self, ticket_id: str, *, steward: str, reason: str,
-                     supervisor: str | None = None, paper: bool = False) -> dict[str, Any]:
+                     supervisor: str | None = None, pin: str | None = None,
+                     paper: bool = False) -> dict[str, Any]:
         """A steward admits a ticket by hand (a printed confirmation, a dead phone).
 
-        Every check and the rate limit run with the lane held, so two stewards admitting
-        at once can neither pass the limit together nor admit one ticket twice.
+        A supervisor (id and PIN, checked against the supervisors file) overrides the
+        limit and the manifest checks; the ticket id must still be one a ticket could
+        carry. Every check and the rate limit run with the lane held, so two stewards
+        admitting at once can neither pass the limit together nor admit one ticket twice.
         """
         _require(steward, "steward")
         _require(reason, "reason")
-        _require(ticket_id, "ticket_id")
+        self._require_ticket(ticket_id)
+        if supervisor is not None and not valid_supervisor_id(supervisor):
+            raise ManualRefusedError("supervisor: 1 to 32 of A-Z a-z 0-9 . _ -", "invalid")
+        if supervisor is not None:
+            self._authenticate(supervisor, pin, steward=steward, ticket_id=ticket_id)
+        elif pin is not None:
+            raise ManualRefusedError("a PIN without a supervisor id: give both", "invalid")
         with self._lane_or_busy():
             now = self.clock.now()
             window = self.steward_config.manual_admit_window_s
@@ -385,13 +425,67 @@ class Daemon:
     def manual_deny(self, ticket_id: str, *, steward: str, reason: str) -> dict[str, Any]:
         _require(steward, "steward")
         _require(reason, "reason")
-        _require(ticket_id, "ticket_id")
+        self._require_ticket(ticket_id)
         with self._lane_or_busy():
             decision = Decision(Verdict.REFUSE, Reason.MANUAL_DENY, self.clock.now().unix,
                                 TicketKey(self.profile.event, ticket_id, 0), detail=reason,
                                 timezone=self.profile.timezone)
             return self._carry_out(decision, Method.STEWARD, latency_ms=None, steward=steward,
                                    note=reason)
+
+    def _require_ticket(self, ticket_id: object) -> None:
+        """A ticket id the credential could carry, at a gate whose event a ticket could name:
+        anything else could never have been issued, override or not."""
+        if not credential.valid_ticket_id(ticket_id):
+            shown = ticket_id[:40] if isinstance(ticket_id, str) else type(ticket_id).__name__
+            raise ManualRefusedError(
+                f"ticket_id {shown!r} is not a ticket id: 1 to {credential.TICKET_ID_MAX} of "
+                "A-Z a-z 0-9 . _ -", "invalid_ticket_id")
+        if not credential.valid_event(self.profile.event):
+            raise ManualRefusedError(
+                f"this gate's event {self.profile.event!r} is not one a ticket can name "
+                f"(1 to {credential.EVENT_MAX} of A-Z a-z 0-9 . _ -): fix gate.event",
+                "invalid")
+
+    def _authenticate(self, supervisor: str, pin: str | None, *, steward: str,
+                      ticket_id: str) -> None:
+        """The supervisor's id and PIN, or ManualRefusedError; every refusal journalled."""
+        if not self._overrides_seeded:  # refusals before a restart still count
+            self._overrides_seeded = True
+            now = self.clock.now().unix
+            try:
+                ages = [now - at for at, kind, _, _ in self.journal.gate_events(limit=500)
+                        if kind == OVERRIDE_REFUSED]
+            except Exception as exc:  # an unreadable journal: the count starts afresh
+                log.error("earlier refused overrides unreadable gate=%s cause=%s",
+                          self.profile.gate_id, exc)
+                ages = []
+            self.overrides.guard.seed(ages, time.monotonic())
+        try:
+            self.overrides.authenticate(supervisor, pin)
+        except OverrideRefusedError as exc:
+            at = self.clock.now().unix
+            detail = f"supervisor={supervisor} ticket={ticket_id} code={exc.code}: {exc}"
+            log.warning("supervisor override refused gate=%s steward=%s supervisor=%s "
+                        "ticket=%s code=%s", self.profile.gate_id, steward, supervisor,
+                        ticket_id, exc.code)
+            kinds = [OVERRIDE_REFUSED if exc.counted else OVERRIDE_BLOCKED]
+            if exc.locked_now:
+                kinds.append(OVERRIDES_LOCKED)
+                log.error("supervisor overrides locked gate=%s lockout_s=%s",
+                          self.profile.gate_id, self.steward_config.override_lockout_s)
+            for kind in kinds:
+                try:
+                    self.journal.gate_event(kind, at=at, steward=steward, detail=detail)
+                except JournalError as journal_exc:
+                    log.error("refused override not journalled gate=%s supervisor=%s "
+                              "cause=%s", self.profile.gate_id, supervisor, journal_exc)
+            self.bus.publish({"type": "override_refused", "steward": steward,
+                              "supervisor": supervisor, "ticket_id": ticket_id,
+                              "code": exc.code})
+            raise ManualRefusedError(str(exc), exc.code) from None
+        log.warning("supervisor override accepted gate=%s steward=%s supervisor=%s ticket=%s",
+                    self.profile.gate_id, steward, supervisor, ticket_id)
 
     @contextlib.contextmanager
     def _lane_or_busy(self) -> Iterator[None]:

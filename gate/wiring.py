@@ -130,6 +130,7 @@ class GateApp:
                         else self.uploader.last_error},
             "last_decision": self.daemon.last_decision,
             "mesh": None if self.mesh is None else self.mesh.status(),
+            "control": None if self.control is None else self.control.stats(),
         }
 
     # --- control requests -------------------------------------------------------------
@@ -162,6 +163,7 @@ class GateApp:
                                    steward=str(request.get("steward", "")),
                                    reason=str(request.get("reason", "")),
                                    supervisor=request.get("supervisor") or None,
+                                   pin=request.get("pin"),
                                    paper=bool(request.get("paper", False)))
             return {"ok": True, "decision": event}
         if op == "deny":

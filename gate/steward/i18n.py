@@ -111,6 +111,7 @@ class T(enum.StrEnum):
     DIALOG_SUPERVISOR_TITLE = "dialog_supervisor_title"
     DIALOG_SUPERVISOR_BODY = "dialog_supervisor_body"
     DIALOG_SUPERVISOR_PLACEHOLDER = "dialog_supervisor_placeholder"
+    DIALOG_SUPERVISOR_PIN_PLACEHOLDER = "dialog_supervisor_pin_placeholder"
     ADMIT_PAPER = "admit_paper"
     ADMIT_PHONE = "admit_phone"
     ADMIT_APP = "admit_app"
@@ -253,6 +254,8 @@ CATALOGUE: Mapping[T, tuple[str, str]] = {
                                 "Supervisor override needed"),
     T.DIALOG_SUPERVISOR_BODY: ("Le portique refuse : {error}", "The gate refuses: {error}"),
     T.DIALOG_SUPERVISOR_PLACEHOLDER: ("Identifiant du superviseur", "Supervisor's id"),
+    T.DIALOG_SUPERVISOR_PIN_PLACEHOLDER: ("Code PIN du superviseur (masqué)",
+                                          "Supervisor's PIN (hidden)"),
     T.ADMIT_PAPER: ("Confirmation imprimée vérifiée", "Printed confirmation checked"),
     T.ADMIT_PHONE: ("Téléphone déchargé, identité vérifiée",
                     "Phone out of battery, identity checked"),

@@ -140,7 +140,11 @@ def test_control_socket_status_admit_deny_and_history(world: World) -> None:
 
 
 def test_manual_admits_are_rate_limited_unless_a_supervisor_overrides(world: World) -> None:
-    world.sections["steward"] = {"manual_admit_limit": 1}
+    from gate import supervisors
+
+    supervisors.set_pin(world.state / "supervisors.toml", "SUP-1", "482913")
+    world.sections["steward"] = {"manual_admit_limit": 1,
+                                 "supervisors": str(world.state / "supervisors.toml")}
     world.sections["feeds"] = feed_store(world.state, {}, [
         {"ticket_id": f"PAR24-00020{i}", "generation": "0", "order_ref": f"O{i}",
          "holder_name": f"Holder {i}", "category": "C", "entrances": "2", "flags": ""}
@@ -156,7 +160,8 @@ def test_manual_admits_are_rate_limited_unless_a_supervisor_overrides(world: Wor
             app.handle({"op": "admit", "ticket_id": "PAR24-000201", "steward": "S1",
                         "reason": "dead phone"})
         override = app.handle({"op": "admit", "ticket_id": "PAR24-000201", "steward": "S1",
-                               "reason": "dead phone", "supervisor": "SUP-1"})
+                               "reason": "dead phone", "supervisor": "SUP-1",
+                               "pin": "482913"})
         assert override["ok"]
     finally:
         app.close()

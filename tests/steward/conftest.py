@@ -24,7 +24,7 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
-from gate import keyfiles
+from gate import keyfiles, supervisors
 from gate.cli import EXIT_OK, main
 from gate.config import load
 from gate.reasons import Lang
@@ -40,6 +40,8 @@ EVENT = "PAR24-ATH05"
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 FEED_AT = 1722870000  # 2024-08-05 17:00 Paris, before the clips
 FIRE_LOOP_PIN = 25
+SUPERVISOR, SUPERVISOR_PIN = "sup-9", "470213"
+"""The supervisor in every test gate's supervisors file, and their PIN."""
 
 MANIFEST_CSV = """ticket_id,generation,order_ref,holder_name,category,entrances,flags
 PAR24-000101,0,ORD-5501,Hélène Dupont,CAT-B,2,
@@ -85,6 +87,7 @@ source = "always"
 manual_admit_limit = {limit}
 manual_admit_window_s = 600
 language = "{language}"
+supervisors = "{supervisors}"
 
 [hardware]
 pin_factory = "mock"
@@ -173,9 +176,13 @@ def write_config(feed: Feed, state: Path, *, socket: Path, limit: int = 10,
     if not store.exists():
         shutil.copy(feed.store, store)
     config = state / "gate.toml"
+    supervisors_file = state / "supervisors.toml"
+    if not supervisors_file.exists():
+        supervisors.set_pin(supervisors_file, SUPERVISOR, SUPERVISOR_PIN)
     config.write_text(GATE_TOML.format(keys=feed.keys, store=store,
                                        journal=state / "journal.sqlite", socket=socket,
-                                       limit=limit, language=language), encoding="utf-8")
+                                       limit=limit, language=language,
+                                       supervisors=supervisors_file), encoding="utf-8")
     return config
 
 

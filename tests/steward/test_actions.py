@@ -9,6 +9,7 @@ import asyncio
 from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from gate.reasons import Lang
 from gate.steward.app import StewardApp
@@ -19,6 +20,7 @@ from gate.steward.screens.ticket import TicketScreen
 from gate.steward.widgets.feed import DecisionFeed
 from tests.steward.conftest import (
     FAST,
+    SUPERVISOR_PIN,
     Feed,
     LiveGate,
     in_thread,
@@ -176,7 +178,18 @@ def test_over_the_limit_a_supervisor_overrides_and_is_journalled(
 
             await pilot.press("a", "down", "enter")
             await until(pilot, lambda: isinstance(app.screen, SupervisorDialog), "again")
-            await pilot.press(*"sup-9", "enter")
+            await pilot.press(*"sup-9", "enter", *"000000", "enter")  # a wrong PIN
+            await until(pilot, lambda: "not accepted (unknown supervisor or wrong PIN)"
+                        in screen_text(app), "the wrong PIN refused")
+            assert gate.rows("SELECT * FROM decisions WHERE ticket_id = 'PAR24-000105'") == []
+
+            await pilot.press("a", "down", "enter")
+            await until(pilot, lambda: isinstance(app.screen, SupervisorDialog), "once more")
+            await pilot.press(*"sup-9", "enter", *SUPERVISOR_PIN)
+            pin = app.screen.query_one("#supervisor-pin", Input)
+            assert pin.value == SUPERVISOR_PIN and pin.password
+            assert SUPERVISOR_PIN not in app.export_screenshot()  # masked on screen
+            await pilot.press("enter")
             await until(pilot, lambda: "PAR24-000105 admitted" in screen_text(app),
                         "the override")
         rows = gate.rows("SELECT ticket_id, steward, note FROM decisions "
@@ -186,6 +199,10 @@ def test_over_the_limit_a_supervisor_overrides_and_is_journalled(
             ("PAR24-000105", "s-17",
              "Phone out of battery, identity checked (override by sup-9)"),
         ]
+        refused = gate.rows("SELECT kind, steward, detail FROM gate_events")
+        assert [(k, who) for k, who, _ in refused] == [("supervisor_override_refused",
+                                                         "s-17")]
+        assert "supervisor=sup-9 ticket=PAR24-000105" in refused[0][2]
 
     asyncio.run(scenario())
 

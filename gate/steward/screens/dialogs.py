@@ -1,9 +1,9 @@
-"""Dialogs: the reason of an admit or a deny, and a supervisor's override."""
+"""Dialogs: the reason of an admit or a deny, and a supervisor's override (id and PIN)."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from rich.text import Text
@@ -22,7 +22,9 @@ from gate.steward.session import Session
 
 MAX_REASON = 200
 """The daemon takes at most 200 printable characters for a reason or an id."""
-MAX_ID = 64
+MAX_ID = 32
+"""A supervisor id: 1-32 of A-Z a-z 0-9 . _ - (gate/supervisors.py)."""
+MAX_PIN = 12
 
 
 class Action(enum.StrEnum):
@@ -100,9 +102,17 @@ class ReasonDialog(ModalScreen[ReasonChoice | None]):
         self.dismiss(None)
 
 
-class SupervisorDialog(ModalScreen[str | None]):
-    """The daemon refused a manual admit (the limit, most often): a supervisor's id
-    overrides it, and the journal records who did."""
+@dataclass(frozen=True)
+class Override:
+    """A supervisor's id and PIN, as typed into the override dialog."""
+
+    supervisor: str
+    pin: str = field(repr=False)
+
+
+class SupervisorDialog(ModalScreen[Override | None]):
+    """The daemon refused a manual admit (the limit, most often): a supervisor's id and
+    PIN override it, and the journal records who did. The PIN is masked as it is typed."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", show=False)]
 
@@ -115,25 +125,37 @@ class SupervisorDialog(ModalScreen[str | None]):
             yield Static(id="dialog-title", classes="dialog-title")
             yield Static(id="dialog-body")
             yield Input(id="supervisor-id", max_length=MAX_ID)
+            yield Input(id="supervisor-pin", max_length=MAX_PIN, password=True)
             yield Static(id="dialog-keys", classes="dialog-keys")
 
     def on_mount(self) -> None:
         self.retranslate()
-        self.query_one(Input).focus()
+        self.query_one("#supervisor-id", Input).focus()
 
     def retranslate(self) -> None:
         s = self.session
         self.query_one("#dialog-title", Static).update(Text(s.t(T.DIALOG_SUPERVISOR_TITLE)))
         self.query_one("#dialog-body", Static).update(
             Text(s.t(T.DIALOG_SUPERVISOR_BODY, error=self.error)))
-        self.query_one(Input).placeholder = s.t(T.DIALOG_SUPERVISOR_PLACEHOLDER)
+        self.query_one("#supervisor-id", Input).placeholder = \
+            s.t(T.DIALOG_SUPERVISOR_PLACEHOLDER)
+        self.query_one("#supervisor-pin", Input).placeholder = \
+            s.t(T.DIALOG_SUPERVISOR_PIN_PLACEHOLDER)
         self.query_one("#dialog-keys", Static).update(Text(s.t(T.KEYS_DIALOG)))
 
     @on(Input.Submitted, "#supervisor-id")
-    def entered(self, event: Input.Submitted) -> None:
-        supervisor = clean_query(event.value, limit=MAX_ID)
-        if supervisor:
-            self.dismiss(supervisor)
+    def entered_id(self, event: Input.Submitted) -> None:
+        if clean_query(event.value, limit=MAX_ID):
+            self.query_one("#supervisor-pin", Input).focus()
+
+    @on(Input.Submitted, "#supervisor-pin")
+    def entered_pin(self, event: Input.Submitted) -> None:
+        supervisor = clean_query(self.query_one("#supervisor-id", Input).value, limit=MAX_ID)
+        pin = event.value.strip()
+        if not supervisor:
+            self.query_one("#supervisor-id", Input).focus()
+        elif pin:
+            self.dismiss(Override(supervisor, pin))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -22,7 +22,13 @@ from gate.steward.model import (
     history_sentences,
     ticket_state,
 )
-from gate.steward.screens.dialogs import Action, ReasonChoice, ReasonDialog, SupervisorDialog
+from gate.steward.screens.dialogs import (
+    Action,
+    Override,
+    ReasonChoice,
+    ReasonDialog,
+    SupervisorDialog,
+)
 from gate.steward.session import Session
 from gate.steward.widgets.bars import Banner, KeyBar
 from gate.steward.widgets.feed import VERDICT_STYLE
@@ -144,7 +150,7 @@ class TicketScreen(Screen[None]):
         self.app.push_screen(ReasonDialog(self.session, Action.DENY, self.ticket.ticket_id),
                              self._deny_because)
 
-    def _admit_because(self, choice: ReasonChoice | None, supervisor: str | None = None
+    def _admit_because(self, choice: ReasonChoice | None, supervisor: Override | None = None
                        ) -> None:
         if choice is None:
             return
@@ -152,7 +158,8 @@ class TicketScreen(Screen[None]):
                                      "steward": self.session.settings.steward,
                                      "reason": choice.text, "paper": choice.paper}
         if supervisor is not None:
-            fields["supervisor"] = supervisor
+            fields["supervisor"] = supervisor.supervisor
+            fields["pin"] = supervisor.pin
         self.tell(self.session.t(T.DONE_SENDING))
 
         def answered(reply: Reply) -> None:
