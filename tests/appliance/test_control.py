@@ -378,16 +378,3 @@ def test_the_unit_gives_the_daemon_room_beyond_the_control_sockets_cap() -> None
     limits = [line.split("=", 1)[1] for line in unit if line.startswith("LimitNOFILE=")]
     assert len(limits) == 1
     assert int(limits[0]) >= 4 * ControlConfig().max_connections + 1024
-
-
-def test_a_gate_whose_event_no_ticket_can_name_makes_no_manual_decision(
-        world: World) -> None:
-    """gate.event allows 32 characters, a ticket's event only 24: such a gate's manual
-    admissions could never match a ticket, so they are refused, naming the setting."""
-    world.sections["gate"] = {"event": "E" * 30}
-    with _gate(world):
-        client = ControlClient(Path(world.config().control.socket))
-        for op in ("admit", "deny"):
-            answer = client.request(op, ticket_id="PAR24-000103", steward="S-1", reason="x")
-            assert answer["code"] == "invalid" and "gate.event" in answer["error"], answer
-    assert world.decisions() == []
