@@ -138,13 +138,24 @@ def _sync(args: argparse.Namespace) -> int:
         if interval <= 0:
             raise UsageError("--interval must be more than 0 seconds")
         stop = threading.Event()
+        stopped_by: list[str] = []
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
+            # Runs between two reads of a download at most: the sync under way is cut
+            # (nothing applied, the transaction of an apply already running completes or
+            # rolls back) and the loop ends.
+            stopped_by.append(signal.Signals(signum).name)
             stop.set()
+            client.cancel()
 
         signal.signal(signal.SIGTERM, on_signal)
         with contextlib.suppress(KeyboardInterrupt):
             watch(client, interval=interval, stop=stop, on_result=report, on_error=failed)
+        cause = stopped_by[0] if stopped_by else "interrupted"
+        logging.getLogger("revocation.sync").info(
+            "feed sync watch stopped: event=%s signal=%s", config.gate.event, cause)
+        emit(args, f"gate: sync --watch of event {config.gate.event} stopped ({cause}); "
+             "last good data kept", {"event": config.gate.event, "stopped": cause})
     return EXIT_OK
 
 
