@@ -4,11 +4,14 @@ screen: each on real files and a real SQLite store."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
 import sys
+import tracemalloc
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -244,6 +247,19 @@ def test_the_sync_client_refuses_a_sequence_jump_before_downloading(
 
 # --- line lengths ---------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def held_at_most(limit: int) -> Iterator[None]:
+    """Fails when Python objects of more than `limit` bytes in all were alive at once
+    inside the block (tracemalloc's peak: a count of bytes, not a time)."""
+    tracemalloc.start()
+    try:
+        yield
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= limit, f"{peak} bytes held at once, more than {limit}"
+
+
 def test_a_line_longer_than_the_bound_is_refused_by_its_number(tmp_path: Path) -> None:
     long_name = "A" * (8 << 20)  # an 8 MiB line: refused after its first 1,024 characters
     text = f"R\tT1\t2\nM\tT1\t0\tORD-1\t{long_name}\tCAT\t1\t0\n"
@@ -251,7 +267,7 @@ def test_a_line_longer_than_the_bound_is_refused_by_its_number(tmp_path: Path) -
         before = dump(store.path)
         snapshot = feed_file(tmp_path, FileKind.SNAPSHOT, text, start=0, sequence=2)
         index = signed(sequence=2, revocations=1, manifest=1, snapshot=snapshot.ref)
-        with pytest.raises(FeedFormatError) as raised:
+        with held_at_most(2 << 20), pytest.raises(FeedFormatError) as raised:
             store.apply(index, [snapshot], fetched_at=float(T0))
         assert str(raised.value) == (f"snapshot-2.tsv.gz: line 3: longer than {MAX_LINE_CHARS} "
                                      "characters (the format's bound)")
@@ -265,7 +281,8 @@ def test_a_header_line_longer_than_the_bound_is_refused(tmp_path: Path) -> None:
                   hashlib.sha256(data).hexdigest(), len(data))
     with applied(tmp_path) as store:
         index = signed(sequence=2, revocations=0, manifest=0, snapshot=ref)
-        with pytest.raises(FeedFormatError, match=r"line 1: header 'portique-feed/1\\tsnapshot"):
+        with held_at_most(2 << 20), pytest.raises(
+                FeedFormatError, match=r"line 1: header 'portique-feed/1\\tsnapshot"):
             store.apply(index, [FeedFile(ref, tmp_path / ref.name)], fetched_at=float(T0))
 
 
