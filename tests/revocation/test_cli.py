@@ -140,11 +140,13 @@ def test_bad_csv_is_refused_with_its_line_and_nothing_is_written(
     code, out = publish(tmp_path, capsys, "ticket_id,min_generation\nT-SOLD,2\nT-X,soon\n",
                         at=T0)
     assert code == EXIT_USAGE
-    assert "rev.csv: line 3: min_generation must be a number or 'cancelled', got 'soon'" in out
+    assert ("rev.csv: line 3, column min_generation: must be a number (ASCII digits 0-9) or "
+            "'cancelled', got 'soon'") in out
     (tmp_path / "man.csv").write_text(MANIFEST + "T-BAD,0,ORD-9,Name,CAT,40,\n",
                                       encoding="utf-8")
     code, out = publish(tmp_path, capsys, REVOCATIONS_1, at=T0)
-    assert code == EXIT_USAGE and "man.csv: line 5" in out
+    assert code == EXIT_USAGE and "man.csv: line 5, column entrances: must be one or more " \
+        "of 1-32, got [40]" in out
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
