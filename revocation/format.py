@@ -10,6 +10,7 @@ file, the line and what is wrong.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import itertools
 import json
@@ -427,7 +428,7 @@ def check_revocation(entry: Revocation) -> Revocation:
     minimum = entry.min_generation
     if type(minimum) is not int or not 1 <= minimum <= CANCELLED:
         raise FeedFieldError("min_generation", f"must be 1-{CANCELLED}, got {_show(minimum)}")
-    _parse_line(revocation_line(entry)[:-1], f"ticket {entry.ticket_id}", snapshot=True)
+    _parse_line(revocation_line(entry)[:-1], f"ticket {entry.ticket_id}", 0, snapshot=True)
     return entry
 
 
@@ -451,7 +452,7 @@ def check_manifest(entry: ManifestEntry) -> ManifestEntry:
                              f"{_show(sorted(entrances, key=repr))}")
     if int(entry.flags) & ~_KNOWN_FLAGS:
         raise FeedFieldError("flags", f"unknown flag bits in {int(entry.flags)}")
-    _parse_line(manifest_line(entry)[:-1], f"ticket {entry.ticket_id}", snapshot=True)
+    _parse_line(manifest_line(entry)[:-1], f"ticket {entry.ticket_id}", 0, snapshot=True)
     return entry
 
 
@@ -483,8 +484,8 @@ def _check_ticket_id(ticket_id: str) -> None:
 def sanitise_holder_name(name: str) -> str:
     """The name with every character UNSAFE_TEXT_RE matches replaced by U+FFFD: what a gate
     stores from a feed, so that no feed injects them into a steward's screen."""
-    if name.isascii():
-        return name  # the file's syntax already rules out ASCII controls
+    if name.isprintable():  # no Other (C*) nor Separator (Z*) but the space: fast path
+        return name
     return UNSAFE_TEXT_RE.sub(REPLACEMENT, name)
 
 
@@ -510,15 +511,15 @@ def iter_records(text: IO[str], ref: FileRef, event: str) -> Iterator[Record]:
         raise FeedFormatError(f"{name}: line 1: header {first[:80]!r}, expected {expected!r}")
     snapshot = ref.kind is FileKind.SNAPSHOT
     previous_kind, previous_id = "R", ""
-    number = 1
-    while line := text.readline(MAX_LINE_CHARS + 1):
-        number += 1
+    # readline(limit): a line longer than the bound is cut there, never read whole
+    for number, line in enumerate(iter(functools.partial(text.readline, MAX_LINE_CHARS + 1),
+                                       ""), start=2):
         if len(line) > MAX_LINE_CHARS:
             raise FeedFormatError(f"{name}: line {number}: longer than {MAX_LINE_CHARS} "
                                   "characters (the format's bound)")
         if not line.endswith("\n"):
             raise FeedFormatError(f"{name}: line {number}: no final newline (truncated?)")
-        record = _parse_line(line[:-1], f"{name}: line {number}", snapshot=snapshot)
+        record = _parse_line(line[:-1], name, number, snapshot=snapshot)
         kind = _KIND[record[0]]
         if kind != previous_kind:
             if kind == "R":
@@ -532,48 +533,54 @@ def iter_records(text: IO[str], ref: FileRef, event: str) -> Iterator[Record]:
         yield record
 
 
-def _parse_line(line: str, where: str, *, snapshot: bool) -> Record:
-    """One record line (without its LF); errors start with `where` (file and line)."""
+def _parse_line(line: str, name: str, number: int, *, snapshot: bool) -> Record:
+    """One record line (without its LF); errors name the file and line (`number` 0: not
+    from a file, `name` says what)."""
     tag = line[:2]
     if tag == "R\t":
         match = _REVOCATION_LINE.fullmatch(line)
         if match is None:
-            raise FeedFormatError(f"{where}: malformed revocation {line[:80]!r}")
+            raise FeedFormatError(f"{_where(name, number)}: malformed revocation {line[:80]!r}")
         ticket_id, minimum = match[1], int(match[2])
         if not 1 <= minimum <= CANCELLED:
-            raise FeedFormatError(f"{where}: minimum generation {minimum} "
+            raise FeedFormatError(f"{_where(name, number)}: minimum generation {minimum} "
                                   f"outside 1..{CANCELLED}")
         return Op.SET_REVOCATION, ticket_id, (minimum,)
     if tag == "M\t":
         match = _MANIFEST_LINE.fullmatch(line)
         if match is None:
-            raise FeedFormatError(f"{where}: malformed manifest entry "
+            raise FeedFormatError(f"{_where(name, number)}: malformed manifest entry "
                                   f"{line[:80]!r}")
         ticket_id, generation_text, order_ref, holder, category, entrances_text, flags_text \
             = match.groups()
         generation = int(generation_text)
         if generation > MAX_GENERATION:
-            raise FeedFormatError(f"{where}: generation {generation} above "
+            raise FeedFormatError(f"{_where(name, number)}: generation {generation} above "
                                   f"{MAX_GENERATION}")
         if holder != holder.strip() or not (holder.isascii()
                                             or unicodedata.is_normalized("NFC", holder)):
-            raise FeedFormatError(f"{where}: holder name must be NFC without "
+            raise FeedFormatError(f"{_where(name, number)}: holder name must be NFC without "
                                   "surrounding spaces")
         if "," in entrances_text:
             entrances = [int(e) for e in entrances_text.split(",")]
             if any(a >= b for a, b in itertools.pairwise(entrances)) or \
                     entrances[-1] > MAX_ENTRANCE:
-                raise FeedFormatError(f"{where}: entrances {entrances_text!r} "
+                raise FeedFormatError(f"{_where(name, number)}: entrances {entrances_text!r} "
                                       "must be ascending, each once")
         flags = int(flags_text)
         if flags & ~_KNOWN_FLAGS:
-            raise FeedFormatError(f"{where}: unknown flag bits in {flags}")
-        return Op.SET_MANIFEST, ticket_id, (generation, order_ref,
-                                            sanitise_holder_name(holder), category,
+            raise FeedFormatError(f"{_where(name, number)}: unknown flag bits in {flags}")
+        if not holder.isprintable():  # (sanitise_holder_name's own fast path, inlined)
+            holder = sanitise_holder_name(holder)
+        return Op.SET_MANIFEST, ticket_id, (generation, order_ref, holder, category,
                                             entrances_text, flags)
     if not snapshot:
         match = _REMOVAL_LINE.fullmatch(line)
         if match is not None:
             op = Op.REMOVE_REVOCATION if match[1] == "R" else Op.REMOVE_MANIFEST
             return op, match[2], ()
-    raise FeedFormatError(f"{where}: unknown record {line[:80]!r}")
+    raise FeedFormatError(f"{_where(name, number)}: unknown record {line[:80]!r}")
+
+
+def _where(name: str, number: int) -> str:
+    return f"{name}: line {number}" if number else name
