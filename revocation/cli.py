@@ -56,7 +56,14 @@ def register(sub: Any) -> None:
                          "Unix seconds): gates purge holder names a while after")
     publish.add_argument("--at", type=time_arg, help="the signed time (default: now)")
     publish.add_argument("--keep-deltas", type=int, default=100,
-                         help="deltas the index keeps listing (default 100)")
+                         help="deltas the index keeps listing (default 100, at most 1000)")
+    publish.add_argument("--max-removal-share", type=float, default=0.05,
+                         help="refuse to remove more than this share of the previous "
+                         "publication's revocations or manifest entries (default 0.05; "
+                         "10 rows are always allowed)")
+    publish.add_argument("--allow-mass-removal", action="store_true",
+                         help="publish even a removal above --max-removal-share (a "
+                         "deliberate mass un-cancellation or a shrunken manifest)")
     publish.add_argument("--json", action="store_true")
     publish.set_defaults(handler=_publish)
 
@@ -138,13 +145,24 @@ def _sync(args: argparse.Namespace) -> int:
         if interval <= 0:
             raise UsageError("--interval must be more than 0 seconds")
         stop = threading.Event()
+        stopped_by: list[str] = []
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
+            # Runs between two reads of a download at most: the sync under way is cut
+            # (nothing applied, the transaction of an apply already running completes or
+            # rolls back) and the loop ends.
+            stopped_by.append(signal.Signals(signum).name)
             stop.set()
+            client.cancel()
 
         signal.signal(signal.SIGTERM, on_signal)
         with contextlib.suppress(KeyboardInterrupt):
             watch(client, interval=interval, stop=stop, on_result=report, on_error=failed)
+        cause = stopped_by[0] if stopped_by else "interrupted"
+        logging.getLogger("revocation.sync").info(
+            "feed sync watch stopped: event=%s signal=%s", config.gate.event, cause)
+        emit(args, f"gate: sync --watch of event {config.gate.event} stopped ({cause}); "
+             "last good data kept", {"event": config.gate.event, "stopped": cause})
     return EXIT_OK
 
 
@@ -159,13 +177,16 @@ def _publish(args: argparse.Namespace) -> int:
         if described.role is not KeyRole.FEED:
             raise UsageError(f"--key {args.key}: role {described.role.value}, not feed; "
                              "feeds are signed with a feed key (gate keys new --role feed)")
-    if args.keep_deltas < 0:
-        raise UsageError("--keep-deltas must be 0 or more")
+    if not 0 <= args.keep_deltas <= 1000:
+        raise UsageError(f"--keep-deltas must be 0-1000, got {args.keep_deltas}")
+    if not 0 <= args.max_removal_share <= 1:
+        raise UsageError(f"--max-removal-share must be 0-1, got {args.max_removal_share:g}")
     state = FeedState(read_revocations_csv(args.revocations), read_manifest_csv(args.manifest))
     now = int(time.time() if args.at is None else args.at)
     result = publish(out_dir=args.out, event=args.event, state=state, key=key, kid=kid,
                      now=now, ends_at=None if args.ends_at is None else int(args.ends_at),
-                     keep_deltas=args.keep_deltas)
+                     keep_deltas=args.keep_deltas, max_removal_share=args.max_removal_share,
+                     allow_mass_removal=args.allow_mass_removal)
     what = ("first snapshot" if result.previous is None else
             f"delta {result.delta.name}" if result.delta is not None else
             "no change: index re-signed")

@@ -43,11 +43,22 @@ class FeedsConfig:
         "gate's clock is refused (a publisher clock set in the future would otherwise make "
         "every later honest feed look like a replay)", minimum=60, maximum=604800)
 
+    redirect_origins: tuple[str, ...] = setting(
+        (), description="Origins (scheme://host[:port]) besides base_url's that the feed "
+        "server may redirect to, with base_url's scheme; every other redirect is refused")
+
     def __post_init__(self) -> None:
         parts = urllib.parse.urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"feeds.base_url: must be an http:// or https:// URL, got "
                               f"{self.base_url!r}")
+        for number, origin in enumerate(self.redirect_origins):
+            allowed = urllib.parse.urlsplit(origin)
+            if allowed.scheme != parts.scheme or not allowed.netloc \
+                    or allowed.path not in ("", "/") or allowed.query or allowed.fragment:
+                raise ConfigError(f"feeds.redirect_origins[{number}]: must be an origin "
+                                  f"{parts.scheme}://host[:port] (base_url's scheme), got "
+                                  f"{origin!r}")
 
     def sync_settings(self) -> SyncSettings:
         from revocation.sync import SyncSettings
@@ -57,4 +68,5 @@ class FeedsConfig:
                             backoff_seconds=self.backoff_seconds,
                             max_download_bytes=int(self.max_download_mb * (1 << 20)),
                             purge_after_seconds=self.purge_after_hours * 3600,
-                            future_tolerance_seconds=self.future_tolerance_seconds)
+                            future_tolerance_seconds=self.future_tolerance_seconds,
+                            redirect_origins=self.redirect_origins)

@@ -16,6 +16,16 @@ class FeedFormatError(FeedError, ValueError):
     """A feed file or index is not well formed (the message names the file and line)."""
 
 
+class FeedFieldError(FeedFormatError):
+    """One field of an entry cannot be written to a feed; `field` names it as the CSV
+    column does (ticket_id, min_generation, generation, order_ref, holder_name, ...)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.detail = message
+
+
 class FeedSignatureError(FeedError, ValueError):
     """The index signature does not verify with the feed key it names."""
 
@@ -43,6 +53,23 @@ class FeedFutureError(FeedError, ValueError):
 
 class FeedEventError(FeedError, ValueError):
     """The feed is for another event than the one this gate serves."""
+
+
+class FeedSequenceJumpError(FeedError, ValueError):
+    """The index's sequence is further ahead of the store's than a publisher can honestly
+    have gone (docs/feeds.md, "Bounds"): accepting it would lock out every later feed."""
+
+
+class FeedCountError(FeedFormatError):
+    """After an apply, the store's counts differ from the counts the signed index states."""
+
+
+class FeedRedirectError(FeedError, ValueError):
+    """The feed server redirected to another origin or scheme than the gate allows."""
+
+
+class FeedCancelledError(FeedError, InterruptedError):
+    """The sync was stopped (SIGTERM) before it finished; nothing was applied."""
 
 
 class FeedGapError(FeedError, ValueError):
@@ -75,3 +102,8 @@ class StoreError(FeedError, OSError):
 
 class PublishError(FeedError, ValueError):
     """The publisher's input (CSV, key, output folder) is invalid; the message names it."""
+
+
+class MassRemovalError(PublishError):
+    """A publication would remove more revocations or manifest entries than the configured
+    share of the previous publication (a truncated export, most likely)."""

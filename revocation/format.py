@@ -10,6 +10,7 @@ file, the line and what is wrong.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import itertools
 import json
@@ -28,6 +29,7 @@ from gate.trust import KeyRole, KeyStatus, TrustStore
 from gate.views import CANCELLED
 from revocation.errors import (
     FeedEventError,
+    FeedFieldError,
     FeedFormatError,
     FeedKeyError,
     FeedSignatureError,
@@ -40,6 +42,15 @@ INDEX_CONTEXT = b"portique/feed/v1/index\x00"
 INDEX_NAME = "index.json"
 MAX_INDEX_BYTES = 1 << 20
 SIGNATURE_HEX = 128
+MAX_INTEGER = (1 << 53) - 1
+"""Every integer of the feed formats is at most this (a JavaScript number holds it exactly)."""
+MAX_INTEGER_DIGITS = len(str(MAX_INTEGER))
+MAX_LINE_CHARS = 1024
+"""The longest line of a snapshot or delta file, its LF included (the longest well-formed
+record is about 730 bytes): a longer line is refused before it is held whole."""
+MAX_SEQUENCE_JUMP = 1_000_000
+"""The most a new sequence may be above the store's (0 for an empty store): a signed
+sequence far ahead (2^53-1) would otherwise make every later honest feed look older."""
 
 EVENT_RE = re.compile(r"[A-Za-z0-9._-]{1,24}")
 TICKET_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
@@ -60,6 +71,16 @@ _MANIFEST_LINE = re.compile(
     r"\t([ -~]{0,16})\t(" + _ENTRANCE + r"(?:," + _ENTRANCE + r")*)\t" + _INT)
 _REMOVAL_LINE = re.compile(r"([RM])-\t([A-Za-z0-9._-]{1,32})")
 _KNOWN_FLAGS = int(Flag.PAPER | Flag.ACCESSIBLE | Flag.REENTRY)
+_LONG_INTEGER = re.compile(rb'"([a-z_]{1,32})":-?[0-9]{%d,}' % (MAX_INTEGER_DIGITS + 1))
+UNSAFE_TEXT_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]")
+"""Characters a holder name must not carry to a steward's screen: controls (Cc), format
+characters (Cf: bidi embeddings, overrides and isolates, zero-width spaces and joiners,
+direction marks, soft hyphen, ...) and the line and paragraph separators (Zl, Zp)."""
+REPLACEMENT = "\ufffd"
 
 
 class FileKind(enum.StrEnum):
@@ -235,8 +256,16 @@ def parse_index(data: bytes, *, trust: TrustStore, event: str) -> FeedIndex:
         raise FeedTooLargeError(f"{INDEX_NAME}: {len(data)} bytes, more than "
                                 f"{MAX_INDEX_BYTES}")
     try:
-        raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = json.loads(data.decode("utf-8"), parse_int=_index_int)
+    except _LongIntegerError as exc:
+        # Python refuses to convert more than 4,300 digits (a bare ValueError); a feed
+        # integer has at most 16 anyway: name the field holding it.
+        found = _LONG_INTEGER.search(data)
+        field = found[1].decode("ascii") if found is not None else "an array item"
+        raise FeedFormatError(f"{INDEX_NAME}: {field}: an integer of {exc.digits} digits; "
+                              f"feed integers are at most {MAX_INTEGER} (2^53-1, "
+                              f"{MAX_INTEGER_DIGITS} digits)") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         raise FeedFormatError(f"{INDEX_NAME}: not JSON ({exc})") from None
     except RecursionError:
         # A hostile or broken server can send 100,000 nested brackets well under the size
@@ -320,6 +349,21 @@ def parse_index(data: bytes, *, trust: TrustStore, event: str) -> FeedIndex:
                      sha256=hashlib.sha256(data).hexdigest())
 
 
+class _LongIntegerError(FeedFormatError):
+    """Raised by the JSON decoder's integer hook; parse_index names the field."""
+
+    def __init__(self, digits: int) -> None:
+        super().__init__(f"an integer of {digits} digits")
+        self.digits = digits
+
+
+def _index_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_INTEGER_DIGITS:
+        raise _LongIntegerError(digits)
+    return int(text)
+
+
 def _key_refusal(kid: str, status: KeyStatus, trust: TrustStore) -> str:
     if status is KeyStatus.WRONG_ROLE:
         known = trust.get(kid)
@@ -350,7 +394,7 @@ def _text(raw: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> str:
 def _int(raw: Mapping[str, Any], name: str, *, minimum: int) -> int:
     value = raw[name]
     if not isinstance(value, int) or isinstance(value, bool) or not \
-            minimum <= value < 1 << 53:
+            minimum <= value <= MAX_INTEGER:
         raise FeedFormatError(f"{INDEX_NAME}: {name} must be an integer "
                               f"{minimum}..2^53-1, got {_show(value)}")
     return value
@@ -379,15 +423,70 @@ def removal_line(op: Op, ticket_id: str) -> str:
 
 
 def check_revocation(entry: Revocation) -> Revocation:
-    """The entry if it can be written to a feed; FeedFormatError naming the field if not."""
+    """The entry if it can be written to a feed; FeedFieldError naming the field if not."""
+    _check_ticket_id(entry.ticket_id)
+    minimum = entry.min_generation
+    if type(minimum) is not int or not 1 <= minimum <= CANCELLED:
+        raise FeedFieldError("min_generation", f"must be 1-{CANCELLED}, got {_show(minimum)}")
     _parse_line(revocation_line(entry)[:-1], f"ticket {entry.ticket_id}", 0, snapshot=True)
     return entry
 
 
 def check_manifest(entry: ManifestEntry) -> ManifestEntry:
-    """The entry if it can be written to a feed; FeedFormatError naming the field if not."""
+    """The entry if it can be written to a feed; FeedFieldError naming the field if not."""
+    _check_ticket_id(entry.ticket_id)
+    if type(entry.generation) is not int or not 0 <= entry.generation <= MAX_GENERATION:
+        raise FeedFieldError("generation", f"must be 0-{MAX_GENERATION}, got "
+                             f"{_show(entry.generation)}")
+    if not isinstance(entry.order_ref, str) or not ORDER_REF_RE.fullmatch(entry.order_ref):
+        raise FeedFieldError("order_ref", "must be 1-64 printable ASCII characters without "
+                             f"space, got {_show(entry.order_ref)}")
+    check_holder_name(entry.holder_name)
+    if not isinstance(entry.category, str) or not CATEGORY_RE.fullmatch(entry.category):
+        raise FeedFieldError("category", "must be 0-16 printable ASCII characters, got "
+                             f"{_show(entry.category)}")
+    entrances = entry.entrances
+    if not entrances or any(type(e) is not int or not 1 <= e <= MAX_ENTRANCE
+                            for e in entrances):
+        raise FeedFieldError("entrances", f"must be one or more of 1-{MAX_ENTRANCE}, got "
+                             f"{_show(sorted(entrances, key=repr))}")
+    if int(entry.flags) & ~_KNOWN_FLAGS:
+        raise FeedFieldError("flags", f"unknown flag bits in {int(entry.flags)}")
     _parse_line(manifest_line(entry)[:-1], f"ticket {entry.ticket_id}", 0, snapshot=True)
     return entry
+
+
+def check_holder_name(name: str) -> str:
+    """The name if a feed may carry it to a steward's screen; FeedFieldError if not."""
+    if not isinstance(name, str):
+        raise FeedFieldError("holder_name", f"must be text, got {_show(name)}")
+    unsafe = UNSAFE_TEXT_RE.search(name)
+    if unsafe is not None:
+        char = unsafe[0]
+        raise FeedFieldError("holder_name", f"character U+{ord(char):04X} "
+                             f"({unicodedata.name(char, 'unnamed')}) at position "
+                             f"{unsafe.start() + 1}: control, format (bidi, zero-width) and "
+                             "line separator characters are refused")
+    if len(name) > HOLDER_NAME_MAX:
+        raise FeedFieldError("holder_name", f"{len(name)} characters, at most "
+                             f"{HOLDER_NAME_MAX}")
+    if name != name.strip() or not unicodedata.is_normalized("NFC", name):
+        raise FeedFieldError("holder_name", "must be NFC without surrounding spaces")
+    return name
+
+
+def _check_ticket_id(ticket_id: str) -> None:
+    if not isinstance(ticket_id, str) or not TICKET_ID_RE.fullmatch(ticket_id):
+        raise FeedFieldError("ticket_id", "must be 1-32 of A-Z a-z 0-9 . _ -, got "
+                             f"{_show(ticket_id)}")
+
+
+def sanitise_holder_name(name: str) -> str:
+    """The name with every character UNSAFE_TEXT_RE matches replaced by U+FFFD: what a gate
+    stores from a feed, so that no feed injects them into a steward's screen."""
+    if name.isprintable():  # no Other (C*) nor Separator (Z*) but the space: fast path
+        return name
+    return UNSAFE_TEXT_RE.sub(REPLACEMENT, name)
 
 
 def manifest_entry(ticket_id: str, values: tuple[int | str, ...]) -> ManifestEntry:
@@ -406,13 +505,18 @@ def iter_records(text: IO[str], ref: FileRef, event: str) -> Iterator[Record]:
     ascending ticket id order (which also rules out duplicates).
     """
     name = ref.name
-    first = text.readline()
+    first = text.readline(MAX_LINE_CHARS + 1)
     expected = header(ref.kind, event, ref.from_sequence, ref.to_sequence)
     if first != expected:
         raise FeedFormatError(f"{name}: line 1: header {first[:80]!r}, expected {expected!r}")
     snapshot = ref.kind is FileKind.SNAPSHOT
     previous_kind, previous_id = "R", ""
-    for number, line in enumerate(text, start=2):
+    # readline(limit): a line longer than the bound is cut there, never read whole
+    for number, line in enumerate(iter(functools.partial(text.readline, MAX_LINE_CHARS + 1),
+                                       ""), start=2):
+        if len(line) > MAX_LINE_CHARS:
+            raise FeedFormatError(f"{name}: line {number}: longer than {MAX_LINE_CHARS} "
+                                  "characters (the format's bound)")
         if not line.endswith("\n"):
             raise FeedFormatError(f"{name}: line {number}: no final newline (truncated?)")
         record = _parse_line(line[:-1], name, number, snapshot=snapshot)
@@ -430,40 +534,44 @@ def iter_records(text: IO[str], ref: FileRef, event: str) -> Iterator[Record]:
 
 
 def _parse_line(line: str, name: str, number: int, *, snapshot: bool) -> Record:
+    """One record line (without its LF); errors name the file and line (`number` 0: not
+    from a file, `name` says what)."""
     tag = line[:2]
     if tag == "R\t":
         match = _REVOCATION_LINE.fullmatch(line)
         if match is None:
-            raise FeedFormatError(f"{name}: line {number}: malformed revocation {line[:80]!r}")
+            raise FeedFormatError(f"{_where(name, number)}: malformed revocation {line[:80]!r}")
         ticket_id, minimum = match[1], int(match[2])
         if not 1 <= minimum <= CANCELLED:
-            raise FeedFormatError(f"{name}: line {number}: minimum generation {minimum} "
+            raise FeedFormatError(f"{_where(name, number)}: minimum generation {minimum} "
                                   f"outside 1..{CANCELLED}")
         return Op.SET_REVOCATION, ticket_id, (minimum,)
     if tag == "M\t":
         match = _MANIFEST_LINE.fullmatch(line)
         if match is None:
-            raise FeedFormatError(f"{name}: line {number}: malformed manifest entry "
+            raise FeedFormatError(f"{_where(name, number)}: malformed manifest entry "
                                   f"{line[:80]!r}")
         ticket_id, generation_text, order_ref, holder, category, entrances_text, flags_text \
             = match.groups()
         generation = int(generation_text)
         if generation > MAX_GENERATION:
-            raise FeedFormatError(f"{name}: line {number}: generation {generation} above "
+            raise FeedFormatError(f"{_where(name, number)}: generation {generation} above "
                                   f"{MAX_GENERATION}")
         if holder != holder.strip() or not (holder.isascii()
                                             or unicodedata.is_normalized("NFC", holder)):
-            raise FeedFormatError(f"{name}: line {number}: holder name must be NFC without "
+            raise FeedFormatError(f"{_where(name, number)}: holder name must be NFC without "
                                   "surrounding spaces")
         if "," in entrances_text:
             entrances = [int(e) for e in entrances_text.split(",")]
             if any(a >= b for a, b in itertools.pairwise(entrances)) or \
                     entrances[-1] > MAX_ENTRANCE:
-                raise FeedFormatError(f"{name}: line {number}: entrances {entrances_text!r} "
+                raise FeedFormatError(f"{_where(name, number)}: entrances {entrances_text!r} "
                                       "must be ascending, each once")
         flags = int(flags_text)
         if flags & ~_KNOWN_FLAGS:
-            raise FeedFormatError(f"{name}: line {number}: unknown flag bits in {flags}")
+            raise FeedFormatError(f"{_where(name, number)}: unknown flag bits in {flags}")
+        if not holder.isprintable():  # (sanitise_holder_name's own fast path, inlined)
+            holder = sanitise_holder_name(holder)
         return Op.SET_MANIFEST, ticket_id, (generation, order_ref, holder, category,
                                             entrances_text, flags)
     if not snapshot:
@@ -471,4 +579,8 @@ def _parse_line(line: str, name: str, number: int, *, snapshot: bool) -> Record:
         if match is not None:
             op = Op.REMOVE_REVOCATION if match[1] == "R" else Op.REMOVE_MANIFEST
             return op, match[2], ()
-    raise FeedFormatError(f"{name}: line {number}: unknown record {line[:80]!r}")
+    raise FeedFormatError(f"{_where(name, number)}: unknown record {line[:80]!r}")
+
+
+def _where(name: str, number: int) -> str:
+    return f"{name}: line {number}" if number else name

@@ -12,7 +12,9 @@ import csv
 import gzip
 import hashlib
 import logging
+import math
 import os
+import re
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -25,10 +27,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gate.credential import Flag
 from gate.trust import KeyRole, TrustedKey, TrustStore
 from gate.views import CANCELLED
-from revocation.errors import FeedError, FeedFormatError, PublishError
+from revocation.errors import (
+    FeedError,
+    FeedFieldError,
+    FeedFormatError,
+    MassRemovalError,
+    PublishError,
+)
 from revocation.format import (
     EVENT_RE,
     INDEX_NAME,
+    UNSAFE_TEXT_RE,
     FeedIndex,
     FileKind,
     FileRef,
@@ -56,8 +65,18 @@ REVOCATION_COLUMNS = ("ticket_id", "min_generation")
 MANIFEST_COLUMNS = ("ticket_id", "generation", "order_ref", "holder_name", "category",
                     "entrances", "flags")
 KEEP_DELTAS = 100
+MAX_KEEP_DELTAS = 1000
+"""The most deltas an index lists: 1,000 keep it far below a gate's 1 MiB index cap."""
 KEEP_SNAPSHOTS = 2
 GZIP_LEVEL = 6
+MAX_REMOVAL_SHARE = 0.05
+"""By default a publication may remove at most this share of the previous publication's
+revocations (and, separately, of its manifest entries)..."""
+MASS_REMOVAL_FLOOR = 10
+"""...or this many rows, whichever is more: a short list can still lose a few entries."""
+_CSV_INT = re.compile(r"[0-9]{1,16}")
+_CSV_WHITE_SPACE = frozenset("\t\n\r")
+"""Controls a CSV holder name may hold: white space, turned into single spaces."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,20 +110,20 @@ def read_revocations_csv(path: Path) -> dict[str, int]:
         if text == "cancelled":
             minimum = CANCELLED
         else:
-            try:
-                minimum = int(text)
-            except ValueError:
-                raise PublishError(f"{where}: min_generation must be a number or "
-                                   f"'cancelled', got {text!r}") from None
+            if not _CSV_INT.fullmatch(text):
+                raise PublishError(f"{where}, column min_generation: must be a number (ASCII "
+                                   f"digits 0-9) or 'cancelled', got {text!r}")
+            minimum = int(text)
             if not 1 <= minimum < CANCELLED:
-                raise PublishError(f"{where}: min_generation must be 1-{CANCELLED - 1} or "
-                                   f"'cancelled', got {minimum}")
-        if ticket_id in result:
-            raise PublishError(f"{where}: ticket {ticket_id!r} appears twice")
+                raise PublishError(f"{where}, column min_generation: must be "
+                                   f"1-{CANCELLED - 1} or 'cancelled', got {minimum}")
         try:
             check_revocation(Revocation(ticket_id, minimum))
-        except FeedFormatError as exc:
-            raise PublishError(f"{where}: {exc}") from None
+        except FeedFieldError as exc:
+            raise PublishError(f"{where}, column {exc.field}: {exc.detail}") from None
+        if ticket_id in result:
+            raise PublishError(f"{where}, column ticket_id: ticket {ticket_id!r} appears "
+                               "twice")
         result[ticket_id] = minimum
     return result
 
@@ -121,19 +140,20 @@ def read_manifest_csv(path: Path) -> dict[str, ManifestEntry]:
                 ticket_id=row["ticket_id"].strip(),
                 generation=_csv_int(row["generation"], "generation"),
                 order_ref=row["order_ref"].strip(),
-                holder_name=" ".join(unicodedata.normalize("NFC", row["holder_name"]).split()),
+                holder_name=_csv_holder_name(row["holder_name"]),
                 category=row["category"].strip(),
                 entrances=frozenset(_csv_int(e, "entrances")
                                     for e in row["entrances"].replace(",", " ").split()),
                 flags=_csv_flags(row["flags"]),
             )
             if not entry.entrances:
-                raise PublishError("entrances: at least one entrance is needed")
+                raise FeedFieldError("entrances", "at least one entrance is needed")
             check_manifest(entry)
-        except (PublishError, FeedFormatError) as exc:
-            raise PublishError(f"{where}: {exc}") from None
+        except FeedFieldError as exc:
+            raise PublishError(f"{where}, column {exc.field}: {exc.detail}") from None
         if entry.ticket_id in result:
-            raise PublishError(f"{where}: ticket {entry.ticket_id!r} appears twice")
+            raise PublishError(f"{where}, column ticket_id: ticket {entry.ticket_id!r} "
+                               "appears twice")
         result[entry.ticket_id] = entry
     return result
 
@@ -162,10 +182,25 @@ def _csv_rows(path: Path, columns: tuple[str, ...]) -> Iterable[tuple[int, dict[
 
 
 def _csv_int(text: str, what: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise PublishError(f"{what}: must be a number, got {text.strip()!r}") from None
+    """A number of ASCII digits only: int() would also take '١', '１', '1_0' or '+1'."""
+    text = text.strip()
+    if not _CSV_INT.fullmatch(text):
+        raise FeedFieldError(what, f"must be a number of ASCII digits 0-9, got {text!r}")
+    return int(text)
+
+
+def _csv_holder_name(text: str) -> str:
+    """The cell's name, NFC with white space runs as single spaces; a control, format or
+    separator character (UNSAFE_TEXT_RE) other than TAB, CR and LF is refused, before the
+    white space folding could hide it."""
+    for found in UNSAFE_TEXT_RE.finditer(text):
+        char = found[0]
+        if char not in _CSV_WHITE_SPACE:
+            raise FeedFieldError("holder_name", f"character U+{ord(char):04X} "
+                                 f"({unicodedata.name(char, 'unnamed')}) at position "
+                                 f"{found.start() + 1}: control, format (bidi, zero-width) and "
+                                 "line separator characters are refused")
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def _csv_flags(text: str) -> Flag:
@@ -174,8 +209,8 @@ def _csv_flags(text: str) -> Flag:
         try:
             flags |= Flag[name.upper()]
         except KeyError:
-            raise PublishError(f"flags: unknown flag {name!r} (known: accessible, paper, "
-                               "reentry)") from None
+            raise FeedFieldError("flags", f"unknown flag {name!r} (known: accessible, "
+                                 "paper, reentry)") from None
     return flags
 
 
@@ -250,12 +285,22 @@ def read_state(path: Path, ref: FileRef, event: str) -> FeedState:
 # --- publishing ---------------------------------------------------------------------------
 
 def publish(*, out_dir: Path, event: str, state: FeedState, key: Ed25519PrivateKey, kid: str,
-            now: int, ends_at: int | None = None, keep_deltas: int = KEEP_DELTAS) -> PublishResult:
-    """Publish `state` as the newest feed of `event` under out_dir/event/."""
+            now: int, ends_at: int | None = None, keep_deltas: int = KEEP_DELTAS,
+            max_removal_share: float = MAX_REMOVAL_SHARE,
+            allow_mass_removal: bool = False) -> PublishResult:
+    """Publish `state` as the newest feed of `event` under out_dir/event/.
+
+    A publication removing more of the previous one's revocations (or of its manifest
+    entries) than `max_removal_share` of them, and more than MASS_REMOVAL_FLOOR, is refused
+    (MassRemovalError, nothing written) unless `allow_mass_removal`."""
     if not EVENT_RE.fullmatch(event):
         raise PublishError(f"event must be 1-24 of A-Z a-z 0-9 . _ - (got {event!r})")
     if ends_at is not None and ends_at < 0:
         raise PublishError("ends_at must be a time after 1970")
+    if not 0 <= keep_deltas <= MAX_KEEP_DELTAS:
+        raise PublishError(f"keep_deltas must be 0-{MAX_KEEP_DELTAS}, got {keep_deltas}")
+    if not 0 <= max_removal_share <= 1:
+        raise PublishError(f"max_removal_share must be 0-1, got {max_removal_share:g}")
     for ticket_id, minimum in state.revocations.items():
         try:
             check_revocation(Revocation(ticket_id, minimum))
@@ -284,6 +329,8 @@ def publish(*, out_dir: Path, event: str, state: FeedState, key: Ed25519PrivateK
         delta = None
     else:
         old = read_state(folder / previous.snapshot.name, previous.snapshot, event)
+        _check_removals(event, old, state, share=max_removal_share,
+                        allowed=allow_mass_removal, sequence=previous.sequence)
         lines = delta_lines(old, state)
         deltas = previous.deltas
         if lines:
@@ -307,6 +354,29 @@ def publish(*, out_dir: Path, event: str, state: FeedState, key: Ed25519PrivateK
              len(state.manifest), published_at)
     return PublishResult(event, sequence, None if previous is None else previous.sequence,
                          published_at, snapshot, delta, folder)
+
+
+def _check_removals(event: str, old: FeedState, new: FeedState, *, share: float,
+                    allowed: bool, sequence: int) -> None:
+    """Refuse (MassRemovalError) a publication dropping more entries of either kind than
+    `share` of the previous publication's, and more than MASS_REMOVAL_FLOOR: most likely
+    an export cut short, which would un-cancel every ticket it lost at every gate."""
+    for kind, before, after in (("revocations", old.revocations, new.revocations),
+                                ("manifest entries", old.manifest, new.manifest)):
+        removed = sum(1 for ticket_id in before if ticket_id not in after)
+        limit = max(MASS_REMOVAL_FLOOR, math.floor(share * len(before)))
+        if removed <= limit:
+            continue
+        what = (f"event {event}: this publication removes {removed} of the {len(before)} "
+                f"{kind} of sequence {sequence} ({100 * removed / len(before):.1f}%), more "
+                f"than the {limit} allowed (max removal share {share:g}, at least "
+                f"{MASS_REMOVAL_FLOOR})")
+        if not allowed:
+            raise MassRemovalError(f"{what}: a truncated export? Check the input, or "
+                                   "publish with --allow-mass-removal; nothing written")
+        log.warning("mass removal published as allowed: event=%s kind=%s removed=%d "
+                    "previous=%d limit=%d sequence=%d", event, kind.split()[0], removed,
+                    len(before), limit, sequence)
 
 
 def _previous_index(folder: Path, event: str, key: Ed25519PrivateKey,

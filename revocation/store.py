@@ -33,13 +33,17 @@ import sqlite_utils
 
 from gate.credential import Flag
 from revocation.errors import (
+    FeedCountError,
     FeedFormatError,
     FeedGapError,
     FeedHashError,
     FeedReplayError,
+    FeedSequenceJumpError,
     StoreError,
 )
 from revocation.format import (
+    INDEX_NAME,
+    MAX_SEQUENCE_JUMP,
     FeedIndex,
     FileKind,
     FileRef,
@@ -414,11 +418,15 @@ class FeedStore:
                     self._conn.execute(statement)
             revocations = self._count("revocation", event)
             manifest = self._count("manifest", event)
-            if snapshot and (revocations, manifest) != (index.revocations, index.manifest):
-                raise FeedFormatError(
-                    f"{index.snapshot.name}: holds {revocations} revocations and {manifest} "
-                    f"manifest entries, the index says {index.revocations} and "
-                    f"{index.manifest}")
+            if (revocations, manifest) != (index.revocations, index.manifest):
+                # A snapshot, a chain of deltas or a re-signed index alike: what the store
+                # would now hold must be what the publisher signed for this sequence.
+                source = (index.snapshot.name if snapshot else
+                          "+".join(f.ref.name for f in files) if files else INDEX_NAME)
+                raise FeedCountError(
+                    f"{source}: holds {revocations} revocations and {manifest} manifest "
+                    f"entries at sequence {index.sequence}, the signed index says "
+                    f"{index.revocations} and {index.manifest} (nothing applied)")
             self._conn.execute(
                 "INSERT OR REPLACE INTO feed_state (event, sequence, published_at, "
                 "fetched_at, kid, index_sha256, ends_at, revocations, manifest, purged_at) "
@@ -607,6 +615,11 @@ def _check_plan(index: FeedIndex, files: Sequence[FeedFile],
     if index.sequence < have:
         raise FeedReplayError(f"feed of event {index.event} at sequence {index.sequence} is "
                               f"older than the store's {have}")
+    if index.sequence - have > MAX_SEQUENCE_JUMP:
+        raise FeedSequenceJumpError(
+            f"feed of event {index.event}: sequence {index.sequence} is "
+            f"{index.sequence - have} above the store's {have}, more than the "
+            f"{MAX_SEQUENCE_JUMP} a feed may jump at once")
     if current is not None and index.published_at < current.published_at:
         raise FeedReplayError(f"feed of event {index.event} signed at {index.published_at}, "
                               f"before the store's {current.published_at}")

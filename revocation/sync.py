@@ -14,24 +14,29 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import hashlib
 import http.client
 import logging
 import random
+import re
 import socket
 import sqlite3
+import ssl
 import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 from gate.trust import TrustStore
 from revocation.errors import (
+    FeedCancelledError,
     FeedError,
     FeedFormatError,
     FeedFutureError,
@@ -39,12 +44,21 @@ from revocation.errors import (
     FeedHashError,
     FeedHTTPError,
     FeedNetworkError,
+    FeedRedirectError,
     FeedReplayError,
+    FeedSequenceJumpError,
     FeedTimeoutError,
     FeedTooLargeError,
     StoreError,
 )
-from revocation.format import INDEX_NAME, MAX_INDEX_BYTES, FeedIndex, FileRef, parse_index
+from revocation.format import (
+    INDEX_NAME,
+    MAX_INDEX_BYTES,
+    MAX_SEQUENCE_JUMP,
+    FeedIndex,
+    FileRef,
+    parse_index,
+)
 from revocation.store import FeedFile, FeedStore, HttpCache, StoreStatus
 
 log = logging.getLogger("revocation.sync")
@@ -53,6 +67,11 @@ T = TypeVar("T")
 _CHUNK = 1 << 16
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 USER_AGENT = "portique-gate-sync/1"
+MAX_VALIDATOR_CHARS = 256
+"""The longest ETag or Last-Modified the gate stores and sends back (printable ASCII only)."""
+_VALIDATOR_RE = re.compile(f"[ -~]{{1,{MAX_VALIDATOR_CHARS}}}")
+MAX_REDIRECTS = 5
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class SyncOutcome(enum.StrEnum):
@@ -85,6 +104,9 @@ class SyncSettings:
     """Purge holder names this long after an event ends; None: never automatically."""
     future_tolerance_seconds: float = 3600.0
     """An index signed more than this far ahead of the gate's clock is refused."""
+    redirect_origins: tuple[str, ...] = ()
+    """Origins (``https://cdn.example.org``) besides the base URL's that a redirect may lead
+    to, with the same scheme; no other redirect is followed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,18 +137,38 @@ class FeedClient:
     def __init__(self, store: FeedStore, *, event: str, trust: TrustStore,
                  settings: SyncSettings, work_dir: Path | None = None,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep,
+                 sleep: Callable[[float], None] | None = None,
                  rng: random.Random | None = None) -> None:
         """`trust` should hold keys of every role (load_trust_dir(role=None)) so an issuer
-        key is refused as not a feed key; only FEED keys are ever accepted."""
+        key is refused as not a feed key; only FEED keys are ever accepted. `sleep` waits
+        between retries (default: a wait that `cancel()` ends at once)."""
         self.store = store
         self.event = event
         self.trust = trust
         self.settings = settings
         self.work_dir = work_dir or store.path.parent
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = sleep or self._wait
         self._rng = rng or random.Random()
+        self._cancelled = threading.Event()
+        self._lock = threading.RLock()  # re-entrant: cancel() may run in a signal handler
+        self._exchange: _Exchange | None = None
+        self._opener = urllib.request.build_opener(
+            _WatchedHTTPHandler(self), _WatchedHTTPSHandler(self),
+            _SameOriginRedirects(self._redirect_refusal))
+
+    def cancel(self) -> None:
+        """Stop the sync in progress as soon as possible (and every later one): the download
+        under way is cut, nothing is applied, and sync() raises FeedCancelledError. Safe to
+        call from another thread or from a signal handler."""
+        self._cancelled.set()
+        with self._lock:
+            exchange = self._exchange
+        if exchange is not None:
+            exchange.abort(_Exchange.CANCELLED)
+
+    def _wait(self, seconds: float) -> None:
+        self._cancelled.wait(seconds)
 
     @property
     def index_url(self) -> str:
@@ -156,15 +198,34 @@ class FeedClient:
         cache = self.store.http_cache(self.event)
         headers: dict[str, str] = {}
         if current is not None and cache is not None and cache.url == self.index_url:
-            if cache.etag:
-                headers["If-None-Match"] = cache.etag
-            elif cache.last_modified:
-                headers["If-Modified-Since"] = cache.last_modified
-        response = self._with_retries(
-            self.index_url, lambda: self._fetch_bytes(self.index_url, headers,
-                                                      limit=MAX_INDEX_BYTES))
+            # a validator stored before the bounds existed is not sent again
+            etag = _validator(cache.etag, "ETag", self.index_url)
+            last_modified = _validator(cache.last_modified, "Last-Modified", self.index_url)
+            if etag:
+                headers["If-None-Match"] = etag
+            elif last_modified:
+                headers["If-Modified-Since"] = last_modified
+        try:
+            response = self._fetch_index(headers)
+        except FeedHTTPError as exc:
+            # A strict server (or a cache in between) may refuse our validator for good:
+            # never let that stop the gate from syncing.
+            if not headers or not 400 <= exc.status < 500 or exc.status in _RETRY_STATUSES:
+                raise
+            log.warning("feed conditional request refused, asking again without validators: "
+                        "event=%s url=%s status=%d headers=%s", self.event, self.index_url,
+                        exc.status, ",".join(sorted(headers)))
+            headers = {}
+            response = self._fetch_index(headers)
         fetched_at = self._clock()
-        if response.status == 304 and current is not None:
+        if response.status == 304:
+            if not headers or current is None:
+                raise FeedHTTPError(
+                    f"{self.index_url}: HTTP 304 Not Modified to a request without a "
+                    "validator (no If-None-Match or If-Modified-Since was sent"
+                    + ("" if current is not None else "; the store holds no feed yet")
+                    + "): the server or a cache in between answers wrongly; nothing "
+                    "changed", 304)
             self.store.mark_fetched(self.event, fetched_at)
             log.info("feed unchanged: event=%s sequence=%d (HTTP 304)", self.event,
                      current.sequence)
@@ -179,7 +240,10 @@ class FeedClient:
                 f"this gate's clock ({fetched_at:.0f}; at most "
                 f"{self.settings.future_tolerance_seconds:g} s allowed): the publisher's "
                 "clock is wrong, or this gate's is behind; nothing applied")
-        new_cache = HttpCache(self.index_url, response.etag, response.last_modified)
+        new_cache = HttpCache(self.index_url,
+                              _validator(response.etag, "ETag", self.index_url),
+                              _validator(response.last_modified, "Last-Modified",
+                                         self.index_url))
         have = 0 if current is None else current.sequence
         if index.sequence < have or (current is not None
                                      and index.published_at < current.published_at):
@@ -187,6 +251,11 @@ class FeedClient:
                 f"{self.index_url}: sequence {index.sequence} signed at "
                 f"{index.published_at} is older than the store's sequence {have} signed at "
                 f"{current.published_at if current else 0} (replayed or rolled back)")
+        if index.sequence - have > MAX_SEQUENCE_JUMP:
+            raise FeedSequenceJumpError(
+                f"{self.index_url}: sequence {index.sequence} is {index.sequence - have} "
+                f"above the store's {have}, more than the {MAX_SEQUENCE_JUMP} a feed may "
+                "jump at once; nothing downloaded")
         if index.sequence == have:
             outcome = (SyncOutcome.UNCHANGED if current is not None
                        and index.published_at == current.published_at
@@ -273,6 +342,10 @@ class FeedClient:
 
         return self._with_retries(url, attempt)
 
+    def _fetch_index(self, headers: Mapping[str, str]) -> _Response:
+        return self._with_retries(self.index_url, lambda: self._fetch_bytes(
+            self.index_url, headers, limit=MAX_INDEX_BYTES))
+
     def _fetch_bytes(self, url: str, headers: Mapping[str, str], *, limit: int) -> _Response:
         meta: dict[str, str | int | None] = {}
         data = b"".join(self._stream(url, headers, limit=limit, meta=meta))
@@ -282,17 +355,61 @@ class FeedClient:
 
     def _stream(self, url: str, headers: Mapping[str, str], *, limit: int,
                 meta: dict[str, str | int | None] | None = None) -> Iterator[bytes]:
+        """The body of one GET, chunk by chunk, complete within download_seconds from the
+        connection to the last byte (headers included), or FeedTimeoutError; cut at once
+        by cancel() (FeedCancelledError)."""
+        settings = self.settings
+        exchange = _Exchange()
+        with self._lock:
+            self._exchange = exchange
+        if self._cancelled.is_set():
+            exchange.abort(_Exchange.CANCELLED)
+        timer = threading.Timer(settings.download_seconds, exchange.abort,
+                                args=(_Exchange.DEADLINE,))
+        timer.daemon = True
+        timer.start()
+        try:
+            for chunk in self._get(url, headers, limit=limit, meta=meta,
+                                   exchange=exchange):
+                if exchange.reason is not None:
+                    break
+                yield chunk
+            reason = exchange.finish()
+        except FeedError:
+            reason = exchange.finish()
+            if reason is None:
+                raise
+        finally:
+            timer.cancel()
+            exchange.finish()
+            with self._lock:
+                self._exchange = None
+        if reason == _Exchange.CANCELLED:
+            raise FeedCancelledError(f"{url}: sync stopped before it finished (nothing "
+                                     "applied)")
+        if reason == _Exchange.DEADLINE:
+            raise FeedTimeoutError(f"{url}: not complete within download_seconds="
+                                   f"{settings.download_seconds:g} s from the connection to "
+                                   "the last byte, headers included (the server trickles or "
+                                   "stalls)")
+
+    def _get(self, url: str, headers: Mapping[str, str], *, limit: int,
+             meta: dict[str, str | int | None] | None, exchange: _Exchange) -> Iterator[bytes]:
+        if exchange.reason is not None:
+            return
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **headers})
         settings = self.settings
-        deadline = time.monotonic() + settings.download_seconds
         try:
-            response = urllib.request.urlopen(request, timeout=settings.timeout_seconds)
+            response = self._opener.open(
+                request, timeout=min(settings.timeout_seconds, settings.download_seconds))
         except urllib.error.HTTPError as exc:
             exc.close()
             if exc.code == 304 and meta is not None:
                 meta["status"] = 304
                 return
             raise FeedHTTPError(f"{url}: HTTP {exc.code} {exc.reason}", exc.code) from None
+        except FeedError:
+            raise
         except urllib.error.URLError as exc:
             raise _network_error(url, exc.reason) from None
         except (OSError, http.client.HTTPException) as exc:
@@ -306,10 +423,7 @@ class FeedClient:
                 raise FeedTooLargeError(f"{url}: the server announces {declared} bytes, "
                                         f"more than the {limit} expected at most")
             received = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise FeedTimeoutError(f"{url}: download not finished after "
-                                           f"{settings.download_seconds:g} s")
+            while exchange.reason is None:
                 try:
                     chunk = response.read(min(_CHUNK, limit + 1 - received))
                 except http.client.IncompleteRead as exc:
@@ -325,9 +439,29 @@ class FeedClient:
                     raise FeedTooLargeError(f"{url}: body larger than the {limit} bytes "
                                             "expected at most")
                 yield chunk
-            if declared is not None and declared.isdigit() and received != int(declared):
+            if exchange.reason is None and declared is not None and declared.isdigit() \
+                    and received != int(declared):
                 raise FeedNetworkError(f"{url}: body truncated after {received} of "
                                        f"{declared} bytes")
+
+    def _connected(self, sock: socket.socket) -> None:
+        """Every socket the opener connects, so that the deadline or cancel() can cut it."""
+        with self._lock:
+            exchange = self._exchange
+        if exchange is not None:
+            exchange.watch(sock)
+
+    def _redirect_refusal(self, old_url: str, new_url: str) -> str | None:
+        """Why a redirect from old_url to new_url is not followed, or None to follow it."""
+        old, new = _origin(old_url), _origin(new_url)
+        if new is None or old is None or new[0] != old[0]:
+            return "a redirect never changes the scheme"
+        base = _origin(self.settings.base_url)
+        allowed = {base, *(_origin(o) for o in self.settings.redirect_origins)}
+        if new not in allowed:
+            return ("another origin than the feed's (feeds.redirect_origins lists the "
+                    "others allowed)")
+        return None
 
     def _with_retries(self, url: str, attempt: Callable[[], T]) -> T:
         tries = self.settings.retries + 1
@@ -339,13 +473,16 @@ class FeedClient:
                     raise
                 cause: FeedError = exc
             except FeedNetworkError as exc:
-                if number + 1 == tries:
+                if number + 1 == tries or self._cancelled.is_set():
                     raise
                 cause = exc
             delay = self.settings.backoff_seconds * (2 ** number) * (0.5 + self._rng.random())
             log.info("feed fetch retry: url=%s attempt=%d/%d in=%.2fs cause=%s", url,
                      number + 2, tries, delay, cause)
             self._sleep(delay)
+            if self._cancelled.is_set():
+                raise FeedCancelledError(f"{url}: sync stopped before it finished (nothing "
+                                         "applied)")
         raise AssertionError("unreachable")
 
 
@@ -390,6 +527,132 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _validator(value: str | None, header: str, url: str) -> str | None:
+    """An ETag or Last-Modified the gate may store and send back: at most
+    MAX_VALIDATOR_CHARS printable ASCII characters; anything else is dropped (the next
+    request is then unconditional), never stored."""
+    if value is None or _VALIDATOR_RE.fullmatch(value):
+        return value
+    log.warning("feed validator ignored, not stored: url=%s header=%s length=%d (at most %d "
+                "printable ASCII characters)", url, header, len(value), MAX_VALIDATOR_CHARS)
+    return None
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http or https URL, or None."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+class _Exchange:
+    """One HTTP exchange under a deadline: abort() shuts its sockets down, so that a read
+    blocked on a trickling or silent server returns at once."""
+
+    DEADLINE = "deadline"
+    CANCELLED = "cancelled"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # re-entrant: abort() may run in a signal handler
+        self._sockets: list[socket.socket] = []
+        self._done = False
+        self.reason: str | None = None
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.reason is not None:
+                _shut(sock)
+
+    def abort(self, reason: str) -> None:
+        with self._lock:
+            if self._done or self.reason is not None:
+                return
+            self.reason = reason
+            for sock in self._sockets:
+                _shut(sock)
+
+    def finish(self) -> str | None:
+        """End the exchange (a later abort does nothing); why it was aborted, or None."""
+        with self._lock:
+            self._done = True
+            return self.reason
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed: nothing left to cut
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched_connect(client: FeedClient, address: tuple[str, int], timeout: Any = None,
+                     source_address: Any = None, **kwargs: Any) -> socket.socket:
+    sock = socket.create_connection(address, timeout, source_address, **kwargs)
+    client._connected(sock)
+    return sock
+
+
+class _WatchedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, *, client: FeedClient, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._create_connection = functools.partial(_watched_connect, client)
+
+
+class _WatchedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, *, client: FeedClient, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        # the TCP socket, before TLS: the handshake is under the deadline too
+        self._create_connection = functools.partial(_watched_connect, client)
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, client: FeedClient) -> None:
+        super().__init__()
+        self._client = client
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_WatchedHTTPConnection, client=self._client),
+                            req)
+
+
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, client: FeedClient) -> None:
+        super().__init__()
+        self._client = client
+        self._tls = ssl.create_default_context()
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_WatchedHTTPSConnection, client=self._client),
+                            req, context=self._tls)
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only within the feed's origin (or an allowed one), never to
+    another scheme; any other is a FeedRedirectError."""
+
+    max_redirections = MAX_REDIRECTS
+
+    def __init__(self, refusal: Callable[[str, str], str | None]) -> None:
+        super().__init__()
+        self._refusal = refusal
+
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int,
+                         msg: str, headers: Any, newurl: str) -> urllib.request.Request | None:
+        problem = self._refusal(req.full_url, newurl)
+        if problem is not None:
+            fp.close()
+            raise FeedRedirectError(f"{req.full_url}: HTTP {code} redirect to "
+                                    f"{newurl[:200]!r} not followed: {problem}")
+        log.info("feed redirect followed: from=%s to=%s status=%d", req.full_url, newurl,
+                 code)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def watch(client: FeedClient, *, interval: float, stop: threading.Event,
           on_result: Callable[[SyncResult], None] | None = None,
           on_error: Callable[[FeedError], None] | None = None,
@@ -403,6 +666,9 @@ def watch(client: FeedClient, *, interval: float, stop: threading.Event,
         try:
             result = client.sync()
         except FeedError as exc:
+            if stop.is_set():  # stopped while syncing (cancel()): not a failure to report
+                log.info("feed sync stopped: event=%s cause=%s", client.event, exc)
+                break
             if on_error is not None:
                 on_error(exc)
         except Exception as exc:

@@ -12,9 +12,10 @@ import pytest
 
 from gate.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
 from gate.timeparse import format_time
+from revocation.format import INDEX_NAME
 from revocation.serve import make_server
 from revocation.store import FeedStore
-from tests.revocation.conftest import EVENT, T0
+from tests.revocation.conftest import EVENT, T0, FaultyHandler, FeedServer
 
 REVOCATIONS_1 = "ticket_id,min_generation\nT-SOLD,2\n"
 REVOCATIONS_2 = "ticket_id,min_generation\nT-SOLD,2\nT-GONE,cancelled\n"
@@ -139,11 +140,13 @@ def test_bad_csv_is_refused_with_its_line_and_nothing_is_written(
     code, out = publish(tmp_path, capsys, "ticket_id,min_generation\nT-SOLD,2\nT-X,soon\n",
                         at=T0)
     assert code == EXIT_USAGE
-    assert "rev.csv: line 3: min_generation must be a number or 'cancelled', got 'soon'" in out
+    assert ("rev.csv: line 3, column min_generation: must be a number (ASCII digits 0-9) or "
+            "'cancelled', got 'soon'") in out
     (tmp_path / "man.csv").write_text(MANIFEST + "T-BAD,0,ORD-9,Name,CAT,40,\n",
                                       encoding="utf-8")
     code, out = publish(tmp_path, capsys, REVOCATIONS_1, at=T0)
-    assert code == EXIT_USAGE and "man.csv: line 5" in out
+    assert code == EXIT_USAGE and "man.csv: line 5, column entrances: must be one or more " \
+        "of 1-32, got [40]" in out
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
@@ -227,6 +230,59 @@ def test_sync_watch_keeps_going_until_sigterm(
         assert store.status(EVENT).sequence == 2  # type: ignore[union-attr]
 
 
+def test_sync_watch_stops_promptly_on_sigterm_in_the_middle_of_a_trickling_download(
+        tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """The server sends one byte of index.json every 50 ms: the download would go on for
+    feeds.download_seconds (300 s by default); SIGTERM ends it, and the watcher, at once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    config = setup_gate(tmp_path, feed_server.url, capsys)
+    publish(tmp_path, capsys, REVOCATIONS_1, at=T0 - 600)
+    started = threading.Event()
+
+    def trickle(handler: FaultyHandler, path: Path) -> bool:
+        handler.close_connection = True
+        body = path.read_bytes()
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        started.set()
+        try:
+            for i in range(len(body)):
+                if feed_server.release.wait(0.05):
+                    break
+                handler.wfile.write(body[i:i + 1])
+                handler.wfile.flush()
+        except OSError:  # the watcher hung up
+            pass
+        return True
+
+    feed_server.faults[INDEX_NAME] = trickle
+    root = Path(__file__).resolve().parents[2]
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "gate", "sync", "--config", str(config), "--watch", "--json"],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ))
+    try:
+        assert started.wait(300), "the watcher never asked for the index"
+        watcher.send_signal(signal.SIGTERM)
+        out, err = watcher.communicate(timeout=60)  # a safety net against a hung watcher
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.communicate()
+    assert watcher.returncode == EXIT_OK, err
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"event": EVENT, "stopped": "SIGTERM"}]
+    assert "feed sync stopped: event=PAR24-ATH05 cause=" in err
+    assert "sync stopped before it finished (nothing applied)" in err
+    with FeedStore.open(tmp_path / "state" / "feeds.db") as store:
+        assert store.status(EVENT) is None
+
+
 def test_feeds_config_is_checked_with_the_key_path() -> None:
     from gate.config import from_dict
     from gate.errors import ConfigError
@@ -245,3 +301,20 @@ def test_feeds_config_is_checked_with_the_key_path() -> None:
         from_dict({**base, "feeds": {"store": "f.db", "base_url": "http://x", "retries": 11}})
     with pytest.raises(ConfigError, match=r"feeds\.poll: unknown key"):
         from_dict({**base, "feeds": {"store": "f.db", "base_url": "http://x", "poll": 1}})
+
+
+def test_redirect_origins_must_be_origins_of_the_base_urls_scheme() -> None:
+    from gate.config import from_dict
+    from gate.errors import ConfigError
+
+    base = {"gate": {"id": "g1", "event": EVENT, "entrance": 1}, "keys": {"trust_dir": "/k"}}
+    feeds = {"store": "f.db", "base_url": "https://feeds.example.org"}
+    config = from_dict({**base, "feeds": {**feeds, "redirect_origins": [
+        "https://cdn.example.net", "https://cdn2.example.net:8443/"]}})
+    assert config.feeds is not None
+    assert config.feeds.sync_settings().redirect_origins == (
+        "https://cdn.example.net", "https://cdn2.example.net:8443/")
+    for wrong in ("http://cdn.example.net", "https://cdn.example.net/feeds", "cdn.example.net"):
+        with pytest.raises(ConfigError, match=r"feeds\.redirect_origins\[0\]: must be an "
+                           r"origin https://host\[:port\]"):
+            from_dict({**base, "feeds": {**feeds, "redirect_origins": [wrong]}})
