@@ -531,9 +531,12 @@ class FeedStore:
         pattern = " AND ".join(["(' ' || m.name_key) LIKE ? ESCAPE '\\'"] * len(words))
         columns = ", ".join(f"m.{c.strip()}" for c in _MANIFEST_COLUMNS.split(","))
         found.take(self._conn, MatchKind.NAME_WORDS,
+                   # CROSS JOIN keeps this order: the planner would rather walk the whole
+                   # name index of the event for the ORDER BY
                    f"SELECT {columns} FROM json_each(?) AS j "
-                   "JOIN manifest_word_key AS k ON k.id = j.value "
-                   "JOIN manifest AS m ON m.event = k.event AND m.ticket_id = k.ticket_id "
+                   "CROSS JOIN manifest_word_key AS k ON k.id = j.value "
+                   "CROSS JOIN manifest AS m "
+                   "ON m.event = k.event AND m.ticket_id = k.ticket_id "
                    f"WHERE k.event = ? AND {pattern} ORDER BY m.name_key, m.ticket_id "
                    "LIMIT ?",
                    (json.dumps([r[0] for r in ids[:WORD_CANDIDATES]]), found.event,
