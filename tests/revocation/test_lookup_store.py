@@ -159,6 +159,7 @@ def test_lookups_on_a_large_manifest_find_the_entry_with_bounded_work(
 
 
 def test_a_word_shared_by_many_names_is_answered_marked_truncated(store_20k: Path) -> None:
+    assert WORD_CANDIDATES < 20_000 // 5  # names holding the shared word
     with FeedStore.open(store_20k) as store:
         result = store.search(EVENT, "zanzibar", limit=10, deadline=time.monotonic() + 600)
         assert result.truncated is True  # 2,000 of the names holding it were ranked
@@ -168,7 +169,6 @@ def test_a_word_shared_by_many_names_is_answered_marked_truncated(store_20k: Pat
         keys = [fold(c.entry.holder_name) for c in result.candidates]
         assert keys == sorted(keys)
         assert store.min_valid_generation(EVENT, "T000000001") is None  # still reads
-    assert 20_000 // 5 > WORD_CANDIDATES
 
 
 def test_a_lookup_past_its_time_budget_answers_what_it_found_marked_truncated(
@@ -236,7 +236,7 @@ def test_a_store_of_schema_2_gains_the_word_index_on_open(tmp_path: Path) -> Non
     with FeedStore.open_reader(path) as reader:
         assert reader._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert [c.entry.ticket_id for c in reader.lookup(EVENT, "oeuvray")] == ["T-GONE"]
-        with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only"):
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
             reader._conn.execute("DELETE FROM manifest")
 
 
