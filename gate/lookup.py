@@ -167,9 +167,13 @@ def near_matches(search: Search, query: str, *, limit: int) -> list[Found]:
 
 def _prefixes(words: Sequence[str]) -> list[str]:
     """Store queries that reach names with a typo after the first letters of a word: the
-    two longest words, each cut short twice (most of the word, then its first three)."""
+    first three letters of the two longest words together (few names hold both, however
+    large the manifest), then each word cut short twice (most of it, then its first
+    three)."""
     longest = sorted({w for w in words if len(w) >= 3}, key=lambda w: (-len(w), w))[:2]
     prefixes: list[str] = []
+    if len(longest) == 2:
+        prefixes.append(" ".join(w[:3] for w in words if w in longest))
     for word in longest:
         for cut in (max(3, len(word) - 2), 3):
             if word[:cut] not in prefixes:

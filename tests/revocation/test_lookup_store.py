@@ -44,10 +44,20 @@ def filler_name(rng: random.Random, n: int) -> str:
     return f"{word()} {word()}" + (f" {SHARED_WORD}" if n % 5 == 0 else "")
 
 
+def crowd(n: int) -> str | None:
+    """Names sorting before "hélène dupont" that start with "hel", or hold a word starting
+    with "dupn": more than the typo pass takes for each of those prefixes alone."""
+    if 100 <= n < 350:
+        return f"Helea Qo{n}"
+    if 400 <= n < 650:
+        return f"Adam Dupna{n}"
+    return None
+
+
 def manifest_lines(count: int) -> Iterator[str]:
     rng = random.Random(11)
     for n in range(count):
-        name = "Hélène Dupont" if n == count // TARGET else filler_name(rng, n)
+        name = "Hélène Dupont" if n == count // TARGET else crowd(n) or filler_name(rng, n)
         order = "ORD-TARGET" if n == count // TARGET else f"ORD-{n // 3:08d}"
         yield f"M\tT{n:09d}\t0\t{order}\t{name}\tCAT{n % 4}\t{1 + n % 32}\t{n % 3 * 2}\n"
 
