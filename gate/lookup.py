@@ -153,6 +153,8 @@ def near_matches(search: Search, query: str, *, limit: int) -> list[Found]:
     scored = []
     scores: dict[str, float] = {}  # names repeat: score each folded name once
     for n, entry in enumerate(seen.values()):
+        if n % 16 == 0:
+            time.sleep(0)  # let the decision thread have the interpreter
         if n % 64 == 0 and search.out_of_time():
             break
         name = fold(entry.holder_name)
