@@ -106,6 +106,75 @@ CREATE INDEX IF NOT EXISTS peer_admissions_ticket ON peer_admissions (event, tic
 _PENDING = "u.scan_id IS NULL OR (a.state IS NOT NULL AND u.state IS NOT a.state)"
 
 
+def _waits(scan: str, *, decision: str | None = None, state: str | None = None,
+           upload: tuple[str, str] | None = None) -> str:
+    """SQL: 1 when decision `scan` waits for upload, else 0 (the rule of _PENDING). Each
+    keyword gives the SQL of what a trigger knows better than the tables: the decision's
+    presence, the admission's state, the upload row's (presence, state)."""
+    present = decision or f"EXISTS (SELECT 1 FROM decisions WHERE scan_id = {scan})"
+    a_state = state or f"(SELECT state FROM admissions WHERE scan_id = {scan})"
+    uploaded, u_state = upload or (f"EXISTS (SELECT 1 FROM uploads WHERE scan_id = {scan})",
+                                   f"(SELECT state FROM uploads WHERE scan_id = {scan})")
+    return (f"({present} AND (NOT {uploaded} OR ({a_state} IS NOT NULL AND "
+            f"{u_state} IS NOT {a_state})))")
+
+
+def _bump(name: str, delta: str) -> str:
+    return (f"INSERT INTO journal_counts (name, n) VALUES ({name}, {delta}) "
+            "ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;")
+
+
+def _backlog(after: str, before: str) -> str:
+    return _bump("'backlog'", f"{after} - {before}")
+
+
+# What `status` shows is counted once at open, then kept by these (TEMP: this connection's
+# own, in memory, so nothing in the file changes) on every write of this connection,
+# whichever component makes it (the mesh writes through `transaction`). Each trigger adds
+# the change it makes: the decision's verdict, the admission's state, and whether the
+# decision waits for upload, after the write minus before it.
+_COUNTERS = (
+    "CREATE TEMP TABLE journal_counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) "
+    "WITHOUT ROWID",
+    "CREATE TEMP TRIGGER count_decision_insert AFTER INSERT ON main.decisions BEGIN "
+    + _bump("'verdict:' || NEW.verdict", "1")
+    + _backlog(_waits("NEW.scan_id"), "0") + " END",
+    "CREATE TEMP TRIGGER count_decision_delete AFTER DELETE ON main.decisions BEGIN "
+    + _bump("'verdict:' || OLD.verdict", "-1")
+    + _backlog("0", _waits("OLD.scan_id", decision="1")) + " END",
+    "CREATE TEMP TRIGGER count_decision_verdict AFTER UPDATE OF verdict ON main.decisions "
+    "BEGIN " + _bump("'verdict:' || OLD.verdict", "-1")
+    + _bump("'verdict:' || NEW.verdict", "1") + " END",
+    "CREATE TEMP TRIGGER count_admission_insert AFTER INSERT ON main.admissions BEGIN "
+    + _bump("'state:' || NEW.state", "1")
+    + _backlog(_waits("NEW.scan_id"), _waits("NEW.scan_id", state="NULL")) + " END",
+    "CREATE TEMP TRIGGER count_admission_delete AFTER DELETE ON main.admissions BEGIN "
+    + _bump("'state:' || OLD.state", "-1")
+    + _backlog(_waits("OLD.scan_id"), _waits("OLD.scan_id", state="OLD.state")) + " END",
+    "CREATE TEMP TRIGGER count_admission_state AFTER UPDATE OF state ON main.admissions "
+    "BEGIN " + _bump("'state:' || OLD.state", "-1") + _bump("'state:' || NEW.state", "1")
+    + _backlog(_waits("NEW.scan_id"), _waits("NEW.scan_id", state="OLD.state")) + " END",
+    "CREATE TEMP TRIGGER count_upload_insert AFTER INSERT ON main.uploads BEGIN "
+    + _backlog(_waits("NEW.scan_id"), _waits("NEW.scan_id", upload=("0", "NULL"))) + " END",
+    "CREATE TEMP TRIGGER count_upload_delete AFTER DELETE ON main.uploads BEGIN "
+    + _backlog(_waits("OLD.scan_id"), _waits("OLD.scan_id", upload=("1", "OLD.state")))
+    + " END",
+    "CREATE TEMP TRIGGER count_upload_state AFTER UPDATE OF state ON main.uploads BEGIN "
+    + _backlog(_waits("NEW.scan_id"), _waits("NEW.scan_id", upload=("1", "OLD.state")))
+    + " END",
+)
+_RECOUNT = (
+    "DELETE FROM journal_counts",
+    "INSERT INTO journal_counts (name, n) SELECT 'verdict:' || verdict, COUNT(*) "
+    "FROM decisions GROUP BY verdict",
+    "INSERT INTO journal_counts (name, n) SELECT 'state:' || state, COUNT(*) "
+    "FROM admissions GROUP BY state",
+    "INSERT INTO journal_counts (name, n) SELECT 'backlog', COUNT(*) FROM decisions d "
+    f"LEFT JOIN admissions a USING (scan_id) LEFT JOIN uploads u USING (scan_id) "
+    f"WHERE {_PENDING}",
+)
+
+
 @dataclass(frozen=True)
 class JournalConfig:
     path: Path = setting(Path("/var/lib/portique/journal.sqlite"),
@@ -225,6 +294,33 @@ class Journal:
                 self._db.execute("SELECT COUNT(*) FROM decisions").fetchone()
             except sqlite3.Error as again:
                 raise JournalError(f"journal {path}: cannot open: {again}") from None
+        self._start_counters()
+
+    def _start_counters(self) -> None:
+        """Count what `status` shows once, now, and keep the counts on every later write
+        of this connection (call it again on any new connection)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                try:
+                    for statement in _COUNTERS:
+                        self._db.execute(statement)
+                    for statement in _RECOUNT:
+                        self._db.execute(statement)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {self.path}: cannot count its records: {exc}") \
+                    from None
+
+    def _counter(self, name: str) -> int:
+        row = self._db.execute("SELECT n FROM journal_counts WHERE name = ?",
+                               (name,)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def close(self) -> None:
         with self._lock:
@@ -411,8 +507,14 @@ class Journal:
             rows = self._db.execute("SELECT scan_id, state FROM admissions").fetchall()
         return {scan_id: AdmissionState(state) for scan_id, state in rows}
 
-    def counts(self, *, since: float = 0.0) -> dict[str, int]:
-        """Decisions by verdict since a time, plus admissions by state."""
+    def counts(self, *, since: float | None = None) -> dict[str, int]:
+        """Decisions by verdict, plus admissions by state: all of them from the counts kept
+        (no query over the records), or those made since a time."""
+        if since is None:
+            with self._lock:
+                return {**{v.value: self._counter(f"verdict:{v.value}") for v in Verdict},
+                        **{f"admissions_{s.value}": self._counter(f"state:{s.value}")
+                           for s in AdmissionState}}
         with self._lock:
             verdicts = dict(self._db.execute(
                 "SELECT verdict, COUNT(*) FROM decisions WHERE at >= ? GROUP BY verdict",
@@ -449,9 +551,7 @@ class Journal:
                 [(r["scan_id"], r["admission_state"], at) for r in records])
 
     def upload_backlog(self) -> int:
-        """How many records (new decisions, changed admission states) wait for upload."""
+        """How many records (new decisions, changed admission states) wait for upload,
+        from the count kept: one read, however long the journal."""
         with self._lock:
-            (n,) = self._db.execute(
-                "SELECT COUNT(*) FROM decisions d LEFT JOIN admissions a USING (scan_id) "
-                f"LEFT JOIN uploads u USING (scan_id) WHERE {_PENDING}").fetchone()
-        return int(n)
+            return self._counter("backlog")

@@ -148,8 +148,10 @@ class GateApp:
                                          "no_manifest")
             from gate import lookup  # forgiving: case, accents, small typos
 
-            return {"ok": True, "candidates": lookup.lookup(
-                self.feed_store, self.config.gate.event, query, limit=limit)}
+            with self.feed_store.lookup_store() as store:  # never the decision's connection
+                found = lookup.answer(store, self.config.gate.event, query, limit=limit)
+            return {"ok": True, "candidates": list(found.candidates),
+                    "truncated": found.truncated}
         if op == "history":
             ticket_id = str(request.get("ticket_id", ""))
             entries = self.journal.entries(event=self.config.gate.event, ticket_id=ticket_id,

@@ -19,10 +19,13 @@ import errno
 import hashlib
 import io
 import itertools
+import json
 import logging
 import os
+import re
 import sqlite3
 import stat
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -57,7 +60,7 @@ from revocation.format import (
 
 log = logging.getLogger("revocation.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FILE_MODE = 0o640
 HOOK_POINTS = ("begin", "cleared", "rows", "before-commit", "committed")
 """The apply steps at which `_test_hook` is called."""
@@ -127,10 +130,74 @@ _SEARCH_INDEXES = {
     "manifest_by_ticket": "CREATE INDEX manifest_by_ticket ON manifest "
                           "(event, ticket_id COLLATE NOCASE)",
 }
+
+# The words of every holder name, for lookups by any word of a name ("dupont" finds
+# "Hélène Dupont") without reading the whole manifest: an FTS5 index of the folded name
+# (contentless: it holds tokens, not the text), keyed by a small integer per manifest entry
+# (the manifest is WITHOUT ROWID). Triggers keep both in step with every write to the
+# manifest, whoever makes it; a snapshot of the only event drops them and builds them
+# again in one pass after its bulk insert, as it does the indexes above.
+_WORD_SEARCH_TABLES = (
+    "CREATE TABLE manifest_word_key (id INTEGER PRIMARY KEY, event TEXT NOT NULL, "
+    "ticket_id TEXT NOT NULL)",
+    "CREATE VIRTUAL TABLE manifest_words USING fts5(name_key, content='', detail=none, "
+    "tokenize='unicode61 remove_diacritics 0')",
+)
+_WORD_SEARCH_FILL = (
+    "INSERT INTO manifest_word_key (event, ticket_id) SELECT event, ticket_id FROM manifest "
+    "WHERE name_key != ''",
+    "CREATE UNIQUE INDEX manifest_word_key_by_ticket ON manifest_word_key (event, ticket_id)",
+    "INSERT INTO manifest_words (rowid, name_key) SELECT k.id, m.name_key "
+    "FROM manifest_word_key AS k JOIN manifest AS m "
+    "ON m.event = k.event AND m.ticket_id = k.ticket_id",
+)
+_UNINDEX_OLD = (  # the entry's words leave the index (`{row}` is OLD or NEW)
+    "INSERT INTO manifest_words (manifest_words, rowid, name_key) "
+    "SELECT 'delete', k.id, m.name_key FROM manifest_word_key AS k JOIN manifest AS m "
+    "ON m.event = k.event AND m.ticket_id = k.ticket_id "
+    "WHERE k.event = {row}.event AND k.ticket_id = {row}.ticket_id; "
+    "DELETE FROM manifest_word_key WHERE event = {row}.event AND ticket_id = {row}.ticket_id;")
+_INDEX_NEW = (
+    "INSERT INTO manifest_word_key (event, ticket_id) SELECT NEW.event, NEW.ticket_id "
+    "WHERE NEW.name_key != ''; "
+    "INSERT INTO manifest_words (rowid, name_key) SELECT last_insert_rowid(), NEW.name_key "
+    "WHERE NEW.name_key != '';")
+_WORD_SEARCH_TRIGGERS = (
+    # Before the row is written, so that INSERT OR REPLACE (which fires no delete trigger
+    # unless recursive triggers are on) takes the replaced entry's words out first.
+    "CREATE TRIGGER manifest_words_insert_old BEFORE INSERT ON manifest BEGIN "
+    + _UNINDEX_OLD.format(row="NEW") + " END",
+    "CREATE TRIGGER manifest_words_insert AFTER INSERT ON manifest BEGIN "
+    + _INDEX_NEW + " END",
+    "CREATE TRIGGER manifest_words_update_old BEFORE UPDATE OF event, ticket_id, name_key "
+    "ON manifest BEGIN " + _UNINDEX_OLD.format(row="OLD") + " END",
+    "CREATE TRIGGER manifest_words_update AFTER UPDATE OF event, ticket_id, name_key "
+    "ON manifest BEGIN " + _INDEX_NEW + " END",
+    "CREATE TRIGGER manifest_words_delete BEFORE DELETE ON manifest BEGIN "
+    + _UNINDEX_OLD.format(row="OLD") + " END",
+)
+_WORD_SEARCH = (*_WORD_SEARCH_TABLES, *_WORD_SEARCH_FILL, *_WORD_SEARCH_TRIGGERS)
+"""Creates the word search of a store (its tables, filled from the manifest, and triggers)."""
+_WORD_SEARCH_DROP = (
+    *(f"DROP TRIGGER {s.split()[2]}" for s in _WORD_SEARCH_TRIGGERS),
+    "DROP TABLE manifest_words",
+    "DROP TABLE manifest_word_key",
+)
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (_SEARCH_INDEXES["manifest_by_ticket"],),  # lookups by ticket id ignore case
+    2: (*(d.replace("DROP TRIGGER", "DROP TRIGGER IF EXISTS").replace(
+        "DROP TABLE", "DROP TABLE IF EXISTS") for d in _WORD_SEARCH_DROP),
+        *_WORD_SEARCH),  # lookups by any word of a name use an index
 }
 """Statements taking a store from schema version N to N + 1."""
+LOOKUP_BUDGET_S = 0.1
+"""Time a manifest lookup may take (all its store queries together): past it the lookup
+stops and answers what it found so far, marked truncated."""
+WORD_CANDIDATES = 2000
+"""Names containing the query's words examined at most by one lookup, ranked among
+themselves: a query matching more (one common word) is answered marked truncated."""
+_PROGRESS_STEPS = 1000
+"""SQLite virtual machine steps between two checks of a lookup's time budget."""
 _BUSY_TIMEOUT_MS = 30_000
 _CHECKPOINT_WAIT_MS = 200
 _CHECKPOINT_TRIES = 5
@@ -198,6 +265,15 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class LookupResult:
+    """What a lookup found, best first, and whether it stopped short (its time budget ran
+    out, or more names held the query's words than it examines)."""
+
+    candidates: tuple[Candidate, ...]
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeResult:
     event: str
     names: int
@@ -206,6 +282,50 @@ class PurgeResult:
     wal_truncated: bool = True
     """False when readers kept the WAL from being checkpointed and truncated: copies of the
     erased names may remain in it until the next checkpoint (a warning is logged)."""
+
+
+class _Found:
+    """The candidates of one lookup as its stages add them, within its time budget."""
+
+    def __init__(self, event: str, limit: int, deadline: float) -> None:
+        self.event = event
+        self.limit = limit
+        self.deadline = deadline
+        self.started = time.monotonic()
+        self.candidates: dict[str, Candidate] = {}
+        self.truncated = False
+
+    def over_time(self) -> int:
+        """SQLite's progress handler: non-zero interrupts the running query."""
+        return int(time.monotonic() > self.deadline)
+
+    def rows(self, connection: sqlite3.Connection, kind: MatchKind, sql: str,
+             params: tuple[Any, ...]) -> list[Any] | None:
+        """The query's rows, or None when the time budget interrupted it (then truncated)."""
+        try:
+            return connection.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if not self.over_time():
+                raise
+            self.truncated = True
+            log.info("manifest lookup stopped at its time budget: event=%s stage=%s "
+                     "found=%d after_ms=%.0f (%s)", self.event, kind.name.lower(),
+                     len(self.candidates), (time.monotonic() - self.started) * 1000, exc)
+            return None
+
+    def take(self, connection: sqlite3.Connection, kind: MatchKind, sql: str,
+             params: tuple[Any, ...]) -> bool:
+        """Add a stage's matches (its SQL ends with LIMIT ?); True when the lookup is over
+        (enough candidates, or out of time)."""
+        rows = self.rows(connection, kind, sql, (*params, self.limit))
+        if rows is None:
+            return True
+        for row in rows:
+            if row[0] not in self.candidates:
+                self.candidates[row[0]] = Candidate(kind, _entry(row))
+                if len(self.candidates) >= self.limit:
+                    return True
+        return False
 
 
 class FeedStore:
@@ -258,6 +378,32 @@ class FeedStore:
             raise
         return store
 
+    @classmethod
+    def open_reader(cls, path: Path) -> FeedStore:
+        """A read-only connection to the existing store at `path`, for lookups: it may be
+        used from any thread, one at a time, and never writes (nor migrates) anything.
+        WAL lets it read beside the gate's own connection and `gate sync` without either
+        waiting on the other."""
+        path = Path(path)
+        try:
+            connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
+                                         isolation_level=None,
+                                         timeout=_BUSY_TIMEOUT_MS / 1000,
+                                         check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the feed store to read: {exc}") from None
+        try:
+            connection.execute("PRAGMA query_only = ON")
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            connection.close()
+            raise StoreError(f"{path}: not a feed store ({exc})") from None
+        if version != SCHEMA_VERSION:
+            connection.close()
+            raise StoreError(f"{path}: store schema version {version}, this gate reads "
+                             f"{SCHEMA_VERSION} (open it once for writing to migrate it)")
+        return cls(path, connection)
+
     def _prepare(self) -> None:
         self._db.enable_wal()
         self._conn.execute("PRAGMA synchronous = FULL")
@@ -276,6 +422,8 @@ class FeedStore:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         self._conn.execute(statement)
+                for statement in _WORD_SEARCH:
+                    self._conn.execute(statement)
             elif version < SCHEMA_VERSION:
                 for step in range(version, SCHEMA_VERSION):
                     for statement in _MIGRATIONS[step]:
@@ -326,41 +474,84 @@ class FeedStore:
         return None if row is None else _entry(row)
 
     def lookup(self, event: str, query: str, *, limit: int = 10) -> tuple[Candidate, ...]:
+        """Manifest entries matching `query`, best first (see `search`)."""
+        return self.search(event, query, limit=limit).candidates
+
+    def search(self, event: str, query: str, *, limit: int = 10,
+               deadline: float | None = None) -> LookupResult:
         """Manifest entries matching `query`, best first: the ticket id, the order
         reference, the holder name, a name starting with the query, then names holding
         every word of the query as the start of a word. Case and accents are ignored (the
-        ticket id through its own NOCASE index)."""
+        ticket id through its own NOCASE index).
+
+        Every query is an index search (never a scan of the manifest), and all of them
+        together stop at `deadline` (`time.monotonic()`; by default `LOOKUP_BUDGET_S` from
+        now): what was found by then is answered, marked truncated."""
         if limit < 1:
-            return ()
-        key = fold(query)
-        found: dict[str, Candidate] = {}
+            return LookupResult((), truncated=False)
+        found = _Found(event, limit, time.monotonic() + LOOKUP_BUDGET_S
+                       if deadline is None else deadline)
+        self._conn.set_progress_handler(found.over_time, _PROGRESS_STEPS)
+        try:
+            if not self._search_exact(found, query):
+                self._search_words(found, fold(query))
+        finally:
+            self._conn.set_progress_handler(None, 0)
+        return LookupResult(tuple(found.candidates.values()), truncated=found.truncated)
 
-        def take(kind: MatchKind, sql: str, params: tuple[Any, ...]) -> bool:
-            for row in self._conn.execute(sql + " ORDER BY name_key, ticket_id LIMIT ?",
-                                          (*params, limit)):
-                if row[0] not in found:
-                    found[row[0]] = Candidate(kind, _entry(row))
-                    if len(found) >= limit:
-                        return True
-            return False
+    def _search_exact(self, found: _Found, query: str) -> bool:
+        """The exact stages, each one search of its own index (INDEXED BY: the planner
+        could otherwise walk the whole name index for the ORDER BY); True when over."""
+        def select(index: str, where: str) -> str:
+            return (f"SELECT {_MANIFEST_COLUMNS} FROM manifest INDEXED BY {index} "
+                    f"WHERE event = ? AND {where} ORDER BY name_key, ticket_id LIMIT ?")
 
-        select = f"SELECT {_MANIFEST_COLUMNS} FROM manifest WHERE event = ? AND "
+        event = found.event
         ticket_key = fold_ticket_id(query)
-        if ticket_key and take(MatchKind.TICKET_ID, select + "ticket_id = ? COLLATE NOCASE",
-                               (event, ticket_key)):
-            return tuple(found.values())
+        if ticket_key and found.take(self._conn, MatchKind.TICKET_ID, select(
+                "manifest_by_ticket", "ticket_id = ? COLLATE NOCASE"), (event, ticket_key)):
+            return True
+        key = fold(query)
         if not key:
-            return tuple(found.values())
-        if take(MatchKind.ORDER_REF, select + "order_key = ?", (event, key)) or \
-                take(MatchKind.NAME, select + "name_key = ?", (event, key)) or \
-                take(MatchKind.NAME_PREFIX, select + "name_key >= ? AND name_key < ?",
-                     (event, key, key + "\U0010ffff")):
-            return tuple(found.values())
-        words = key.split(" ")
-        pattern = " AND ".join(["(' ' || name_key) LIKE ? ESCAPE '\\'"] * len(words))
-        take(MatchKind.NAME_WORDS, select + pattern,
-             (event, *("% " + _like_escape(w) + "%" for w in words)))
-        return tuple(found.values())
+            return True
+        return found.take(self._conn, MatchKind.ORDER_REF,
+                          select("manifest_by_order", "order_key = ?"), (event, key)) or \
+            found.take(self._conn, MatchKind.NAME, select("manifest_by_name", "name_key = ?"),
+                       (event, key)) or \
+            found.take(self._conn, MatchKind.NAME_PREFIX,
+                       select("manifest_by_name", "name_key >= ? AND name_key < ?"),
+                       (event, key, key + "\U0010ffff"))
+
+    def _search_words(self, found: _Found, key: str) -> None:
+        """Names holding every word of `key` as the start of a word. The word index gives
+        at most WORD_CANDIDATES entries holding each word's tokens as token prefixes (a
+        superset), the exact rule is checked on those; more than that many in the index
+        marks the answer truncated (ranked among the first ones only)."""
+        words = [w for w in key.split(" ") if w]
+        terms = [t for w in words for t in _TOKEN.findall(w)]
+        if not terms:
+            return  # nothing a name could be found by (only punctuation)
+        match = " AND ".join('"' + t.replace('"', '""') + '"*' for t in terms)
+        ids = found.rows(self._conn, MatchKind.NAME_WORDS,
+                         "SELECT rowid FROM manifest_words WHERE manifest_words MATCH ? "
+                         "LIMIT ?", (match, WORD_CANDIDATES + 1))
+        if ids is None:
+            return
+        if len(ids) > WORD_CANDIDATES:
+            found.truncated = True
+        pattern = " AND ".join(["(' ' || m.name_key) LIKE ? ESCAPE '\\'"] * len(words))
+        columns = ", ".join(f"m.{c.strip()}" for c in _MANIFEST_COLUMNS.split(","))
+        found.take(self._conn, MatchKind.NAME_WORDS,
+                   # CROSS JOIN keeps this order: the planner would rather walk the whole
+                   # name index of the event for the ORDER BY
+                   f"SELECT {columns} FROM json_each(?) AS j "
+                   "CROSS JOIN manifest_word_key AS k ON k.id = j.value "
+                   "CROSS JOIN manifest AS m "
+                   "ON m.event = k.event AND m.ticket_id = k.ticket_id "
+                   f"WHERE k.event = ? AND {pattern} ORDER BY m.name_key, m.ticket_id "
+                   "LIMIT ?",
+                   (json.dumps([r[0] for r in ids[:WORD_CANDIDATES]]), found.event,
+                    *("% " + _like_escape(w) + "%" for w in words)))
 
     # --- state ----------------------------------------------------------------------------
 
@@ -414,7 +605,7 @@ class FeedStore:
                 rows_seen += self._apply_file(event, feed_file, purged=purged,
                                               first=rows_seen == 0)
             if rebuild:
-                for statement in _SEARCH_INDEXES.values():
+                for statement in (*_SEARCH_INDEXES.values(), *_WORD_SEARCH):
                     self._conn.execute(statement)
             revocations = self._count("revocation", event)
             manifest = self._count("manifest", event)
@@ -480,6 +671,10 @@ class FeedStore:
                 names = self._conn.execute(
                     "UPDATE manifest SET holder_name = '', name_key = '' "
                     "WHERE event = ? AND holder_name != ''", (event,)).rowcount
+                # The triggers took the names' words out of the word index; merging its
+                # segments drops them from the file too (not only marked deleted).
+                self._conn.execute("INSERT INTO manifest_words (manifest_words) "
+                                   "VALUES ('optimize')")
                 self._conn.execute("UPDATE feed_state SET purged_at = ? WHERE event = ?",
                                    (now, event))
                 self._conn.execute("COMMIT")
@@ -540,6 +735,8 @@ class FeedStore:
         # The only event: whole-table deletes, and the indexes rebuilt in one pass.
         for name in _SEARCH_INDEXES:
             self._conn.execute(f"DROP INDEX {name}")
+        for statement in _WORD_SEARCH_DROP:
+            self._conn.execute(statement)
         self._conn.execute("DELETE FROM revocation")
         self._conn.execute("DELETE FROM manifest")
         return True
@@ -650,6 +847,10 @@ def _check_plan(index: FeedIndex, files: Sequence[FeedFile],
 def _entry(row: Sequence[Any]) -> ManifestEntry:
     return ManifestEntry(row[0], row[1], row[2], row[3], row[4],
                          frozenset(int(e) for e in row[5].split(",")), Flag(row[6]))
+
+
+_TOKEN = re.compile(r"[^\W_]+")
+"""What the word index (FTS5 unicode61) takes as one token: a run of letters and digits."""
 
 
 def _like_escape(word: str) -> str:

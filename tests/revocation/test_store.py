@@ -30,7 +30,13 @@ from revocation.format import (
     sign_index,
 )
 from revocation.publish import FeedState
-from revocation.store import FeedFile, FeedStore, MatchKind
+from revocation.store import (
+    _WORD_SEARCH_DROP,
+    SCHEMA_VERSION,
+    FeedFile,
+    FeedStore,
+    MatchKind,
+)
 from tests.revocation.conftest import (
     EVENT,
     FEED_KEY,
@@ -305,6 +311,8 @@ def test_a_store_of_schema_1_gains_the_ticket_id_index(tmp_path: Path) -> None:
         path = store.path
     connection = sqlite3.connect(path)
     connection.execute("DROP INDEX manifest_by_ticket")
+    for statement in _WORD_SEARCH_DROP:  # added by schema 3
+        connection.execute(statement)
     connection.execute("PRAGMA user_version = 1")
     connection.commit()
     connection.close()
@@ -312,7 +320,7 @@ def test_a_store_of_schema_1_gains_the_ticket_id_index(tmp_path: Path) -> None:
         assert [c.entry.ticket_id for c in store.lookup(EVENT, "t-keep")] == ["T-KEEP"]
         assert store.min_valid_generation(EVENT, "T-SOLD") == 2
     connection = sqlite3.connect(path)
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert connection.execute("SELECT name FROM sqlite_master WHERE name = "
                               "'manifest_by_ticket'").fetchone() is not None
     connection.close()
