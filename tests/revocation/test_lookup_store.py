@@ -215,7 +215,7 @@ def test_the_word_index_follows_deltas_replacements_and_removals(tmp_path: Path)
         store.apply(index, [first], fetched_at=0.0)
         index, delta = craft(folder, FileKind.DELTA, [
             "M\tA1\t1\tO-1\tAnne Other\tC\t1\t0\n", "M-\tA2\n",
-            "M\tA4\t0\tO-4\tDora Zanzibar\tC\t1\t0\n"], sequence=2, start=1)
+            "M\tA4\t0\tO-4\tDora Zanzibar\tC\t1\t0\n"], sequence=2, start=1, manifest=3)
         store.apply(index, [delta], fetched_at=0.0)
         assert [c.entry.ticket_id for c in store.lookup(EVENT, "zanzibar")] == ["A4"]
         assert [c.entry.ticket_id for c in store.lookup(EVENT, "other")] == ["A1"]
