@@ -51,7 +51,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP) dev-deps
-	$(BIN)/python -m gate.demo
+	$(BIN)/python -m portique.devtools.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks._common import interleaved, median, us
-from gate import credential
-from gate.credential import Flag, TicketFields
-from gate.decision import GateProfile, Now, Policy, decide
-from gate.reasons import Verdict
-from gate.trust import TrustedKey, TrustStore
-from gate.views import MemoryAdmissions, MemoryRevocations
+from portique.ticket import credential
+from portique.ticket.credential import Flag, TicketFields
+from portique.ticket.decision import GateProfile, Now, Policy, decide
+from portique.ticket.reasons import Verdict
+from portique.ticket.trust import TrustedKey, TrustStore
+from portique.ticket.views import MemoryAdmissions, MemoryRevocations
 
 T0 = 1722877200
 

@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from scanner.decoders import Decoder, PipelineDecoder, ZxingDecoder
-from scanner.images import read_image
+from portique.scanner.decoders import Decoder, PipelineDecoder, ZxingDecoder
+from portique.scanner.images import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED, FRAMES = 7, 40

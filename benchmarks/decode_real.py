@@ -21,8 +21,8 @@ from pathlib import Path
 
 import cv2
 
-from scanner.decoders import Decoder, Image, PipelineDecoder, ZbarDecoder, ZxingDecoder
-from scanner.images import letterbox, read_image, to_gray
+from portique.scanner.decoders import Decoder, Image, PipelineDecoder, ZbarDecoder, ZxingDecoder
+from portique.scanner.images import letterbox, read_image, to_gray
 
 ROOT = Path(__file__).resolve().parents[1]
 QR_REAL = Path(os.environ.get("PORTIQUE_QR_REAL", ROOT.parent / "shared" / "qr-real"))

@@ -1,7 +1,7 @@
 """Figures: the steward's manifest lookup on a 1,000,000-entry manifest, and what it does to
 the decision loop.
 
-- steward lookups (gate.lookup.answer on a read-only store connection, as the control
+- steward lookups (portique.revocation.lookup.answer on a read-only store connection, as the control
   socket's `lookup` op runs them), p50 and p99 per kind of query: an exact ticket id, an
   order reference, a surname, a name with a typo, a query matching nothing; next to a raw
   sqlite3 indexed point query on the same manifest in the same run (the anchor). Goal:
@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate import lookup
-from gate.feedview import SharedFeedView
-from gate.trust import KeyRole, TrustedKey, TrustStore
-from revocation.format import FileKind, index_body, parse_index, sign_index
-from revocation.publish import write_file
-from revocation.store import FeedFile, FeedStore
+from portique.revocation import lookup
+from portique.revocation.format import FileKind, index_body, parse_index, sign_index
+from portique.revocation.publish import write_file
+from portique.revocation.store import FeedFile, FeedStore
+from portique.runtime.feedview import SharedFeedView
+from portique.ticket.trust import KeyRole, TrustedKey, TrustStore
 
 EVENT = "PAR24-ATH05"
 KID = "feed-bench"

@@ -40,13 +40,13 @@ def percentile(values: list[float], p: float) -> float:
 
 def _worker(ids: list[str], keys: str, root: str, port: int, conn: Any) -> None:
     """Run some gates: connect, admit on command, report merge latencies."""
-    from gate import keyfiles
-    from gate.config import from_dict
-    from gate.decision import Decision
-    from gate.journal import Journal
-    from gate.mesh.node import MeshNode, load_peer_keys
-    from gate.reasons import Reason, Verdict
-    from gate.views import TicketKey
+    from portique import keyfiles
+    from portique.runtime.config import from_dict
+    from portique.runtime.journal import Journal
+    from portique.runtime.mesh.node import MeshNode, load_peer_keys
+    from portique.ticket.decision import Decision
+    from portique.ticket.reasons import Reason, Verdict
+    from portique.ticket.views import TicketKey
 
     nodes: dict[str, MeshNode] = {}
     journals: dict[str, Journal] = {}
@@ -194,9 +194,9 @@ def report(label: str, admitted: int, gates: int, deliveries: list[tuple[str, in
 
 
 def main() -> int:
-    from gate import keyfiles
-    from gate.mesh.broker import LoopbackBroker
-    from gate.trust import KeyRole
+    from portique import keyfiles
+    from portique.devtools.broker import LoopbackBroker
+    from portique.ticket.trust import KeyRole
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--gates", type=int, default=50)

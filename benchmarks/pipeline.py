@@ -31,9 +31,9 @@ import numpy as np
 import zxingcpp
 from gpiozero.pins.mock import MockFactory
 
-from gate.config import from_dict
-from gate.wiring import RunOptions, build
-from scanner.sources import ClipSource
+from portique.runtime.config import from_dict
+from portique.runtime.wiring import RunOptions, build
+from portique.scanner.sources import ClipSource
 from tests.appliance.conftest import CLIPS, gate_table
 from tests.appliance.crowd import make_crowd_clip
 
@@ -108,7 +108,7 @@ def process_figures(crowd: Path, state: Path) -> tuple[float, float, float, floa
     log = folder / "pins.log"
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gate", "run", "--config", str(config), "--replay", str(crowd),
+        [sys.executable, "-m", "portique", "run", "--config", str(config), "--replay", str(crowd),
          "--fast", "--simulate-passage", "0.01", "--pin-log", str(log), "--log-level",
          "ERROR"], cwd=REPO)
     ready = None

@@ -30,9 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate.trust import KeyRole, TrustedKey, TrustStore
-from gate.views import CANCELLED
-from revocation.format import (
+from portique.revocation.format import (
     FileKind,
     FileRef,
     index_body,
@@ -40,8 +38,10 @@ from revocation.format import (
     sign_index,
     snapshot_name,
 )
-from revocation.publish import write_file
-from revocation.store import FeedFile, FeedStore
+from portique.revocation.publish import write_file
+from portique.revocation.store import FeedFile, FeedStore
+from portique.ticket.trust import KeyRole, TrustedKey, TrustStore
+from portique.ticket.views import CANCELLED
 
 EVENT = "PAR24-ATH05"
 KID = "feed-bench"

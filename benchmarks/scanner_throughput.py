@@ -31,10 +31,10 @@ from pathlib import Path
 
 import zxingcpp
 
-from scanner.debounce import Debouncer
-from scanner.decoders import Image, PipelineDecoder, to_gray
-from scanner.images import read_image
-from scanner.sources import ClipSource
+from portique.scanner.debounce import Debouncer
+from portique.scanner.decoders import Image, PipelineDecoder, to_gray
+from portique.scanner.images import read_image
+from portique.scanner.sources import ClipSource
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 5

@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gpiozero.pins.mock import MockFactory
 
-from gate import keyfiles
-from gate.config import Config, from_dict
-from gate.trust import KeyRole
-from gate.wiring import GateApp, RunOptions, build
+from portique import keyfiles
+from portique.runtime.config import Config, from_dict
+from portique.runtime.wiring import GateApp, RunOptions, build
+from portique.ticket.trust import KeyRole
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -72,10 +72,10 @@ def gate_table(state: Path, **sections: dict[str, Any]) -> dict[str, Any]:
 def feed_store(state: Path, revocations: dict[str, int],
                manifest_rows: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """Publish a signed feed, serve it on loopback and sync it into a store, as a gate does."""
-    from revocation.publish import FeedState, publish, read_manifest_csv
-    from revocation.serve import make_server
-    from revocation.store import FeedStore
-    from revocation.sync import FeedClient, SyncSettings
+    from portique.revocation.publish import FeedState, publish, read_manifest_csv
+    from portique.revocation.serve import make_server
+    from portique.revocation.store import FeedStore
+    from portique.revocation.sync import FeedClient, SyncSettings
 
     keys = state / "feed-keys"
     key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"appliance-feed").digest())

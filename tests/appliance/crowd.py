@@ -16,8 +16,8 @@ import numpy as np
 import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate import credential
-from gate.credential import TicketFields
+from portique.ticket import credential
+from portique.ticket.credential import TicketFields
 
 from .conftest import fixture_key
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.clock import ClockConfig, ClockSource, GateClock, journal_clock_events
-from gate.journal import Journal
-from gate.wiring import RunOptions
+from portique.runtime.clock import ClockConfig, ClockSource, GateClock, journal_clock_events
+from portique.runtime.journal import Journal
+from portique.runtime.wiring import RunOptions
 
 from .conftest import World, clip
 
@@ -138,8 +138,8 @@ def _live_code() -> str:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from gate import credential
-    from gate.credential import TicketFields
+    from portique.ticket import credential
+    from portique.ticket.credential import TicketFields
 
     from .conftest import fixture_key
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from gate import supervisors
-from gate.control import ControlClient
-from gate.daemon import ManualRefusedError
-from gate.wiring import GateApp, RunOptions
+from portique.runtime import supervisors
+from portique.runtime.control import ControlClient
+from portique.runtime.daemon import ManualRefusedError
+from portique.runtime.wiring import GateApp, RunOptions
 
 from .conftest import World, clip, feed_store, gate_table
 from .test_durability import _toml
@@ -329,7 +329,7 @@ def test_idle_connections_cannot_exhaust_a_running_daemons_descriptors(
     config.write_text(_toml(gate_table(state)))
     socket_path = state.parent / "control.sock"
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "gate", "run", "--config", str(config), "--replay",
+        [sys.executable, "-m", "portique", "run", "--config", str(config), "--replay",
          str(_stalled_clip(tmp_path / "stalled"))],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     held: list[socket.socket] = []
@@ -370,7 +370,7 @@ def test_idle_connections_cannot_exhaust_a_running_daemons_descriptors(
 
 
 def test_the_unit_gives_the_daemon_room_beyond_the_control_sockets_cap() -> None:
-    from gate.control import ControlConfig
+    from portique.runtime.control import ControlConfig
 
     from .conftest import REPO
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from gate import credential
-from gate.wiring import RunOptions
+from portique.runtime.wiring import RunOptions
+from portique.ticket import credential
 from tests.smalldisk import fill, small_tmpfs
 
 from .conftest import FIXTURES, PINS, World, clip, fixture_key, gate_table
@@ -93,7 +93,7 @@ def test_sigkill_at_random_instants_loses_no_admission_and_admits_nobody_twice(
     config = tmp_path / "gate.toml"
     config.write_text(_toml(gate_table(state)))
     log = tmp_path / "pins.log"
-    command = [sys.executable, "-m", "gate", "run", "--config", str(config), "--replay",
+    command = [sys.executable, "-m", "portique", "run", "--config", str(config), "--replay",
                str(tmp_path / "crowd"), "--fast", "--simulate-passage", "0.05",
                "--pin-log", str(log), "--log-level", "ERROR"]
     rng = random.Random(2024)
@@ -145,7 +145,7 @@ def small_state(tmp_path: Path) -> Iterator[Path]:
 
 
 def _valid_code(at: float) -> str:
-    from gate.cli import load_ticket
+    from portique.commands.main import load_ticket
 
     level1 = load_ticket(FIXTURES / "tickets" / "alice.json")
     device = fixture_key("dev-alice")
@@ -166,7 +166,7 @@ def test_full_state_directory_refuses_to_admit_and_says_why(small_state: Path) -
         assert (event["verdict"], event["reason"]) == ("steward", "JOURNAL_UNAVAILABLE")
         status = app.status()
         assert "full" in status["journal"]["last_error"]
-        from gate.statusview import render_status
+        from portique.runtime.statusview import render_status
 
         assert "NOT WRITABLE, nobody is admitted" in render_status(status)
         filler.unlink()

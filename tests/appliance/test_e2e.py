@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gate import credential
-from gate.control import ControlClient
-from gate.wiring import RunOptions
+from portique.runtime.control import ControlClient
+from portique.runtime.wiring import RunOptions
+from portique.ticket import credential
 
 from .conftest import FIXTURES, PINS, World, clip, feed_store, fixture_key, sidecar
 
@@ -66,7 +66,7 @@ def test_passage_timeout_voids_the_admission_and_frees_the_ticket(world: World) 
     assert world.unlocks() == 1
     # the same ticket, a minute later at the same gate, is admitted again
     ticket = FIXTURES / "tickets" / "ines.json"
-    from gate.cli import load_ticket
+    from portique.commands.main import load_ticket
 
     level1 = load_ticket(ticket)
     device = fixture_key("dev-ines")
@@ -140,7 +140,7 @@ def test_control_socket_status_admit_deny_and_history(world: World) -> None:
 
 
 def test_manual_admits_are_rate_limited_unless_a_supervisor_overrides(world: World) -> None:
-    from gate import supervisors
+    from portique.runtime import supervisors
 
     supervisors.set_pin(world.state / "supervisors.toml", "SUP-1", "482913")
     world.sections["steward"] = {"manual_admit_limit": 1,
@@ -154,7 +154,7 @@ def test_manual_admits_are_rate_limited_unless_a_supervisor_overrides(world: Wor
         first = app.handle({"op": "admit", "ticket_id": "PAR24-000200", "steward": "S1",
                             "reason": "dead phone"})
         assert first["ok"]
-        from gate.daemon import ManualRefusedError
+        from portique.runtime.daemon import ManualRefusedError
 
         with pytest.raises(ManualRefusedError, match="supervisor must override"):
             app.handle({"op": "admit", "ticket_id": "PAR24-000201", "steward": "S1",
@@ -178,7 +178,7 @@ def test_fire_alarm_frees_the_gate_and_needs_an_acknowledge(world: World) -> Non
         assert app.turnstile.free_egress_latched
         status = app.status()
         assert status["fire_alarm"] == {"active": True, "latched": True}
-        from gate.daemon import ManualRefusedError
+        from portique.runtime.daemon import ManualRefusedError
 
         with pytest.raises(ManualRefusedError, match="still open"):
             app.handle({"op": "ack_fire_alarm", "steward": "S-3"})
@@ -212,7 +212,7 @@ def test_many_control_connections_leak_nothing(world: World) -> None:
 def test_two_stewards_at_once_cannot_pass_the_limit_together(world: World) -> None:
     import threading
 
-    from gate.daemon import ManualRefusedError
+    from portique.runtime.daemon import ManualRefusedError
 
     world.sections["steward"] = {"manual_admit_limit": 1}
     world.sections["feeds"] = feed_store(world.state, {}, [
@@ -295,7 +295,7 @@ def test_a_damaged_feed_store_sends_every_ticket_to_the_steward(world: World) ->
         with store.open("r+b") as handle:  # the card's sectors go bad under the store
             handle.write(b"\0" * 16384)
         app.run()
-        from gate.statusview import render_status
+        from portique.runtime.statusview import render_status
 
         assert "FEED         UNREADABLE" in render_status(app.status())
     assert world.decisions() == [("steward", "FEED_UNAVAILABLE", "PAR24-000101")]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from gate.decision import Decision, Direction, GateProfile, Now, Policy, decide
-from gate.journal import AlreadyInsideError, Journal, Method
-from gate.reasons import Reason, Verdict
-from gate.views import Admission, NoRevocations, TicketKey
+from portique.runtime.journal import AlreadyInsideError, Journal, Method
+from portique.ticket.decision import Decision, Direction, GateProfile, Now, Policy, decide
+from portique.ticket.reasons import Reason, Verdict
+from portique.ticket.views import Admission, NoRevocations, TicketKey
 
 T0 = 1722877200.0
 KEY = TicketKey("PAR24-ATH05", "T1", 0)
@@ -58,7 +58,7 @@ def test_voided_admission_frees_the_ticket(tmp_path: Path) -> None:
 
 def test_exit_then_reentry_through_the_journal(tmp_path: Path) -> None:
     """An exit gate records the exit; an entry gate allowing re-entry admits again."""
-    from gate.credential import Flag
+    from portique.ticket.credential import Flag
     from tests.core.conftest import TRUST, phone_code
 
     journal = Journal(tmp_path / "j.sqlite", gate_id="3")
@@ -115,7 +115,7 @@ def test_journal_file_survives_reopen_byte_for_byte(tmp_path: Path) -> None:
 
 
 def test_control_socket_is_for_the_owner_and_group_only(tmp_path: Path) -> None:
-    from gate.control import ControlConfig, ControlServer, EventBus
+    from portique.runtime.control import ControlConfig, ControlServer, EventBus
 
     server = ControlServer(ControlConfig(socket=tmp_path / "c.sock"), handle=lambda r: r,
                            bus=EventBus(), status=dict)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from gate.decision import Decision
-from gate.journal import AlreadyInsideError, Journal
-from gate.reasons import Reason, Verdict
-from gate.views import Admission, TicketKey
+from portique.runtime.journal import AlreadyInsideError, Journal
+from portique.ticket.decision import Decision
+from portique.ticket.reasons import Reason, Verdict
+from portique.ticket.views import Admission, TicketKey
 
 T0 = 1722877200.0
 EVENT = "PAR24-ATH05"

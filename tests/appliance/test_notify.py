@@ -1,4 +1,5 @@
-"""gate.notify against real Unix datagram sockets, bound here as systemd would bind them."""
+"""portique.runtime.notify against real Unix datagram sockets, bound here as systemd would
+bind them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gate import notify
+from portique.runtime import notify
 
 
 class Listener:

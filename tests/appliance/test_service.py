@@ -13,8 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gate.cli import main
-from gate.wiring import RunOptions
+from portique.commands.main import main
+from portique.runtime.wiring import RunOptions
 
 from .conftest import REPO, World, clip, gate_table
 from .test_durability import _toml
@@ -99,7 +99,7 @@ def test_sigterm_stops_the_gate_cleanly_into_its_stop_state(tmp_path: Path) -> N
     config.write_text(_toml(gate_table(state)))
     log = tmp_path / "pins.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "gate", "run", "--config", str(config), "--replay",
+        [sys.executable, "-m", "portique", "run", "--config", str(config), "--replay",
          str(clip("second_scan")), "--pin-log", str(log), "--log-level", "INFO"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60

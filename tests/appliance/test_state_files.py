@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from gate import credential
-from gate.decision import Decision
-from gate.journal import Journal, JournalError
-from gate.keyfiles import UnsafeFileError
-from gate.reasons import Reason, Verdict
-from gate.views import TicketKey
-from gate.wiring import RunOptions
-from revocation.errors import StoreError
-from revocation.store import FeedStore
+from portique.keyfiles import UnsafeFileError
+from portique.revocation.errors import StoreError
+from portique.revocation.store import FeedStore
+from portique.runtime.journal import Journal, JournalError
+from portique.runtime.wiring import RunOptions
+from portique.ticket import credential
+from portique.ticket.decision import Decision
+from portique.ticket.reasons import Reason, Verdict
+from portique.ticket.views import TicketKey
 
 from .conftest import EVENT, FIXTURES, World, clip, fixture_key
 
@@ -45,7 +45,7 @@ def test_gate_run_refuses_a_config_others_can_change(world: World, tmp_path: Pat
                       f'[keys]\ntrust_dir = "{FIXTURES / "keys"}"\n'
                       f'[journal]\npath = "{world.state / "journal.sqlite"}"\n', encoding="utf-8")
     config.chmod(0o666)
-    done = subprocess.run([sys.executable, "-m", "gate", "run", "--config", str(config)],
+    done = subprocess.run([sys.executable, "-m", "portique", "run", "--config", str(config)],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 2
     assert f"config {config}: writable by group or others (mode 0666)" in done.stderr
@@ -53,7 +53,7 @@ def test_gate_run_refuses_a_config_others_can_change(world: World, tmp_path: Pat
 
 
 def _valid_code(at: float) -> str:
-    from gate.cli import load_ticket
+    from portique.commands.main import load_ticket
 
     level1 = load_ticket(FIXTURES / "tickets" / "alice.json")
     return credential.dynamic_code(level1, fixture_key("dev-alice"), credential.step_at(at))

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gate import supervisors
-from gate.control import ControlClient
-from gate.wiring import RunOptions
+from portique.runtime import supervisors
+from portique.runtime.control import ControlClient
+from portique.runtime.wiring import RunOptions
 
 from .conftest import World, clip, feed_store
 
@@ -112,7 +112,7 @@ def test_a_supervisors_file_others_may_read_allows_no_override(world: World) -> 
 
 
 def _supervisor_cli(*args: str, pin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gate", "supervisor", *args],
+    return subprocess.run([sys.executable, "-m", "portique", "supervisor", *args],
                           input=pin + "\n", capture_output=True, text=True, check=False,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
 

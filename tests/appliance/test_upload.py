@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from gate.decision import Decision
-from gate.journal import Journal
-from gate.reasons import Reason, Verdict
-from gate.upload import UploadConfig, Uploader
-from gate.views import TicketKey
-from gate.wiring import RunOptions
+from portique.runtime.journal import Journal
+from portique.runtime.upload import UploadConfig, Uploader
+from portique.runtime.wiring import RunOptions
+from portique.ticket.decision import Decision
+from portique.ticket.reasons import Reason, Verdict
+from portique.ticket.views import TicketKey
 
 from .conftest import World, clip
 

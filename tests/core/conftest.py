@@ -8,11 +8,11 @@ from dataclasses import dataclass, replace
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate import credential
-from gate.credential import Flag, TicketFields
-from gate.decision import Decision, GateProfile, Now, Policy, decide
-from gate.trust import TrustedKey, TrustStore
-from gate.views import Admission, MemoryAdmissions, MemoryRevocations
+from portique.ticket import credential
+from portique.ticket.credential import Flag, TicketFields
+from portique.ticket.decision import Decision, GateProfile, Now, Policy, decide
+from portique.ticket.trust import TrustedKey, TrustStore
+from portique.ticket.views import Admission, MemoryAdmissions, MemoryRevocations
 
 EVENT = "PAR24-ATH05"
 T0 = 1722877200  # 2024-08-05T19:00:00+02:00, a step boundary (divisible by 15)

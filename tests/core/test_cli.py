@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.cli import main
+from portique.commands.main import main
 
 AT = "2024-08-05T19:00:00+02:00"
 
@@ -111,11 +111,11 @@ def test_withdrawn_key_is_refused(world: Path, capsys: pytest.CaptureFixture[str
 
 def test_code_from_stdin(world: Path) -> None:
     code = subprocess.run(
-        [sys.executable, "-m", "gate", "ticket", "code", str(world / "t1.json"),
+        [sys.executable, "-m", "portique", "ticket", "code", str(world / "t1.json"),
          "--device-key", str(world / "phone" / "phone-1.key"), "--at", AT],
         capture_output=True, text=True, check=True).stdout
     done = subprocess.run(
-        [sys.executable, "-m", "gate", "check", "-", "--config", str(world / "gate.toml"),
+        [sys.executable, "-m", "portique", "check", "-", "--config", str(world / "gate.toml"),
          "--at", "2024-08-05T19:00:07+02:00", "--json"],
         input=code, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
@@ -124,7 +124,7 @@ def test_code_from_stdin(world: Path) -> None:
 
 def _check_stdin(world: Path, text: str) -> tuple[int, dict[str, object]]:
     done = subprocess.run(
-        [sys.executable, "-m", "gate", "check", "-", "--config", str(world / "gate.toml"),
+        [sys.executable, "-m", "portique", "check", "-", "--config", str(world / "gate.toml"),
          "--at", "2024-08-05T19:00:07+02:00", "--json"],
         input=text.encode("ascii"), capture_output=True, check=False)
     result: dict[str, object] = json.loads(done.stdout)
@@ -247,7 +247,7 @@ def test_check_refuses_an_event_no_ticket_can_carry(world: Path,
 @pytest.fixture
 def feed_url(tmp_path: Path) -> Iterator[str]:
     """A real loopback feed server on tmp_path/www."""
-    from revocation.serve import make_server
+    from portique.revocation.serve import make_server
 
     (tmp_path / "www").mkdir()
     server = make_server(tmp_path / "www")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gate import base45, credential
-from gate.credential import Flag
-from gate.errors import CredentialError, CredentialFormatError, NotATicketError
+from portique.base.errors import CredentialError, CredentialFormatError, NotATicketError
+from portique.ticket import base45, credential
+from portique.ticket.credential import Flag
 
 from .conftest import DEVICE, ISSUER, T0, fields, paper_code, phone_code, pub
 
@@ -128,7 +128,7 @@ def test_signatures_are_domain_separated() -> None:
     """A signature made for one purpose verifies for no other (issuer, device, feed)."""
     from cryptography.exceptions import InvalidSignature
 
-    from revocation.format import INDEX_CONTEXT
+    from portique.revocation.format import INDEX_CONTEXT
 
     level1 = credential.issue(fields(), ISSUER)
     body, issuer_sig = level1[:-64], level1[-64:]

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from gate import credential
-from gate.credential import Flag
-from gate.decision import Decision, Direction, PaperPolicy, Policy, UntrustedClockPolicy
-from gate.reasons import Lang, Reason, Verdict
-from gate.trust import KeyRole, TrustedKey, TrustStore
-from gate.views import CANCELLED, MemoryRevocations, TicketKey
+from portique.ticket import credential
+from portique.ticket.credential import Flag
+from portique.ticket.decision import Decision, Direction, PaperPolicy, Policy, UntrustedClockPolicy
+from portique.ticket.reasons import Lang, Reason, Verdict
+from portique.ticket.trust import KeyRole, TrustedKey, TrustStore
+from portique.ticket.views import CANCELLED, MemoryRevocations, TicketKey
 
 from .conftest import (
     DEVICE,
@@ -291,7 +291,7 @@ def test_decision_is_frozen_and_repeatable(gate: Gate) -> None:
 
 @pytest.mark.parametrize("reason", list(Reason))
 def test_every_reason_has_two_distinct_sentences(reason: Reason) -> None:
-    from gate.reasons import sentence
+    from portique.ticket.reasons import sentence
 
     en, fr = sentence(reason, Lang.EN), sentence(reason, Lang.FR)
     assert en and fr and en != fr

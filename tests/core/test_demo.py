@@ -7,7 +7,8 @@ import sys
 
 
 def test_demo_prints_each_verdict_and_a_summary_and_exits_0() -> None:
-    done = subprocess.run([sys.executable, "-m", "gate.demo"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "portique.devtools.demo"],
+                          capture_output=True, text=True,
                           check=False, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout

@@ -7,10 +7,10 @@ import contextlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gate import base45, credential
-from gate.decision import PaperPolicy, Policy
-from gate.errors import CredentialFormatError
-from gate.reasons import Verdict
+from portique.base.errors import CredentialFormatError
+from portique.ticket import base45, credential
+from portique.ticket.decision import PaperPolicy, Policy
+from portique.ticket.reasons import Verdict
 
 from .conftest import T0, Gate, paper_code, phone_code
 

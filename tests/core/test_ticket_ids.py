@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gate import credential
-from gate.credential import TicketFields
-from gate.errors import CredentialError
+from portique.base.errors import CredentialError
+from portique.ticket import credential
+from portique.ticket.credential import TicketFields
 
 CANDIDATES = ["PAR24-000103", "a", "A" * 32, "A" * 33, "", "PAR24 000103", "PAR24-00010\u00e9",
               "x\n", "x/y", "1.2_3-4", "\u0661\u0662", "PAR24-000103\x00", "é" * 10]

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate import credential
-from gate.credential import Flag, TicketFields
-from gate.decision import (
+from portique.ticket import credential
+from portique.ticket.credential import Flag, TicketFields
+from portique.ticket.decision import (
     Direction,
     GateProfile,
     Now,
@@ -20,9 +20,9 @@ from gate.decision import (
     UntrustedClockPolicy,
     decide,
 )
-from gate.reasons import Reason
-from gate.trust import KeyRole, TrustedKey, TrustStore
-from gate.views import Admission, MemoryAdmissions, MemoryRevocations
+from portique.ticket.reasons import Reason
+from portique.ticket.trust import KeyRole, TrustedKey, TrustStore
+from portique.ticket.views import Admission, MemoryAdmissions, MemoryRevocations
 
 VECTORS_FILE = Path(__file__).parents[1] / "vectors" / "credential.json"
 DOC = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))

@@ -9,9 +9,9 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from gate.configschema import build
-from hardware.config import HardwareConfig
-from hardware.turnstile import Turnstile, TurnstileEvent
+from portique.base.configschema import build
+from portique.hardware.config import HardwareConfig
+from portique.hardware.turnstile import Turnstile, TurnstileEvent
 
 LOCK, GREEN, RED, BUZZER, PASSAGE, FIRE, FEEDBACK = 17, 27, 22, 23, 24, 25, 5
 

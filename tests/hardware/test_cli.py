@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockConnectedPin, MockFactory
 
-from gate.cli import main
-from hardware.selftest import Console, StepResult, run_walk
+from portique.commands.main import main
+from portique.hardware.selftest import Console, StepResult, run_walk
 from tests.hardware.conftest import (
     BUZZER,
     FEEDBACK,

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from gate.config import Config, from_dict, load
-from gate.configschema import describe
-from gate.errors import ConfigError
-from hardware.config import HardwareConfig, PinFactoryName, RedLight, StopState
+from portique.base.configschema import describe
+from portique.base.errors import ConfigError
+from portique.hardware.config import HardwareConfig, PinFactoryName, RedLight, StopState
+from portique.runtime.config import Config, from_dict, load
 from tests.hardware.conftest import hardware_config, hardware_table
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,11 +9,11 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from gate.cli import main
-from hardware.config import PinFactoryName
-from hardware.errors import HardwareError, PinFactoryError
-from hardware.pins import open_pin_factory
-from hardware.turnstile import Turnstile
+from portique.commands.main import main
+from portique.hardware.config import PinFactoryName
+from portique.hardware.errors import HardwareError, PinFactoryError
+from portique.hardware.pins import open_pin_factory
+from portique.hardware.turnstile import Turnstile
 from tests.hardware.conftest import hardware_config
 
 no_gpio = pytest.mark.skipif(bool(glob.glob("/dev/gpiochip*")),

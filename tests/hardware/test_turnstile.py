@@ -10,8 +10,13 @@ import pytest
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins.mock import MockConnectedPin, MockFactory
 
-from hardware.errors import HardwareError, PinOpenError, TurnstileBusyError, TurnstileClosedError
-from hardware.turnstile import EventKind, Fault, FaultKind, PassageOutcome, Turnstile
+from portique.hardware.errors import (
+    HardwareError,
+    PinOpenError,
+    TurnstileBusyError,
+    TurnstileClosedError,
+)
+from portique.hardware.turnstile import EventKind, Fault, FaultKind, PassageOutcome, Turnstile
 from tests.hardware.conftest import (
     BUZZER,
     FEEDBACK,

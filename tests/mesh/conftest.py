@@ -16,12 +16,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gpiozero.pins.mock import MockFactory
 
-from gate import keyfiles
-from gate.config import Config, from_dict
-from gate.mesh.broker import BrokerError, LoopbackBroker
-from gate.mesh.node import MeshNode
-from gate.trust import KeyRole
-from gate.wiring import GateApp, RunOptions, build
+from portique import keyfiles
+from portique.devtools.broker import BrokerError, LoopbackBroker
+from portique.runtime.config import Config, from_dict
+from portique.runtime.mesh.node import MeshNode
+from portique.runtime.wiring import GateApp, RunOptions, build
+from portique.ticket.trust import KeyRole
 from tests.appliance.conftest import clip, gate_table
 
 VENUE = "stade-de-france"

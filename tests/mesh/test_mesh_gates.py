@@ -10,9 +10,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from gate.control import ControlClient
-from gate.mesh.wire import Record, State, record_body, sign_record
-from gate.statusview import render_status
+from portique.runtime.control import ControlClient
+from portique.runtime.mesh.wire import Record, State, record_body, sign_record
+from portique.runtime.statusview import render_status
 from tests.mesh.conftest import ALICE, HANA, VENUE, Venue, gate_key, wait_for
 
 
@@ -129,7 +129,7 @@ def test_forged_unsigned_and_unknown_messages_are_ignored_with_a_reason(
         venue: Venue, caplog: pytest.LogCaptureFixture) -> None:
     one = venue.gate("1")
     one.start("valid_step_change")
-    caplog.set_level(logging.WARNING, logger="gate.mesh")
+    caplog.set_level(logging.WARNING, logger="portique.runtime.mesh")
     forger = Ed25519PrivateKey.generate()
     messages = {
         "forged": sign_record(_record("2", ALICE), forger),           # gate 2, wrong key

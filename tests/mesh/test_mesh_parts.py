@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate.cli import main
-from gate.config import from_dict
-from gate.errors import ConfigError
-from gate.journal import Journal
-from gate.mesh import wire
-from gate.mesh.broker import LoopbackBroker
-from gate.mesh.demo import two_gates
-from gate.mesh.node import MeshNode, load_peer_keys
-from gate.mesh.wire import MeshMessageError, Record, State, Summary
+from portique.base.errors import ConfigError
+from portique.commands.main import main
+from portique.devtools.broker import LoopbackBroker
+from portique.devtools.mesh_demo import two_gates
+from portique.runtime.config import from_dict
+from portique.runtime.journal import Journal
+from portique.runtime.mesh import wire
+from portique.runtime.mesh.node import MeshNode, load_peer_keys
+from portique.runtime.mesh.wire import MeshMessageError, Record, State, Summary
 from tests.appliance.conftest import CLIPS, gate_table
 from tests.mesh.conftest import ALICE, VENUE, Venue, gate_key, wait_for
 from tests.vectors.mesh.generate import vectors
@@ -165,10 +165,10 @@ def test_demo_two_gates_shows_the_refusal_at_the_second() -> None:
 
 def test_an_exit_at_another_gate_ends_this_gates_admission(tmp_path: Path) -> None:
     """Admitted here, out through exit gate 3: a REENTRY ticket may come back in here."""
-    from gate.decision import Decision
-    from gate.mesh.store import MeshStore
-    from gate.reasons import Reason, Verdict
-    from gate.views import TicketKey
+    from portique.runtime.mesh.store import MeshStore
+    from portique.ticket.decision import Decision
+    from portique.ticket.reasons import Reason, Verdict
+    from portique.ticket.views import TicketKey
 
     journal = Journal(tmp_path / "j.sqlite", gate_id="1")
     store = MeshStore(journal, gate_id="1", venue=VENUE, key=gate_key("1"))

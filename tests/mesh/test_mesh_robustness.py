@@ -17,14 +17,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from gate import credential
-from gate.cli import main
-from gate.control import ControlClient
-from gate.errors import CredentialError
-from gate.mesh import wire
-from gate.mesh.broker import LoopbackBroker
-from gate.mesh.wire import MeshMessageError, Record, State, Summary
-from gate.statusview import render_status
+from portique.base.errors import CredentialError
+from portique.commands.main import main
+from portique.devtools.broker import LoopbackBroker
+from portique.runtime.control import ControlClient
+from portique.runtime.mesh import wire
+from portique.runtime.mesh.wire import MeshMessageError, Record, State, Summary
+from portique.runtime.statusview import render_status
+from portique.ticket import credential
 from tests.mesh.conftest import ALICE, VENUE, Gate, Venue, gate_key, wait_for
 
 EVENT = "PAR24-ATH05"
@@ -95,7 +95,7 @@ def test_a_record_the_mesh_cannot_encode_is_set_aside_and_the_others_flow(
     one, two = venue.gate("1"), venue.gate("2")
     one.start("valid_step_change")
     two.start()
-    caplog.set_level(logging.ERROR, logger="gate.mesh")
+    caplog.set_level(logging.ERROR, logger="portique.runtime.mesh")
     spaced = _journal_admission(one, "BAD ID")
     long_id = "X" * 33
     _journal_admission(one, long_id)
@@ -301,7 +301,7 @@ def test_a_flood_of_bad_messages_is_logged_as_counted_lines(
     one = venue.gate("1")
     one.start()
     one.mesh.rejections.interval = 0.5
-    caplog.set_level(logging.WARNING, logger="gate.mesh")
+    caplog.set_level(logging.WARNING, logger="portique.runtime.mesh")
     with _intruder(venue.broker.port) as (client, _):
         for i in range(300):
             client.publish(f"{TOPICS}/records/2", b"\x07garbage %d" % i, qos=1)
@@ -326,7 +326,7 @@ def test_records_the_broker_refuses_stay_in_the_outbox_and_raise_the_alarm(
     strict = LoopbackBroker(tmp_path / "strict", users={"gate-1": "s3cret"},
                             acl=["user gate-1", f"topic read {TOPICS}/#"])
     strict.start()
-    caplog.set_level(logging.ERROR, logger="gate.mesh")
+    caplog.set_level(logging.ERROR, logger="portique.runtime.mesh")
     try:
         one = venue.gate("1", port=strict.port, username="gate-1", password="s3cret")
         one.start("valid_step_change")

@@ -16,16 +16,16 @@ from typing import ClassVar
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate import credential
-from gate.credential import Flag, TicketFields
-from gate.decision import Decision, GateProfile, Now, Policy, decide
-from gate.trust import KeyRole, TrustedKey, TrustStore
-from gate.views import CANCELLED, MemoryAdmissions, RevocationView
-from revocation.format import ManifestEntry
-from revocation.publish import FeedState, PublishResult, publish
-from revocation.serve import FeedRequestHandler, make_server
-from revocation.store import FeedStore
-from revocation.sync import FeedClient, SyncSettings
+from portique.revocation.format import ManifestEntry
+from portique.revocation.publish import FeedState, PublishResult, publish
+from portique.revocation.serve import FeedRequestHandler, make_server
+from portique.revocation.store import FeedStore
+from portique.revocation.sync import FeedClient, SyncSettings
+from portique.ticket import credential
+from portique.ticket.credential import Flag, TicketFields
+from portique.ticket.decision import Decision, GateProfile, Now, Policy, decide
+from portique.ticket.trust import KeyRole, TrustedKey, TrustStore
+from portique.ticket.views import CANCELLED, MemoryAdmissions, RevocationView
 
 EVENT = "PAR24-ATH05"
 OTHER_EVENT = "PAR24-ATH06"

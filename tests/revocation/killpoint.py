@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from revocation import store
+from portique.revocation import store
 
 KILLED_AT = "test hook: killing the process at apply step"
 
@@ -35,7 +35,7 @@ def kill_at(step: str) -> Callable[[str], None]:
 
 
 def main(argv: list[str]) -> int:
-    from gate.cli import main as gate_main
+    from portique.commands.main import main as gate_main
 
     if not argv:
         raise SystemExit("usage: python -m tests.revocation.killpoint STEP gate-arguments...")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from gate.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
-from gate.timeparse import format_time
-from revocation.format import INDEX_NAME
-from revocation.serve import make_server
-from revocation.store import FeedStore
+from portique.base.timeparse import format_time
+from portique.commands.main import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
+from portique.revocation.format import INDEX_NAME
+from portique.revocation.serve import make_server
+from portique.revocation.store import FeedStore
 from tests.revocation.conftest import EVENT, T0, FaultyHandler, FeedServer
 
 REVOCATIONS_1 = "ticket_id,min_generation\nT-SOLD,2\n"
@@ -188,7 +188,7 @@ def test_sync_watch_keeps_going_until_sigterm(
     publish(tmp_path, capsys, REVOCATIONS_1, at=T0 - 600)
     root = Path(__file__).resolve().parents[2]
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "gate", "sync", "--config", str(config), "--watch",
+        [sys.executable, "-m", "portique", "sync", "--config", str(config), "--watch",
          "--interval", "0.2", "--json"], cwd=root, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     assert watcher.stdout is not None and watcher.stderr is not None
@@ -263,7 +263,7 @@ def test_sync_watch_stops_promptly_on_sigterm_in_the_middle_of_a_trickling_downl
     feed_server.faults[INDEX_NAME] = trickle
     root = Path(__file__).resolve().parents[2]
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "gate", "sync", "--config", str(config), "--watch", "--json"],
+        [sys.executable, "-m", "portique", "sync", "--config", str(config), "--watch", "--json"],
         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ))
     try:
@@ -284,8 +284,8 @@ def test_sync_watch_stops_promptly_on_sigterm_in_the_middle_of_a_trickling_downl
 
 
 def test_feeds_config_is_checked_with_the_key_path() -> None:
-    from gate.config import from_dict
-    from gate.errors import ConfigError
+    from portique.base.errors import ConfigError
+    from portique.runtime.config import from_dict
 
     base = {"gate": {"id": "g1", "event": EVENT, "entrance": 1},
             "keys": {"trust_dir": "/k"}}
@@ -304,8 +304,8 @@ def test_feeds_config_is_checked_with_the_key_path() -> None:
 
 
 def test_redirect_origins_must_be_origins_of_the_base_urls_scheme() -> None:
-    from gate.config import from_dict
-    from gate.errors import ConfigError
+    from portique.base.errors import ConfigError
+    from portique.runtime.config import from_dict
 
     base = {"gate": {"id": "g1", "event": EVENT, "entrance": 1}, "keys": {"trust_dir": "/k"}}
     feeds = {"store": "f.db", "base_url": "https://feeds.example.org"}

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from gate.views import CANCELLED
-from revocation.errors import (
+from portique.revocation.errors import (
     FeedCountError,
     FeedFormatError,
     FeedSequenceJumpError,
 )
-from revocation.format import (
+from portique.revocation.format import (
     INDEX_NAME,
     MAX_INTEGER,
     MAX_LINE_CHARS,
@@ -37,9 +36,10 @@ from revocation.format import (
     parse_index,
     sign_index,
 )
-from revocation.publish import FeedState
-from revocation.store import FeedFile, FeedStore
-from revocation.sync import SyncOutcome
+from portique.revocation.publish import FeedState
+from portique.revocation.store import FeedFile, FeedStore
+from portique.revocation.sync import SyncOutcome
+from portique.ticket.views import CANCELLED
 from tests.revocation.conftest import (
     EVENT,
     FEED_KEY,
@@ -287,7 +287,7 @@ def test_a_header_line_longer_than_the_bound_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_longest_well_formed_line_is_within_the_bound() -> None:
-    from revocation.format import manifest_line
+    from portique.revocation.format import manifest_line
 
     widest = entry("T" * 32, 65534, "O" * 64, "\U0001F600" * 128, frozenset(range(1, 33)))
     line = manifest_line(widest)

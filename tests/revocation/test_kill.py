@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gate import keyfiles
-from gate.trust import KeyRole
-from revocation.store import FeedStore
+from portique import keyfiles
+from portique.revocation.store import FeedStore
+from portique.ticket.trust import KeyRole
 from tests.revocation.conftest import (
     EVENT,
     FEED_KEY,
@@ -100,7 +100,7 @@ def test_no_environment_variable_can_kill_a_sync(feed_server: FeedServer,
     for point in ("begin", "cleared", "rows", "before-commit", "committed"):
         shutil.rmtree(state, ignore_errors=True)  # a whole snapshot apply, every time
         synced = subprocess.run(
-            [sys.executable, "-m", "gate", "sync", "--config", str(config)], cwd=ROOT,
+            [sys.executable, "-m", "portique", "sync", "--config", str(config)], cwd=ROOT,
             env={**os.environ, "PORTIQUE_FEED_TEST_HOOK": point}, capture_output=True,
             text=True, timeout=60, check=False)
         assert synced.returncode == 0, synced.stderr

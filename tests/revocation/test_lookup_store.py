@@ -1,6 +1,6 @@
 """The steward's manifest lookup at scale, on real SQLite stores: index searches only, a
 bounded amount of work whatever the manifest's size, a time budget, and never in the way
-of the decision (its own read-only connections, gate/feedview.py)."""
+of the decision (its own read-only connections, portique/runtime/feedview.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from gate import lookup as steward_lookup
-from gate.feedview import LookupBusyError, SharedFeedView
-from gate.views import CANCELLED
-from revocation import store as store_module
-from revocation.format import FileKind, fold, index_body, parse_index, sign_index
-from revocation.publish import write_file
-from revocation.store import (
+from portique.revocation import lookup as steward_lookup
+from portique.revocation import store as store_module
+from portique.revocation.format import FileKind, fold, index_body, parse_index, sign_index
+from portique.revocation.publish import write_file
+from portique.revocation.store import (
     _WORD_SEARCH_DROP,
     SCHEMA_VERSION,
     WORD_CANDIDATES,
@@ -27,6 +25,8 @@ from revocation.store import (
     FeedStore,
     MatchKind,
 )
+from portique.runtime.feedview import LookupBusyError, SharedFeedView
+from portique.ticket.views import CANCELLED
 from tests.revocation.conftest import EVENT, FEED_KEY, FEED_KID, T0, trust
 from tests.revocation.test_store import applied
 

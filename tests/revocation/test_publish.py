@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from gate.cli import EXIT_OK, EXIT_USAGE, main
-from gate.views import CANCELLED
-from revocation.errors import MassRemovalError, PublishError
-from revocation.format import INDEX_NAME, parse_index
-from revocation.publish import (
+from portique.commands.main import EXIT_OK, EXIT_USAGE, main
+from portique.revocation.errors import MassRemovalError, PublishError
+from portique.revocation.format import INDEX_NAME, parse_index
+from portique.revocation.publish import (
     MASS_REMOVAL_FLOOR,
     FeedState,
     read_manifest_csv,
     read_revocations_csv,
 )
+from portique.ticket.views import CANCELLED
 from tests.revocation.conftest import EVENT, T0, entry, publish_state, trust
 
 MANIFEST_HEADER = "ticket_id,generation,order_ref,holder_name,category,entrances,flags\n"
@@ -50,7 +50,7 @@ def test_a_truncated_export_is_refused_and_nothing_is_written(tmp_path: Path) ->
 
 def test_a_mass_removal_is_published_when_allowed_and_logged(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from revocation.publish import publish
+    from portique.revocation.publish import publish
     from tests.revocation.conftest import FEED_KEY, FEED_KID
 
     publish_state(tmp_path, FeedState(cancellations(1000), {}), at=T0)

@@ -10,16 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from gate.trust import KeyRole, TrustedKey, TrustStore
-from gate.views import CANCELLED
-from revocation.errors import (
+from portique.revocation.errors import (
     FeedFormatError,
     FeedGapError,
     FeedHashError,
     FeedKeyError,
     FeedReplayError,
 )
-from revocation.format import (
+from portique.revocation.format import (
     FeedIndex,
     FileKind,
     FileRef,
@@ -29,14 +27,16 @@ from revocation.format import (
     parse_index,
     sign_index,
 )
-from revocation.publish import FeedState
-from revocation.store import (
+from portique.revocation.publish import FeedState
+from portique.revocation.store import (
     _WORD_SEARCH_DROP,
     SCHEMA_VERSION,
     FeedFile,
     FeedStore,
     MatchKind,
 )
+from portique.ticket.trust import KeyRole, TrustedKey, TrustStore
+from portique.ticket.views import CANCELLED
 from tests.revocation.conftest import (
     EVENT,
     FEED_KEY,
@@ -335,7 +335,7 @@ def test_purge_warns_when_a_reader_keeps_names_in_the_wal(
         reader = sqlite3.connect(store.path, isolation_level=None)
         reader.execute("BEGIN")
         assert reader.execute("SELECT count(*) FROM manifest").fetchone()[0] == 3
-        with caplog.at_level(logging.WARNING, logger="revocation.store"):
+        with caplog.at_level(logging.WARNING, logger="portique.revocation.store"):
             purged = store.purge_personal_data(EVENT, now=float(T0))
         assert (purged.names, purged.wal_truncated) == (3, False)
         assert "may remain" in caplog.text and "feeds.db-wal" in caplog.text

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from revocation.errors import FeedError, FeedSignatureError, StoreError
-from revocation.format import INDEX_NAME
-from revocation.publish import FeedState
-from revocation.store import FeedStore
-from revocation.sync import FeedClient, SyncResult, watch
+from portique.revocation.errors import FeedError, FeedSignatureError, StoreError
+from portique.revocation.format import INDEX_NAME
+from portique.revocation.publish import FeedState
+from portique.revocation.store import FeedStore
+from portique.revocation.sync import FeedClient, SyncResult, watch
 from tests.revocation.conftest import (
     EVENT,
     STATE_1,
@@ -134,7 +134,7 @@ def test_a_purge_failing_on_a_full_disk_keeps_the_sync_outcome(
                              settings=dataclasses.replace(settings(feed_server.url),
                                                           purge_after_seconds=3600.0),
                              work_dir=tmp_path / "downloads", clock=clock)
-        with caplog.at_level(logging.ERROR, logger="revocation.sync"):
+        with caplog.at_level(logging.ERROR, logger="portique.revocation.sync"):
             result = purging.sync()
         assert (result.to_sequence, len(fillers)) == (2, 1)
         assert "feed purge failed" in caplog.text and "full" in caplog.text
@@ -159,7 +159,7 @@ def test_a_purge_failure_does_not_replace_the_sync_error(
                                                           purge_after_seconds=3600.0),
                              work_dir=tmp_path / "downloads", clock=lambda: float(T0))
         filler = fill(small_disk)
-        with caplog.at_level(logging.ERROR, logger="revocation.sync"), \
+        with caplog.at_level(logging.ERROR, logger="portique.revocation.sync"), \
                 pytest.raises(FeedSignatureError, match="bad signature"):
             purging.sync()
         assert "feed purge failed" in caplog.text and "StoreError" in caplog.text

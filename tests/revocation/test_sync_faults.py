@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.reasons import Reason
-from revocation.errors import (
+from portique.revocation.errors import (
     FeedError,
     FeedEventError,
     FeedFormatError,
@@ -27,9 +26,10 @@ from revocation.errors import (
     FeedTimeoutError,
     FeedTooLargeError,
 )
-from revocation.format import INDEX_NAME
-from revocation.store import FeedStore
-from revocation.sync import SyncOutcome, SyncResult, watch
+from portique.revocation.format import INDEX_NAME
+from portique.revocation.store import FeedStore
+from portique.revocation.sync import SyncOutcome, SyncResult, watch
+from portique.ticket.reasons import Reason
 from tests.revocation.conftest import (
     EVENT,
     ISSUER_KEY,
@@ -110,7 +110,7 @@ def resigned(key_kid: tuple[object, str], *, flip_signature: bool = False
     """The true index, signed again by another key (or with one signature bit flipped)."""
     import json
 
-    from revocation.format import sign_index
+    from portique.revocation.format import sign_index
 
     def fault(handler: FaultyHandler, path: Path) -> bool:
         raw = json.loads(path.read_bytes())
@@ -118,7 +118,7 @@ def resigned(key_kid: tuple[object, str], *, flip_signature: bool = False
             signature = bytearray(bytes.fromhex(raw["signature"]))
             signature[10] ^= 0x01
             raw["signature"] = signature.hex()
-            from revocation.format import canonical_json
+            from portique.revocation.format import canonical_json
 
             handler.send_body(canonical_json(raw) + b"\n")
             return True

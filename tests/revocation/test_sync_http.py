@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from revocation.errors import (
+from portique.revocation.errors import (
     FeedError,
     FeedHTTPError,
     FeedRedirectError,
     FeedTimeoutError,
 )
-from revocation.format import INDEX_NAME
-from revocation.serve import make_server
-from revocation.store import FeedStore
-from revocation.sync import MAX_VALIDATOR_CHARS, FeedClient, SyncOutcome, SyncResult
+from portique.revocation.format import INDEX_NAME
+from portique.revocation.serve import make_server
+from portique.revocation.store import FeedStore
+from portique.revocation.sync import MAX_VALIDATOR_CHARS, FeedClient, SyncOutcome, SyncResult
 from tests.revocation.conftest import (
     EVENT,
     STATE_1,
@@ -116,7 +116,7 @@ def test_a_trickling_server_meets_the_deadline_and_changes_nothing(
 
 def test_cancel_cuts_a_download_at_once_and_changes_nothing(
         feed_server: FeedServer, tmp_path: Path) -> None:
-    from revocation.errors import FeedCancelledError
+    from portique.revocation.errors import FeedCancelledError
 
     store_path = synced_at_1(feed_server, tmp_path)
     before = dump(store_path)

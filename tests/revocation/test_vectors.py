@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate.trust import KeyRole, TrustedKey, TrustStore
-from revocation.errors import FeedFormatError, FeedSignatureError, FeedTooLargeError
-from revocation.format import (
+from portique.revocation.errors import FeedFormatError, FeedSignatureError, FeedTooLargeError
+from portique.revocation.format import (
     INDEX_CONTEXT,
     INDEX_NAME,
     MAX_INDEX_BYTES,
@@ -23,8 +22,9 @@ from revocation.format import (
     parse_index,
     sign_index,
 )
-from revocation.publish import FeedState, read_state, snapshot_lines
-from revocation.store import FeedFile, FeedStore
+from portique.revocation.publish import FeedState, read_state, snapshot_lines
+from portique.revocation.store import FeedFile, FeedStore
+from portique.ticket.trust import KeyRole, TrustedKey, TrustStore
 
 HERE = Path(__file__).resolve().parents[1] / "vectors" / "feeds"
 VECTORS: dict[str, Any] = json.loads((HERE / "vectors.json").read_text(encoding="utf-8"))

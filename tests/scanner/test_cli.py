@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.cli import main
-from scanner.errors import ImageError, ImageTooLargeError
-from scanner.images import read_image
+from portique.commands.main import main
+from portique.scanner.errors import ImageError, ImageTooLargeError
+from portique.scanner.images import read_image
 from tests.scanner.conftest import CLIPS, sidecar
 
 

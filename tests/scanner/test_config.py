@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.config import from_dict, load
-from gate.errors import ConfigError
-from scanner.config import DecoderName
+from portique.base.errors import ConfigError
+from portique.runtime.config import from_dict, load
+from portique.scanner.config import DecoderName
 from tests.scanner.conftest import FIXTURES
 
 BASE = {"gate": {"id": "1", "event": "E", "entrance": 2}, "keys": {"trust_dir": "k"}}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from scanner.debounce import Debouncer
+from portique.scanner.debounce import Debouncer
 
 
 def test_same_text_in_consecutive_frames_is_reported_once() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scanner.decoders import PipelineDecoder, ZbarDecoder, ZxingDecoder, make_decoder
-from scanner.errors import UnknownDecoderError
-from scanner.images import letterbox, read_image
+from portique.scanner.decoders import PipelineDecoder, ZbarDecoder, ZxingDecoder, make_decoder
+from portique.scanner.errors import UnknownDecoderError
+from portique.scanner.images import letterbox, read_image
 from tests.scanner.conftest import CLIPS, clip_names, sidecar
 
 PIPELINE = PipelineDecoder()

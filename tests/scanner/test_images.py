@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from scanner.decoders import Image, PipelineDecoder
-from scanner.errors import ImageError
-from scanner.images import decode_image, read_image
+from portique.scanner.decoders import Image, PipelineDecoder
+from portique.scanner.errors import ImageError
+from portique.scanner.images import decode_image, read_image
 from tests.scanner.conftest import CLIPS, sidecar
 
 EOI = b"\xff\xd9"

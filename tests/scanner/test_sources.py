@@ -15,10 +15,10 @@ from typing import Any
 import cv2
 import pytest
 
-from scanner.decoders import Image
-from scanner.errors import CameraNotFoundError, ClipError
-from scanner.images import read_image
-from scanner.sources import CameraSource, ClipSource, Frame, SourceState
+from portique.scanner.decoders import Image
+from portique.scanner.errors import CameraNotFoundError, ClipError
+from portique.scanner.images import read_image
+from portique.scanner.sources import CameraSource, ClipSource, Frame, SourceState
 from tests.scanner.conftest import CLIPS, sidecar
 
 GUARD = 30.0
@@ -230,7 +230,8 @@ def test_close_releases_the_camera(frame_image: Image) -> None:
 def test_hung_camera_is_not_released_under_its_read(frame_image: Image,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     device = FakeDevice(frame_image, hang_on={2})
-    with caplog.at_level(logging.INFO, logger="scanner.sources"), FakeCamera(device) as cam:
+    with caplog.at_level(logging.INFO, logger="portique.scanner.sources"), \
+            FakeCamera(device) as cam:
         assert next(iter(cam)).index == 0
         assert device.hung.wait(GUARD)
         cam.close()

@@ -1,5 +1,6 @@
 """A real gate for the steward UI's tests: the recorded clips' gate, built in-process with
-gate.wiring (real decoder, real SQLite journal, real control socket, gpiozero mock pins),
+portique.runtime.wiring (real decoder, real SQLite journal, real control socket, gpiozero mock
+pins),
 and a real signed manifest feed published with `gate feed publish` and applied to a real
 feed store."""
 
@@ -24,16 +25,17 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
-from gate import keyfiles, supervisors
-from gate.cli import EXIT_OK, main
-from gate.config import load
-from gate.reasons import Lang
-from gate.steward.app import StewardApp
-from gate.steward.client import GateLink, LinkTimings
-from gate.steward.session import Settings
-from gate.wiring import GateApp, RunOptions, build
-from revocation.format import parse_index
-from revocation.store import FeedFile, FeedStore
+from portique import keyfiles
+from portique.commands.main import EXIT_OK, main
+from portique.revocation.format import parse_index
+from portique.revocation.store import FeedFile, FeedStore
+from portique.runtime import supervisors
+from portique.runtime.config import load
+from portique.runtime.steward.app import StewardApp
+from portique.runtime.steward.client import GateLink, LinkTimings
+from portique.runtime.steward.session import Settings
+from portique.runtime.wiring import GateApp, RunOptions, build
+from portique.ticket.reasons import Lang
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 EVENT = "PAR24-ATH05"

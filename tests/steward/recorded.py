@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gate.reasons import Lang
-from gate.steward.app import StewardApp
-from gate.steward.client import Target
-from gate.steward.messages import GateEvent, LinkUp, Reply, StatusArrived
-from gate.steward.session import Settings
+from portique.runtime.steward.app import StewardApp
+from portique.runtime.steward.client import Target
+from portique.runtime.steward.messages import GateEvent, LinkUp, Reply, StatusArrived
+from portique.runtime.steward.session import Settings
+from portique.ticket.reasons import Lang
 from tests.steward.conftest import PARIS
 
 DATA: dict[str, Any] = json.loads((Path(__file__).parent / "data" / "gate.json").read_text(

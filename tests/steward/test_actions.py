@@ -11,13 +11,13 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from gate.reasons import Lang
-from gate.steward.app import StewardApp
-from gate.steward.cli import settings_from
-from gate.steward.client import GateLink
-from gate.steward.screens.dialogs import ReasonDialog, SupervisorDialog
-from gate.steward.screens.ticket import TicketScreen
-from gate.steward.widgets.feed import DecisionFeed
+from portique.commands.steward import settings_from
+from portique.runtime.steward.app import StewardApp
+from portique.runtime.steward.client import GateLink
+from portique.runtime.steward.screens.dialogs import ReasonDialog, SupervisorDialog
+from portique.runtime.steward.screens.ticket import TicketScreen
+from portique.runtime.steward.widgets.feed import DecisionFeed
+from portique.ticket.reasons import Lang
 from tests.steward.conftest import (
     FAST,
     SUPERVISOR_PIN,

@@ -6,10 +6,10 @@ import ast
 import string
 from pathlib import Path
 
-import gate.steward
-from gate.reasons import Lang
-from gate.steward.i18n import CATALOGUE, T, other, tr
-from gate.steward.model import age_text
+import portique.runtime.steward
+from portique.runtime.steward.i18n import CATALOGUE, T, other, tr
+from portique.runtime.steward.model import age_text
+from portique.ticket.reasons import Lang
 
 
 def blanks(template: str) -> set[str]:
@@ -33,7 +33,7 @@ def test_ages_read_naturally() -> None:
 
 def test_no_words_outside_the_catalogue() -> None:
     """Screens and widgets pass catalogue strings (or data) to the screen, never a phrase."""
-    root = Path(gate.steward.__file__).parent
+    root = Path(portique.runtime.steward.__file__).parent
     for path in [*root.glob("screens/*.py"), *root.glob("widgets/*.py"), root / "app.py"]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):

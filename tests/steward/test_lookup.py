@@ -1,4 +1,5 @@
-"""The forgiving manifest lookup (gate/lookup.py) on a real feed store, and hostile input
+"""The forgiving manifest lookup (portique/revocation/lookup.py) on a real feed store, and hostile
+input
 through the real control socket and through the UI."""
 
 from __future__ import annotations
@@ -11,10 +12,16 @@ import pytest
 from textual import events
 from textual.widgets import Input
 
-from gate.control import ControlClient
-from gate.lookup import MAX_QUERY, clean_query, damerau_levenshtein, lookup, similarity
-from gate.steward.widgets.results import LookupResults
-from revocation.store import FeedStore
+from portique.revocation.lookup import (
+    MAX_QUERY,
+    clean_query,
+    damerau_levenshtein,
+    lookup,
+    similarity,
+)
+from portique.revocation.store import FeedStore
+from portique.runtime.control import ControlClient
+from portique.runtime.steward.widgets.results import LookupResults
 from tests.steward.conftest import EVENT, Feed, LiveGate, screen_text, steward_app, until
 
 HOSTILE = [

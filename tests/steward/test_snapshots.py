@@ -8,8 +8,8 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from gate.reasons import Lang
-from gate.steward.messages import LinkDown
+from portique.runtime.steward.messages import LinkDown
+from portique.ticket.reasons import Lang
 from tests.steward.recorded import DATA, SOCKET, recorded_app, replay, status
 
 SIZE = (140, 34)

@@ -23,9 +23,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate import base45, credential
-from gate.credential import Flag, TicketFields
-from gate.decision import (
+from portique.ticket import base45, credential
+from portique.ticket.credential import Flag, TicketFields
+from portique.ticket.decision import (
     Direction,
     GateProfile,
     Now,
@@ -34,8 +34,8 @@ from gate.decision import (
     UntrustedClockPolicy,
     decide,
 )
-from gate.trust import KeyRole, TrustedKey, TrustStore
-from gate.views import CANCELLED, Admission, MemoryAdmissions, MemoryRevocations
+from portique.ticket.trust import KeyRole, TrustedKey, TrustStore
+from portique.ticket.views import CANCELLED, Admission, MemoryAdmissions, MemoryRevocations
 
 OUT = Path(__file__).with_name("credential.json")
 EVENT = "PAR24-ATH05"

@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate.credential import Flag
-from gate.views import CANCELLED
-from revocation.format import INDEX_CONTEXT, ManifestEntry, canonical_json
-from revocation.publish import FeedState, publish
+from portique.revocation.format import INDEX_CONTEXT, ManifestEntry, canonical_json
+from portique.revocation.publish import FeedState, publish
+from portique.ticket.credential import Flag
+from portique.ticket.views import CANCELLED
 
 HERE = Path(__file__).resolve().parent
 EVENT = "VEC-FEED-1"

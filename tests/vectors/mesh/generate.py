@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate.mesh.wire import (
+from portique.runtime.mesh.wire import (
     RECORD_CONTEXT,
     SUMMARY_CONTEXT,
     Record,

@@ -1,3 +1,0 @@
-from gate.cli import main
-
-raise SystemExit(main())

@@ -1,5 +1,0 @@
-"""The turnstile's devices over gpiozero: lock relay, lights, buzzer and the two inputs.
-
-``hardware.config`` (the ``[hardware]`` table) imports nothing but the config schema, so the
-gate's config can name it without loading gpiozero; ``hardware.turnstile`` drives the pins.
-"""

@@ -1,0 +1,3 @@
+from portique.commands.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""Typed, strict configuration records built from TOML tables.
+
+A config section is a frozen dataclass whose fields carry a description and bounds
+(``setting(...)``). ``build(cls, table, path)`` validates a dict against it: unknown keys,
+missing keys, wrong types and out-of-range values are reported with the key's full path
+(``gate.entrance: must be at most 32, got 40``). Loading a file and validating a dict are
+separate functions, so tests and the control socket can validate without files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from portique.base.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    description: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A config field with its documentation and bounds."""
+    metadata = {"description": description, "minimum": minimum, "maximum": maximum}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file; errors name the file and what is wrong with it."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+
+
+def build(cls: type[T], table: Mapping[str, Any], path: str = "", *,
+          base_dir: Path | None = None) -> T:
+    """Validate `table` against the dataclass `cls`; relative paths resolve from base_dir."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{path or 'config'}: must be a table, got {_kind(table)}")
+    assert dataclasses.is_dataclass(cls)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        where = ", ".join(_join(path, k) for k in unknown)
+        raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(fields))})")
+    values: dict[str, Any] = {}
+    for name, spec in fields.items():
+        key_path = _join(path, name)
+        if name not in table:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key_path}: required key is missing")
+            continue
+        value = _convert(hints[name], table[name], key_path, base_dir)
+        _check_bounds(spec, value, key_path)
+        values[name] = value
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path or 'config'}: {exc}") from None
+
+
+def describe(cls: type[Any]) -> list[tuple[str, str, str]]:
+    """(key, type, description) for every key of a section, nested sections flattened."""
+    rows: list[tuple[str, str, str]] = []
+    hints = typing.get_type_hints(cls)
+    for spec in dataclasses.fields(cls):
+        hint = _optional_dataclass(hints[spec.name])
+        if dataclasses.is_dataclass(hint):
+            rows += [(f"{spec.name}.{k}", t, d) for k, t, d in describe(hint)]  # type: ignore[arg-type]
+        else:
+            rows.append((spec.name, _type_name(hint), spec.metadata.get("description", "")))
+    return rows
+
+
+def _optional_dataclass(hint: Any) -> Any:
+    """The dataclass of an optional section (``X | None``), else `hint` unchanged."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(options) == 1 and dataclasses.is_dataclass(options[0]):
+            return options[0]
+    return hint
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint)).replace("typing.", "")
+
+
+def _check_bounds(spec: dataclasses.Field[Any], value: Any, key_path: str) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    low, high = spec.metadata.get("minimum"), spec.metadata.get("maximum")
+    if low is not None and value < low:
+        raise ConfigError(f"{key_path}: must be at least {low}, got {value}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key_path}: must be at most {high}, got {value}")
+
+
+def _convert(hint: Any, value: Any, key_path: str, base_dir: Path | None) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(options) == 1:
+            return _convert(options[0], value, key_path, base_dir)
+        raise TypeError(f"unsupported config type {hint}")
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, key_path, base_dir=base_dir)  # type: ignore[arg-type]
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"{key_path}: must be an array, got {_kind(value)}")
+        (item,) = typing.get_args(hint)[:1]
+        return tuple(_convert(item, v, f"{key_path}[{i}]", base_dir) for i, v in enumerate(value))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        choices = [m.value for m in hint]
+        if value not in choices:
+            raise ConfigError(
+                f"{key_path}: must be one of {', '.join(map(str, choices))}, got {value!r}"
+            )
+        return hint(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key_path}: must be true or false, got {_kind(value)}")
+        return value
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{key_path}: must be an integer, got {_kind(value)}")
+        return value
+    if hint is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{key_path}: must be a number, got {_kind(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key_path}: must be a string, got {_kind(value)}")
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key_path}: must be a path (a non-empty string)")
+        path = Path(value).expanduser()
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        return path
+    raise TypeError(f"unsupported config type {hint} at {key_path}")

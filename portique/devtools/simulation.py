@@ -1,0 +1,114 @@
+"""Simulated visitors for simulated pins: who walks through after the lock opens.
+
+Only for the mock pin factory (tests and the demo): after each admission the visitor
+walks through the passage sensor `walk_s` later, by driving gpiozero's mock pin the way
+a real sensor would, unless their ticket is one of those told to stay (a person who turns
+back: the gate must void the admission at the timeout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from gpiozero.pins.mock import MockPin
+
+from portique.base.errors import ConfigError
+from portique.runtime.control import EventBus
+
+log = logging.getLogger(__name__)
+
+
+class SimulatedVisitors:
+    """Drives the passage sensor's mock pin after each unlock announced on the bus."""
+
+    def __init__(self, bus: EventBus, *, pin_factory: Any, passage_pin: int,
+                 active_low: bool, walk_s: float = 0.3, stay: Collection[str] = ()) -> None:
+        if type(pin_factory).__name__ != "MockFactory":
+            raise ConfigError("simulated visitors need the mock pin factory: they never "
+                              "drive real pins")
+        self._bus, self._pin = bus, pin_factory.pin(passage_pin)
+        self._active_low, self._walk_s = active_low, walk_s
+        self._stay = frozenset(stay)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self.walked = 0
+        self._thread = threading.Thread(target=self._run, name="simulated-visitors",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(5.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        with self._bus.subscription() as events:
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    event = events.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if event.get("type") != "decision" or event.get("turnstile") != "unlock":
+                    continue
+                ticket = (event.get("ticket") or {}).get("ticket_id")
+                if ticket in self._stay:
+                    log.info("simulated visitor stays back ticket=%s", ticket)
+                    continue
+                time.sleep(self._walk_s)
+                self._walk_through()
+
+    def _walk_through(self) -> None:
+        present, clear = (self._pin.drive_low, self._pin.drive_high) if self._active_low \
+            else (self._pin.drive_high, self._pin.drive_low)
+        with contextlib.suppress(Exception):
+            present()
+            time.sleep(0.15)
+            clear()
+            self.walked += 1
+
+
+class RecordingMockPin(MockPin):  # type: ignore[misc]
+    """gpiozero's mock pin, appending every output change to a log file (fsynced).
+
+    Crash tests kill the gate with SIGKILL; the pins' own history dies with it, so the
+    pins write it down as it happens: ``<pin> <state 0|1> <unix time>`` per line.
+    """
+
+    log_path: Path | None = None
+
+    def _change_state(self, value: bool) -> bool:
+        changed = bool(super()._change_state(value))
+        if changed and self._function == "output" and self.log_path is not None:
+            with self.log_path.open("a", encoding="ascii") as handle:
+                handle.write(f"{self.info.name} {int(value)} {time.time():.6f}\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        return changed
+
+
+def record_pins(pin_factory: Any, log_path: Path) -> None:
+    """Make a fresh mock factory's pins record their output changes in `log_path`."""
+    if type(pin_factory).__name__ != "MockFactory":
+        raise ConfigError("only simulated pins can be recorded")
+    RecordingMockPin.log_path = log_path
+    pin_factory.pin_class = RecordingMockPin
+    pin_log_mark(log_path, "start")
+
+
+def pin_log_mark(log_path: Path, what: str) -> None:
+    """A line in the pin log between pin changes: start, ready, stop."""
+    with log_path.open("a", encoding="ascii") as handle:
+        handle.write(f"# {what} {os.getpid()} {time.time():.6f}\n")
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -1,0 +1,152 @@
+"""The gate's configuration file (config/gate.toml): its sections and their meaning.
+
+Every key is documented here by its ``description`` (``gate config keys`` prints them all)
+and checked at start: unknown keys, wrong types and out-of-range values stop the gate with
+the key's path. Relative paths are resolved from the config file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from portique.base.configschema import build, read_toml, setting
+from portique.base.errors import ConfigError, CredentialError
+from portique.hardware.config import HardwareConfig
+from portique.keyfiles import check_safe
+from portique.revocation.config import FeedsConfig
+from portique.runtime.clock import ClockConfig
+from portique.runtime.control import ControlConfig
+from portique.runtime.daemon import LaneConfig, StewardConfig
+from portique.runtime.journal import JournalConfig
+from portique.runtime.mesh.config import MeshConfig
+from portique.runtime.metrics import MetricsConfig
+from portique.runtime.upload import UploadConfig
+from portique.scanner.config import ScannerConfig
+from portique.ticket.credential import EVENT_MAX, MAX_ENTRANCE, check_event
+from portique.ticket.decision import (
+    Direction,
+    GateProfile,
+    PaperPolicy,
+    Policy,
+    UntrustedClockPolicy,
+)
+
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
+
+
+@dataclass(frozen=True)
+class GateSection:
+    id: str = setting(description="This gate's name, as stewards and the journal call it "
+                      "(e.g. \"3\" or \"north-3\"); 1-32 of A-Z a-z 0-9 . _ -")
+    event: str = setting(description="The event (session) this gate admits to, as in "
+                         f"tickets; 1-{EVENT_MAX} of A-Z a-z 0-9 . _ -")
+    entrance: int = setting(description="The entrance number this gate belongs to (1-32)",
+                            minimum=1, maximum=MAX_ENTRANCE)
+    direction: Direction = setting(Direction.ENTRY,
+                                   description="entry, or exit (records exits for re-entry)")
+    allow_reentry: bool = setting(False, description="Admit again a ticket flagged REENTRY "
+                                  "whose holder went out through an exit gate")
+    timezone: str = setting("Europe/Paris", description="The venue's IANA time zone, "
+                            "for times in sentences and the steward UI")
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.fullmatch(self.id):
+            raise ConfigError(f"gate.id: must be 1-32 of A-Z a-z 0-9 . _ -, got {self.id!r}")
+        try:
+            check_event(self.event)
+        except CredentialError as exc:
+            raise ConfigError(f"gate.event: {exc}") from None
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"gate.timezone: unknown time zone {self.timezone!r}") from None
+
+
+@dataclass(frozen=True)
+class PolicySection:
+    paper: PaperPolicy = setting(PaperPolicy.STEWARD, description="Printed confirmations: "
+                                 "steward (a human checks them) or admit_once")
+    untrusted_clock: UntrustedClockPolicy = setting(
+        UntrustedClockPolicy.STEWARD,
+        description="Phone codes while the gate's clock is not trusted: steward or refuse")
+    grace_seconds: int = setting(15, description="Seconds a code stays accepted after its "
+                                 "15-second step ends", minimum=0, maximum=120)
+    ahead_seconds: int = setting(15, description="Seconds before its step starts that a code "
+                                 "is already accepted", minimum=0, maximum=120)
+
+
+@dataclass(frozen=True)
+class KeysSection:
+    trust_dir: Path = setting(description="Folder of trusted public keys (*.pub), as written "
+                              "by `gate keys new`")
+
+
+@dataclass(frozen=True)
+class Config:
+    gate: GateSection = setting(description="Who this gate is")
+    keys: KeysSection = setting(description="Trusted keys")
+    policy: PolicySection = setting(default_factory=PolicySection,
+                                    description="Where the format leaves a choice")
+    hardware: HardwareConfig | None = setting(
+        None, description="The turnstile's pins and timings (docs/wiring.md); "
+        "leave out on a machine that drives no turnstile")
+    feeds: FeedsConfig | None = setting(
+        None, description="The revocation and manifest feeds: local store and sync "
+        "(docs/feeds.md); leave out to check without revocations")
+    scanner: ScannerConfig | None = setting(
+        None, description="The camera and the QR decoder (docs/scanner.md); leave out on a "
+        "machine with no camera")
+    journal: JournalConfig = setting(default_factory=JournalConfig,
+                                     description="Where decisions are recorded")
+    control: ControlConfig = setting(default_factory=ControlConfig,
+                                     description="The stewards' control socket")
+    clock: ClockConfig = setting(default_factory=ClockConfig,
+                                 description="When the gate's clock is trusted")
+    lane: LaneConfig = setting(default_factory=LaneConfig, description="One person at a time")
+    steward: StewardConfig = setting(default_factory=StewardConfig,
+                                     description="Manual admissions and the steward UI")
+    metrics: MetricsConfig = setting(default_factory=MetricsConfig,
+                                     description="The Prometheus endpoint")
+    upload: UploadConfig | None = setting(None, description="Upload of the journal to the "
+                                          "platform; leave out for a gate that keeps it local")
+    mesh: MeshConfig | None = setting(None, description="Sharing admissions with the venue's "
+                                      "other gates through its MQTT broker (docs/mesh.md); "
+                                      "leave out for a gate on its own")
+    source: Path | None = None
+
+    def profile(self) -> GateProfile:
+        g = self.gate
+        return GateProfile(gate_id=g.id, event=g.event, entrance=g.entrance,
+                           direction=g.direction, allow_reentry=g.allow_reentry,
+                           timezone=zoneinfo.ZoneInfo(g.timezone))
+
+    def policy_record(self) -> Policy:
+        p = self.policy
+        return Policy(paper=p.paper, untrusted_clock=p.untrusted_clock,
+                      grace_seconds=p.grace_seconds, ahead_seconds=p.ahead_seconds)
+
+
+def from_dict(table: dict[str, Any], *, base_dir: Path | None = None) -> Config:
+    """Validate a config given as a dict (as parsed from TOML)."""
+    if "source" in table:
+        raise ConfigError("source: unknown key")
+    return build(Config, table, base_dir=base_dir)
+
+
+def load(path: Path) -> Config:
+    """Read and validate a config file; ConfigError names the file and the key.
+
+    UnsafeFileError when someone other than root and the running user could have changed
+    the file (portique.keyfiles.check_safe)."""
+    check_safe(path, what="config")
+    try:
+        config = from_dict(read_toml(path), base_dir=path.resolve().parent)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}")\
+            from None
+    return replace(config, source=path)

@@ -1,0 +1,557 @@
+"""The journal: every decision, durably, in SQLite (WAL, synchronous FULL).
+
+An admission is committed (and fsynced) *before* the lock opens. Its passage outcome
+follows: ``passed`` when the sensor saw the person through, ``voided`` at the timeout
+(the ticket can be used again), ``exited`` when an exit gate recorded them going out.
+An admission whose outcome was never written (the process died with the lock open)
+stays ``open`` and counts as inside: after a crash nobody gets in twice.
+
+A partial unique index makes "admitted twice" impossible at the database level: at most
+one admission per (event, ticket) may be ``open`` or ``passed`` at any time.
+
+The journal is also the gate's admissions view for anti-passback, and the queue of what
+is still to be uploaded to the platform (``uploads``: what was uploaded survives restarts).
+Admissions made at the venue's other gates, learnt through the mesh (portique/runtime/mesh/), sit in
+``peer_admissions`` beside this gate's own, so the unique index above stays this gate's
+guarantee; anti-passback reads both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import logging
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from portique.base.configschema import setting
+from portique.base.errors import GateError
+from portique.ticket.decision import Decision
+from portique.ticket.reasons import Reason, Verdict
+from portique.ticket.views import Admission
+
+log = logging.getLogger("portique.runtime.journal")
+
+FILE_MODE = 0o640
+"""The journal holds who came in when: never readable by others (less under systemd's
+UMask=0077)."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    scan_id     TEXT PRIMARY KEY,
+    at          REAL NOT NULL,
+    gate        TEXT NOT NULL,
+    event       TEXT,
+    ticket_id   TEXT,
+    generation  INTEGER,
+    verdict     TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    latency_ms  REAL,
+    steward     TEXT,
+    note        TEXT,
+    detail      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS decisions_ticket ON decisions (event, ticket_id, at);
+CREATE INDEX IF NOT EXISTS decisions_at ON decisions (at);
+CREATE TABLE IF NOT EXISTS admissions (
+    scan_id     TEXT PRIMARY KEY REFERENCES decisions (scan_id),
+    event       TEXT NOT NULL,
+    ticket_id   TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    gate        TEXT NOT NULL,
+    at          REAL NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('open', 'passed', 'voided', 'exited')),
+    updated_at  REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS admissions_one_inside
+    ON admissions (event, ticket_id) WHERE state IN ('open', 'passed');
+CREATE INDEX IF NOT EXISTS admissions_ticket ON admissions (event, ticket_id, at);
+CREATE TABLE IF NOT EXISTS gate_events (
+    at          REAL NOT NULL,
+    gate        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    steward     TEXT,
+    detail      TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    scan_id     TEXT PRIMARY KEY REFERENCES decisions (scan_id),
+    state       TEXT,
+    uploaded_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS peer_admissions (
+    gate        TEXT NOT NULL,
+    scan_id     TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    ticket_id   TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    at          REAL NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('admitted', 'voided', 'exited')),
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (gate, scan_id)
+);
+CREATE INDEX IF NOT EXISTS peer_admissions_ticket ON peer_admissions (event, ticket_id, at);
+"""
+
+
+# A record waits for upload when it never went, or its admission state changed since.
+_PENDING = "u.scan_id IS NULL OR (a.state IS NOT NULL AND u.state IS NOT a.state)"
+
+
+def _waits(scan: str, *, decision: str | None = None, state: str | None = None,
+           upload: tuple[str, str] | None = None) -> str:
+    """SQL: 1 when decision `scan` waits for upload, else 0 (the rule of _PENDING). Each
+    keyword gives the SQL of what a trigger knows better than the tables: the decision's
+    presence, the admission's state, the upload row's (presence, state)."""
+    present = decision or f"EXISTS (SELECT 1 FROM decisions WHERE scan_id = {scan})"
+    a_state = state or f"(SELECT state FROM admissions WHERE scan_id = {scan})"
+    uploaded, u_state = upload or (f"EXISTS (SELECT 1 FROM uploads WHERE scan_id = {scan})",
+                                   f"(SELECT state FROM uploads WHERE scan_id = {scan})")
+    return (f"({present} AND (NOT {uploaded} OR ({a_state} IS NOT NULL AND "
+            f"{u_state} IS NOT {a_state})))")
+
+
+def _bump(name: str, delta: str) -> str:
+    return (f"INSERT INTO journal_counts (name, n) VALUES ({name}, {delta}) "
+            "ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;")
+
+
+def _backlog(after: str, before: str) -> str:
+    return _bump("'backlog'", f"{after} - {before}")
+
+
+# What `status` shows is counted once at open, then kept by these (TEMP: this connection's
+# own, in memory, so nothing in the file changes) on every write of this connection,
+# whichever component makes it (the mesh writes through `transaction`). Each trigger adds
+# the change it makes: the decision's verdict, the admission's state, and whether the
+# decision waits for upload, after the write minus before it.
+_COUNTERS = (
+    "CREATE TEMP TABLE journal_counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) "
+    "WITHOUT ROWID",
+    "CREATE TEMP TRIGGER count_decision_insert AFTER INSERT ON main.decisions BEGIN "
+    + _bump("'verdict:' || NEW.verdict", "1")
+    + _backlog(_waits("NEW.scan_id"), "0") + " END",
+    "CREATE TEMP TRIGGER count_decision_delete AFTER DELETE ON main.decisions BEGIN "
+    + _bump("'verdict:' || OLD.verdict", "-1")
+    + _backlog("0", _waits("OLD.scan_id", decision="1")) + " END",
+    "CREATE TEMP TRIGGER count_decision_verdict AFTER UPDATE OF verdict ON main.decisions "
+    "BEGIN " + _bump("'verdict:' || OLD.verdict", "-1")
+    + _bump("'verdict:' || NEW.verdict", "1") + " END",
+    "CREATE TEMP TRIGGER count_admission_insert AFTER INSERT ON main.admissions BEGIN "
+    + _bump("'state:' || NEW.state", "1")
+    + _backlog(_waits("NEW.scan_id"), _waits("NEW.scan_id", state="NULL")) + " END",
+    "CREATE TEMP TRIGGER count_admission_delete AFTER DELETE ON main.admissions BEGIN "
+    + _bump("'state:' || OLD.state", "-1")
+    + _backlog(_waits("OLD.scan_id"), _waits("OLD.scan_id", state="OLD.state")) + " END",
+    "CREATE TEMP TRIGGER count_admission_state AFTER UPDATE OF state ON main.admissions "
+    "BEGIN " + _bump("'state:' || OLD.state", "-1") + _bump("'state:' || NEW.state", "1")
+    + _backlog(_waits("NEW.scan_id"), _waits("NEW.scan_id", state="OLD.state")) + " END",
+    "CREATE TEMP TRIGGER count_upload_insert AFTER INSERT ON main.uploads BEGIN "
+    + _backlog(_waits("NEW.scan_id"), _waits("NEW.scan_id", upload=("0", "NULL"))) + " END",
+    "CREATE TEMP TRIGGER count_upload_delete AFTER DELETE ON main.uploads BEGIN "
+    + _backlog(_waits("OLD.scan_id"), _waits("OLD.scan_id", upload=("1", "OLD.state")))
+    + " END",
+    "CREATE TEMP TRIGGER count_upload_state AFTER UPDATE OF state ON main.uploads BEGIN "
+    + _backlog(_waits("NEW.scan_id"), _waits("NEW.scan_id", upload=("1", "OLD.state")))
+    + " END",
+)
+_RECOUNT = (
+    "DELETE FROM journal_counts",
+    "INSERT INTO journal_counts (name, n) SELECT 'verdict:' || verdict, COUNT(*) "
+    "FROM decisions GROUP BY verdict",
+    "INSERT INTO journal_counts (name, n) SELECT 'state:' || state, COUNT(*) "
+    "FROM admissions GROUP BY state",
+    "INSERT INTO journal_counts (name, n) SELECT 'backlog', COUNT(*) FROM decisions d "
+    f"LEFT JOIN admissions a USING (scan_id) LEFT JOIN uploads u USING (scan_id) "
+    f"WHERE {_PENDING}",
+)
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    path: Path = setting(Path("/var/lib/portique/journal.sqlite"),
+                         description="The journal's SQLite file (in the state directory)")
+
+
+class Method(enum.StrEnum):
+    """How a decision came about."""
+
+    CAMERA = "camera"
+    STEWARD = "steward"
+    PAPER = "paper"
+    """A steward settled a printed confirmation."""
+
+
+class AdmissionState(enum.StrEnum):
+    OPEN = "open"
+    PASSED = "passed"
+    VOIDED = "voided"
+    EXITED = "exited"
+
+
+class JournalError(GateError, OSError):
+    """The journal cannot be written: no admission may happen without a durable record."""
+
+
+class AlreadyInsideError(GateError, ValueError):
+    """The ticket already has an admission in force (caught by the database itself)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One journalled decision, as read back."""
+
+    scan_id: str
+    at: float
+    gate: str
+    event: str | None
+    ticket_id: str | None
+    generation: int | None
+    verdict: Verdict
+    reason: Reason
+    method: Method
+    latency_ms: float | None
+    steward: str | None
+    note: str | None
+    detail: str
+    admission_state: AdmissionState | None = None
+
+
+def _why_unwritable(path: Path, exc: BaseException) -> str:
+    try:
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return "the state directory is on a read-only file system"
+    except OSError:
+        pass
+    return str(exc)
+
+
+def _create_file(path: Path) -> tuple[int, int]:
+    """Create (mode 0640) or open the journal file itself, never through a symbolic link;
+    take read access from others if they have it. Returns its (st_dev, st_ino)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise JournalError(f"journal {path}: is a symbolic link: refused, journal.path must "
+                           "name the file itself") from None
+    try:
+        st = os.fstat(fd)
+        mode = st.st_mode & 0o7777
+        if mode & 0o007:
+            os.fchmod(fd, mode & ~0o007)
+            log.warning("journal file was open to others, access removed path=%s "
+                        "mode=%04o now=%04o", path, mode, mode & ~0o007)
+    finally:
+        os.close(fd)
+    return st.st_dev, st.st_ino
+
+
+class Journal:
+    """The gate's durable record. Thread-safe: one connection behind a lock."""
+
+    def __init__(self, path: Path, *, gate_id: str) -> None:
+        self.path = path
+        self.gate_id = gate_id
+        self._lock = threading.RLock()
+        self.unwritable: str | None = None
+        """Why the journal cannot be written (then every admission is refused), or None."""
+        self._identity: tuple[int, int] | None = None
+        """(st_dev, st_ino) of the file open: the path must still name it at each admission."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            identity = _create_file(path)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                       timeout=5.0)
+            self._identity = identity
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+            self._check_same_file()
+        except JournalError:
+            with contextlib.suppress(AttributeError):
+                self._db.close()
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            if not path.is_file():
+                raise JournalError(f"journal {path}: cannot open: {exc}") from None
+            # A state directory gone read-only: keep what is recorded readable (for
+            # anti-passback and stewards), and refuse every admission with the cause.
+            self.unwritable = f"journal {path}: cannot be written: {_why_unwritable(path, exc)}"
+            try:
+                self._db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True,
+                                           check_same_thread=False, isolation_level=None)
+                self._db.execute("SELECT COUNT(*) FROM decisions").fetchone()
+            except sqlite3.Error as again:
+                raise JournalError(f"journal {path}: cannot open: {again}") from None
+        self._start_counters()
+
+    def _start_counters(self) -> None:
+        """Count what `status` shows once, now, and keep the counts on every later write
+        of this connection (call it again on any new connection)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                try:
+                    for statement in _COUNTERS:
+                        self._db.execute(statement)
+                    for statement in _RECOUNT:
+                        self._db.execute(statement)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {self.path}: cannot count its records: {exc}") \
+                    from None
+
+    def _counter(self, name: str) -> int:
+        row = self._db.execute("SELECT n FROM journal_counts WHERE name = ?",
+                               (name,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _check_same_file(self) -> None:
+        """JournalError unless the journal's path still names the file open (one stat).
+
+        Moved, replaced or deleted under a running gate, the open file would take the
+        admissions while the path, opened at the next start, knows none of them: the
+        same tickets would be admitted again.
+        """
+        if self._identity is None:
+            return
+        try:
+            st = os.stat(self.path)
+            now = "another file is there now"
+        except FileNotFoundError:
+            st, now = None, "no file is there now"
+        except OSError as exc:
+            st, now = None, f"it cannot be read ({exc.strerror})"
+        if st is None or (st.st_dev, st.st_ino) != self._identity:
+            raise JournalError(
+                f"journal {self.path}: the journal file open is no longer at this path "
+                f"(moved, replaced or deleted while the gate ran; {now}): nobody is "
+                "admitted until it is put back (a restart would start an empty journal "
+                "that does not know who is inside)")
+
+    @contextmanager
+    def _write(self, what: str, *, same_file: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction, committed (and fsynced) on exit, rolled back on any error.
+        `same_file`: checked, right before the commit, that the path still names the file
+        written (an admission)."""
+        if self.unwritable is not None:
+            raise JournalError(f"{self.unwritable}; {what} not recorded")
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    if same_file:
+                        self._check_same_file()
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {self.path}: cannot record {what}: {exc}") \
+                    from None
+
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction for a component that keeps its own tables in the journal
+        (the mesh); committed on exit. JournalError when the journal cannot be written."""
+        with self._write(what) as db:
+            yield db
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for reads, under the journal's lock."""
+        with self._lock:
+            yield self._db
+
+    # --- writing ----------------------------------------------------------------------
+
+    def record(self, decision: Decision, *, method: Method = Method.CAMERA,
+               latency_ms: float | None = None, steward: str | None = None,
+               note: str | None = None) -> str:
+        """Journal a decision that admits nobody (refuse, steward, exit refused...)."""
+        scan_id = uuid.uuid4().hex
+        with self._write("a decision") as db:
+            self._insert(db, scan_id, decision, method, latency_ms, steward, note)
+            if decision.reason is Reason.EXIT and decision.previous is not None:
+                db.execute(
+                    "UPDATE admissions SET state = 'exited', updated_at = ? "
+                    "WHERE event = ? AND ticket_id = ? AND state IN ('open', 'passed')",
+                    (decision.at, decision.previous.event, decision.previous.ticket_id))
+        return scan_id
+
+    def admit(self, decision: Decision, *, method: Method = Method.CAMERA,
+              latency_ms: float | None = None, steward: str | None = None,
+              note: str | None = None) -> str:
+        """Journal an admission, durably, before the lock may open; returns its scan id.
+
+        Raises AlreadyInsideError when the ticket already has an admission in force and
+        JournalError when it cannot be written: in both cases the lock must stay closed.
+        """
+        ticket = decision.ticket
+        if ticket is None or decision.verdict is not Verdict.ADMIT:
+            raise ValueError("only an admit decision about a ticket can be an admission")
+        scan_id = uuid.uuid4().hex
+        try:
+            with self._write("an admission", same_file=True) as db:
+                self._insert(db, scan_id, decision, method, latency_ms, steward, note)
+                db.execute(
+                    "INSERT INTO admissions (scan_id, event, ticket_id, generation, gate, at, "
+                    "state, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
+                    (scan_id, ticket.event, ticket.ticket_id, ticket.generation, self.gate_id,
+                     decision.at, decision.at))
+        except sqlite3.IntegrityError:
+            raise AlreadyInsideError(f"ticket {ticket.ticket_id} of {ticket.event} is already "
+                                "admitted") from None
+        return scan_id
+
+    def passage(self, scan_id: str, *, passed: bool, at: float) -> None:
+        """The passage outcome of an open admission: passed, or voided at the timeout."""
+        state = AdmissionState.PASSED if passed else AdmissionState.VOIDED
+        with self._write("a passage") as db:
+            db.execute("UPDATE admissions SET state = ?, updated_at = ? "
+                       "WHERE scan_id = ? AND state = 'open'", (state.value, at, scan_id))
+
+    def _insert(self, db: sqlite3.Connection, scan_id: str, decision: Decision, method: Method,
+                latency_ms: float | None, steward: str | None, note: str | None) -> None:
+        ticket = decision.ticket
+        db.execute(
+            "INSERT INTO decisions (scan_id, at, gate, event, ticket_id, generation, verdict, "
+            "reason, method, latency_ms, steward, note, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (scan_id, decision.at, self.gate_id,
+             None if ticket is None else ticket.event,
+             None if ticket is None else ticket.ticket_id,
+             None if ticket is None else ticket.generation,
+             decision.verdict.value, decision.reason.value, method.value, latency_ms,
+             steward, note, decision.detail))
+
+    def gate_event(self, kind: str, *, at: float, steward: str | None = None,
+                   detail: str = "") -> None:
+        """Something that happened to the gate itself (fire alarm raised, free egress ended
+        by a steward, a relay fault): kept with the decisions for the venue's record."""
+        with self._write("a gate event") as db:
+            db.execute("INSERT INTO gate_events (at, gate, kind, steward, detail) "
+                       "VALUES (?, ?, ?, ?, ?)", (at, self.gate_id, kind, steward, detail))
+
+    def gate_events(self, *, limit: int = 100) -> list[tuple[float, str, str | None, str]]:
+        """(time, kind, steward, detail), latest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT at, kind, steward, detail FROM gate_events "
+                                    "ORDER BY at DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # --- reading ----------------------------------------------------------------------
+
+    def last_admission(self, event: str, ticket_id: str) -> Admission | None:
+        """AdmissionsView: the ticket's latest admission not voided, here or at a peer gate.
+
+        A peer's ``exited`` record (an exit gate saw the holder out) is an admission no
+        longer inside, dated at the exit.
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT generation, gate, at, state FROM ("
+                "SELECT generation, gate, at, state, rowid AS r, 0 AS peer FROM admissions "
+                "WHERE event = ? AND ticket_id = ? AND state != 'voided' UNION ALL "
+                "SELECT generation, gate, at, state, rowid AS r, 1 AS peer FROM "
+                "peer_admissions WHERE event = ? AND ticket_id = ? AND state != 'voided') "
+                "ORDER BY at DESC, peer, r DESC LIMIT 1",
+                (event, ticket_id, event, ticket_id)).fetchone()
+        if row is None:
+            return None
+        return Admission(event, ticket_id, row[0], row[1], row[2], inside=row[3] != "exited")
+
+    def entries(self, *, limit: int = 100, event: str | None = None,
+                ticket_id: str | None = None) -> list[Entry]:
+        """Latest decisions first, optionally of one ticket."""
+        where, args = "", []
+        if ticket_id is not None:
+            where, args = "WHERE d.event IS ? AND d.ticket_id = ?", [event, ticket_id]
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT d.scan_id, d.at, d.gate, d.event, d.ticket_id, d.generation, "
+                "d.verdict, d.reason, d.method, d.latency_ms, d.steward, d.note, d.detail, "
+                f"a.state FROM decisions d LEFT JOIN admissions a USING (scan_id) {where} "
+                "ORDER BY d.at DESC, d.rowid DESC LIMIT ?", (*args, limit)).fetchall()
+        return [Entry(r[0], r[1], r[2], r[3], r[4], r[5], Verdict(r[6]), Reason(r[7]),
+                      Method(r[8]), r[9], r[10], r[11], r[12],
+                      None if r[13] is None else AdmissionState(r[13])) for r in rows]
+
+    def admission_states(self) -> dict[str, AdmissionState]:
+        with self._lock:
+            rows = self._db.execute("SELECT scan_id, state FROM admissions").fetchall()
+        return {scan_id: AdmissionState(state) for scan_id, state in rows}
+
+    def counts(self, *, since: float | None = None) -> dict[str, int]:
+        """Decisions by verdict, plus admissions by state: all of them from the counts kept
+        (no query over the records), or those made since a time."""
+        if since is None:
+            with self._lock:
+                return {**{v.value: self._counter(f"verdict:{v.value}") for v in Verdict},
+                        **{f"admissions_{s.value}": self._counter(f"state:{s.value}")
+                           for s in AdmissionState}}
+        with self._lock:
+            verdicts = dict(self._db.execute(
+                "SELECT verdict, COUNT(*) FROM decisions WHERE at >= ? GROUP BY verdict",
+                (since,)).fetchall())
+            states = dict(self._db.execute(
+                "SELECT state, COUNT(*) FROM admissions WHERE at >= ? GROUP BY state",
+                (since,)).fetchall())
+        return {**{v.value: int(verdicts.get(v.value, 0)) for v in Verdict},
+                **{f"admissions_{s.value}": int(states.get(s.value, 0))
+                   for s in AdmissionState}}
+
+    # --- upload queue -----------------------------------------------------------------
+
+    def pending_upload(self, limit: int) -> list[dict[str, Any]]:
+        """Decisions not uploaded yet, oldest first, as the upload format's records."""
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT d.scan_id, d.at, d.gate, d.event, d.ticket_id, d.generation, "
+                "d.verdict, d.reason, d.method, d.latency_ms, d.steward, d.note, "
+                "a.state AS admission_state FROM decisions d "
+                "LEFT JOIN admissions a USING (scan_id) LEFT JOIN uploads u USING (scan_id) "
+                f"WHERE {_PENDING} ORDER BY d.at, d.rowid LIMIT ?", (limit,))
+            names = [c[0] for c in cursor.description]
+            rows = cursor.fetchall()
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def mark_uploaded(self, records: list[dict[str, Any]], *, at: float) -> None:
+        """Remember that these records (as pending_upload gave them) reached the platform."""
+        with self._write("an upload receipt") as db:
+            db.executemany(
+                "INSERT INTO uploads (scan_id, state, uploaded_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (scan_id) DO UPDATE SET state = excluded.state, "
+                "uploaded_at = excluded.uploaded_at",
+                [(r["scan_id"], r["admission_state"], at) for r in records])
+
+    def upload_backlog(self) -> int:
+        """How many records (new decisions, changed admission states) wait for upload,
+        from the count kept: one read, however long the journal."""
+        with self._lock:
+            return self._counter("backlog")

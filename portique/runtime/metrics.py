@@ -1,0 +1,77 @@
+"""Prometheus metrics of one gate, served on loopback only.
+
+Names are stable (dashboards and alerts depend on them):
+
+| metric | kind | labels |
+|---|---|---|
+| portique_decisions_total | counter | verdict, reason |
+| portique_frame_to_decision_seconds | histogram | |
+| portique_decode_seconds | histogram | |
+| portique_frames_total / portique_frames_dropped_total | counter | |
+| portique_feed_sequence / portique_feed_age_seconds | gauge | |
+| portique_clock_trusted / portique_fire_alarm / portique_camera_up | gauge (0/1) | |
+| portique_upload_backlog | gauge | |
+| portique_turnstile_outcomes_total | counter | outcome |
+| portique_mesh_outbox_stuck | gauge (0/1): alarm, records not reaching the other gates | |
+| portique_mesh_quarantined / portique_mesh_outbox_oldest_seconds | gauge | |
+| portique_mesh_rejected_total | counter | reason |
+
+(The mesh's metrics are made by ``portique.runtime.mesh.node.MeshMetrics``, in this registry.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from portique.base.configschema import setting
+
+_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    port: int = setting(0, description="Port of the Prometheus endpoint on 127.0.0.1 "
+                        "(0: no endpoint)", minimum=0, maximum=65535)
+
+
+class GateMetrics:
+    """The gate's metrics in a registry of their own (tests make as many as they like)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter("portique_decisions", "Decisions by verdict and reason",
+                                 ["verdict", "reason"], registry=r)
+        self.latency = Histogram("portique_frame_to_decision_seconds",
+                                 "From frame capture to decision", buckets=_LATENCY_BUCKETS,
+                                 registry=r)
+        self.decode = Histogram("portique_decode_seconds", "QR decoding time per frame",
+                                buckets=_LATENCY_BUCKETS, registry=r)
+        self.frames = Counter("portique_frames", "Frames processed", registry=r)
+        self.frames_dropped = Counter("portique_frames_dropped",
+                                      "Frames dropped because a newer one arrived", registry=r)
+        self.feed_sequence = Gauge("portique_feed_sequence", "Revocation feed sequence in force",
+                                   registry=r)
+        self.feed_age = Gauge("portique_feed_age_seconds",
+                              "Seconds since the feed in force was published", registry=r)
+        self.clock_trusted = Gauge("portique_clock_trusted", "1 when the clock is trusted",
+                                   registry=r)
+        self.fire_alarm = Gauge("portique_fire_alarm", "1 while free egress is latched",
+                                registry=r)
+        self.camera_up = Gauge("portique_camera_up", "1 while frames arrive", registry=r)
+        self.upload_backlog = Gauge("portique_upload_backlog",
+                                    "Journal records waiting for upload", registry=r)
+        self.outcomes = Counter("portique_turnstile_outcomes", "Passage outcomes of admissions",
+                                ["outcome"], registry=r)
+
+    def serve(self, port: int) -> None:
+        """Start the HTTP endpoint on 127.0.0.1 (never on another interface)."""
+        self._server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+
+    def close(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()

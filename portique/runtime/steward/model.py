@@ -1,0 +1,300 @@
+"""What the steward UI shows, as records read from the control protocol's JSON.
+
+The daemon's answers are dicts (docs/steward.md lists the fields relied on); everything
+here reads them defensively (a missing or odd field shows as "-", never a crash) and is
+pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+from portique.runtime.steward.i18n import T, tr
+from portique.ticket.credential import Flag
+from portique.ticket.reasons import Lang, Reason, Verdict, sentence
+
+
+def _text(value: object, default: str = "-") -> str:
+    return default if value is None or value == "" else str(value)
+
+
+def _int(value: object, default: int = 0) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return int(value)
+    return default
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _dict(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def clock_time(iso: object, tz: tzinfo) -> str:
+    """An ISO-8601 time from the daemon as HH:MM:SS in the venue's time zone."""
+    try:
+        return datetime.fromisoformat(str(iso)).astimezone(tz).strftime("%H:%M:%S")
+    except ValueError:
+        return "--:--:--"
+
+
+def age_text(seconds: float, lang: Lang) -> str:
+    """A duration as a steward reads it: 40 s, 3 min, 2 h, 1 d."""
+    s = max(0, int(seconds))
+    if s < 120:
+        return tr(T.AGE_SECONDS, lang, n=s)
+    if s < 2 * 3600:
+        return tr(T.AGE_MINUTES, lang, n=s // 60)
+    if s < 2 * 86400:
+        return tr(T.AGE_HOURS, lang, n=s // 3600)
+    return tr(T.AGE_DAYS, lang, n=s // 86400)
+
+
+def verdict_of(value: object) -> Verdict | None:
+    try:
+        return Verdict(str(value))
+    except ValueError:
+        return None
+
+
+VERDICT_TEXT = {Verdict.ADMIT: T.VERDICT_ADMIT, Verdict.REFUSE: T.VERDICT_REFUSE,
+                Verdict.STEWARD: T.VERDICT_STEWARD}
+
+
+@dataclass(frozen=True, slots=True)
+class GateStatus:
+    """The daemon's `status`, as the status bar and the banners need it."""
+
+    gate: str
+    event: str
+    entrance: str
+    feed_sequence: int | None
+    feed_age_s: float | None
+    clock_trusted: bool
+    camera_state: str
+    camera_fps: float
+    admitted: int
+    refused: int
+    steward_calls: int
+    fire_active: bool
+    fire_latched: bool
+
+    @classmethod
+    def from_json(cls, s: Mapping[str, Any]) -> GateStatus:
+        feed, clock = _dict(s.get("feed")), _dict(s.get("clock"))
+        camera, fire = _dict(s.get("camera")), _dict(s.get("fire_alarm"))
+        decisions = _dict(s.get("decisions"))
+        return cls(
+            gate=_text(s.get("gate")), event=_text(s.get("event")),
+            entrance=_text(s.get("entrance")),
+            feed_sequence=_int(feed["sequence"]) if "sequence" in feed else None,
+            feed_age_s=_float(feed.get("age_s")),
+            clock_trusted=bool(clock.get("trusted", False)),
+            camera_state=_text(camera.get("state"), "unknown"),
+            camera_fps=_float(camera.get("fps")) or 0.0,
+            admitted=_int(decisions.get("admit")), refused=_int(decisions.get("refuse")),
+            steward_calls=_int(decisions.get("steward")),
+            fire_active=bool(fire.get("active", False)),
+            fire_latched=bool(fire.get("latched", False)),
+        )
+
+    @property
+    def camera_lost(self) -> bool:
+        return self.camera_state != "running"
+
+
+CAMERA_STATES = {"opening": T.CAMERA_OPENING, "reconnecting": T.CAMERA_RECONNECTING,
+                 "ended": T.CAMERA_ENDED, "closed": T.CAMERA_CLOSED}
+
+
+def camera_state_text(state: str, lang: Lang) -> str:
+    key = CAMERA_STATES.get(state)
+    return state if key is None else tr(key, lang)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """One decision in the live feed."""
+
+    at: str
+    verdict: Verdict
+    reason: str
+    ticket_id: str
+    category: str
+    entrances: str
+    sentence_fr: str
+    sentence_en: str
+    steward: str | None
+    scan_id: str | None
+
+    @classmethod
+    def from_event(cls, e: Mapping[str, Any]) -> FeedRow | None:
+        """The row of a `decision` event; None for other events."""
+        verdict = verdict_of(e.get("verdict"))
+        if e.get("type") != "decision" or verdict is None:
+            return None
+        said = _dict(e.get("sentence"))
+        entrances = e.get("entrances")
+        return cls(
+            at=_text(e.get("at"), ""), verdict=verdict, reason=_text(e.get("reason")),
+            ticket_id=_text(_dict(e.get("ticket")).get("ticket_id")),
+            category=_text(e.get("category")),
+            entrances=",".join(str(n) for n in entrances)
+            if isinstance(entrances, list) and entrances else "-",
+            sentence_fr=_text(said.get("fr"), ""), sentence_en=_text(said.get("en"), ""),
+            steward=None if e.get("steward") is None else str(e["steward"]),
+            scan_id=None if e.get("scan_id") is None else str(e["scan_id"]),
+        )
+
+    def sentence(self, lang: Lang) -> str:
+        return self.sentence_fr if lang is Lang.FR else self.sentence_en
+
+
+class MatchKind(enum.StrEnum):
+    TICKET_ID = "ticket_id"
+    ORDER_REF = "order_ref"
+    NAME = "name"
+    NAME_PREFIX = "name_prefix"
+    NAME_WORDS = "name_words"
+    NEAR = "near"
+
+
+MATCH_TEXT = {MatchKind.TICKET_ID: T.MATCH_TICKET_ID, MatchKind.ORDER_REF: T.MATCH_ORDER_REF,
+              MatchKind.NAME: T.MATCH_NAME, MatchKind.NAME_PREFIX: T.MATCH_NAME_PREFIX,
+              MatchKind.NAME_WORDS: T.MATCH_NAME_WORDS, MatchKind.NEAR: T.MATCH_NEAR}
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A manifest entry found by a lookup."""
+
+    ticket_id: str
+    generation: int
+    order_ref: str
+    holder: str
+    category: str
+    entrances: tuple[int, ...]
+    flags: Flag
+    match: MatchKind | None
+    cancelled: bool
+
+    @classmethod
+    def from_json(cls, c: Mapping[str, Any]) -> Ticket:
+        entrances = c.get("entrances", c.get("entrance"))
+        try:
+            match: MatchKind | None = MatchKind(str(c.get("match")))
+        except ValueError:
+            match = None
+        return cls(
+            ticket_id=_text(c.get("ticket_id")), generation=_int(c.get("generation")),
+            order_ref=_text(c.get("order_ref")), holder=_text(c.get("holder"), ""),
+            category=_text(c.get("category")),
+            entrances=tuple(_int(n) for n in entrances) if isinstance(entrances, list)
+            else (),
+            flags=_flags(c.get("flags")), match=match,
+            cancelled=bool(c.get("cancelled", False)),
+        )
+
+    def match_text(self, lang: Lang) -> str:
+        return "-" if self.match is None else tr(MATCH_TEXT[self.match], lang)
+
+    def flags_text(self, lang: Lang) -> str:
+        names = [tr(key, lang) for flag, key in ((Flag.PAPER, T.FLAG_PAPER),
+                                                 (Flag.ACCESSIBLE, T.FLAG_ACCESSIBLE),
+                                                 (Flag.REENTRY, T.FLAG_REENTRY))
+                 if flag in self.flags]
+        return ", ".join(names) if names else tr(T.FLAGS_NONE, lang)
+
+    @property
+    def entrances_text(self) -> str:
+        return ",".join(str(n) for n in self.entrances) or "-"
+
+
+def _flags(value: object) -> Flag:
+    """Flags as the number the feed carries, or as a list of names."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Flag(value & 0x07)
+    result = Flag(0)
+    if isinstance(value, list):
+        for name in value:
+            member = Flag.__members__.get(str(name).upper())
+            if member is not None:
+                result |= member
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One journalled decision about a ticket at this gate (the `history` op)."""
+
+    at: str
+    gate: str
+    verdict: Verdict | None
+    reason: str
+    method: str
+    steward: str
+    note: str
+    admission: str | None
+
+    @classmethod
+    def from_json(cls, e: Mapping[str, Any]) -> HistoryEntry:
+        admission = e.get("admission")
+        return cls(at=_text(e.get("at"), ""), gate=_text(e.get("gate")),
+                   verdict=verdict_of(e.get("verdict")), reason=_text(e.get("reason")),
+                   method=_text(e.get("method")), steward=_text(e.get("steward")),
+                   note=_text(e.get("note")),
+                   admission=None if admission is None else str(admission))
+
+    def sentence(self, lang: Lang, **details: str) -> str:
+        try:
+            return sentence(Reason(self.reason), lang, **details)
+        except ValueError:
+            return self.reason
+
+
+def history_sentences(history: Sequence[HistoryEntry], lang: Lang, tz: tzinfo) -> list[str]:
+    """Each entry's sentence; "already admitted" names the admission below it (the
+    `history` op carries reason codes, not the decision's details)."""
+    said = []
+    for index, entry in enumerate(history):
+        details: dict[str, str] = {}
+        if entry.reason == Reason.ALREADY_ADMITTED:
+            earlier = next((e for e in history[index + 1:]
+                            if e.admission in ("open", "passed")), None)
+            if earlier is not None:
+                details = {"gate": earlier.gate, "time": clock_time(earlier.at, tz)}
+        said.append(entry.sentence(lang, **details))
+    return said
+
+
+METHOD_TEXT = {"camera": T.METHOD_CAMERA, "steward": T.METHOD_STEWARD, "paper": T.METHOD_PAPER}
+ADMISSION_TEXT = {"open": T.ADMISSION_OPEN, "passed": T.ADMISSION_PASSED,
+                  "voided": T.ADMISSION_VOIDED, "exited": T.ADMISSION_EXITED}
+
+
+def ticket_state(ticket: Ticket, history: Sequence[HistoryEntry], lang: Lang,
+                 tz: tzinfo) -> tuple[str, bool]:
+    """The ticket's state in one sentence, and whether it bars entry (cancelled, inside)."""
+    if ticket.cancelled:
+        return tr(T.STATE_CANCELLED, lang), True
+    for entry in history:  # latest first
+        at = clock_time(entry.at, tz)
+        if entry.admission in ("passed", "open", "exited"):
+            key = {"passed": T.STATE_INSIDE, "open": T.STATE_IN_PROGRESS,
+                   "exited": T.STATE_EXITED}[entry.admission]
+            return tr(key, lang, gate=entry.gate, time=at), entry.admission != "exited"
+        if entry.admission == "voided":
+            return tr(T.STATE_VOIDED, lang, time=at), False
+        if entry.verdict is Verdict.REFUSE and entry.reason != Reason.ALREADY_ADMITTED:
+            return tr(T.STATE_REFUSED, lang, time=at), False
+    return tr(T.STATE_NOT_ADMITTED, lang), False

@@ -1,0 +1,527 @@
+"""The wiring: build a whole gate from its config, start it, stop it.
+
+Everything the daemon's loop needs is made here and passed in: the trust store, the
+feed store (revocations and manifest), the journal, the turnstile on its pin factory, the
+frame source and decoder, the clock, the control socket, metrics, upload and the
+systemd watchdog. ``gate run`` is `GateApp.run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from portique import keyfiles
+from portique.base.errors import ConfigError, GateError
+from portique.base.timeparse import format_time
+from portique.devtools.simulation import SimulatedVisitors, pin_log_mark, record_pins
+from portique.hardware.config import PinFactoryName
+from portique.hardware.pins import open_pin_factory
+from portique.hardware.turnstile import EventKind, Turnstile, TurnstileEvent
+from portique.runtime import notify
+from portique.runtime.clock import FrameClock, GateClock, journal_clock_events
+from portique.runtime.config import Config
+from portique.runtime.control import ControlServer, EventBus
+from portique.runtime.daemon import Daemon, ManualRefusedError
+from portique.runtime.journal import Journal
+from portique.runtime.lines import LinePrinter
+from portique.runtime.metrics import GateMetrics
+from portique.runtime.upload import Uploader
+from portique.scanner.config import ScannerConfig
+from portique.scanner.debounce import Debouncer
+from portique.scanner.decoders import make_decoder
+from portique.scanner.sources import CameraSource, ClipSource, FrameSource
+from portique.ticket.reasons import Lang
+from portique.ticket.views import NoRevocations, RevocationView
+
+log = logging.getLogger("portique.runtime.wiring")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How `gate run` was asked to run (beyond the config file)."""
+
+    replay: Path | None = None
+    """Play a recorded clip at its recorded clock instead of the camera; exit at its end."""
+    fast: bool = False
+    """With replay: as fast as frames can be read (every frame), not at recorded pace."""
+    simulate_passage_s: float | None = None
+    """With the mock pin factory: a simulated visitor walks through this long after unlock."""
+    stays: frozenset[str] = frozenset()
+    """Tickets whose simulated holder does not walk through (their admission is voided)."""
+    print_lines: bool = False
+    """Print one readable line per decision and a summary on stdout."""
+    pin_log: Path | None = None
+    """With the mock pin factory: append every output pin change to this file."""
+
+
+@dataclass
+class GateApp:
+    config: Config
+    options: RunOptions
+    bus: EventBus
+    daemon: Daemon
+    source: FrameSource
+    turnstile: Turnstile
+    journal: Journal
+    metrics: GateMetrics
+    clock: GateClock | FrameClock
+    control: ControlServer | None = None
+    uploader: Uploader | None = None
+    feed_store: Any = None
+    visitors: SimulatedVisitors | None = None
+    mesh: Any = None
+    """The venue mesh node (portique.runtime.mesh.node.MeshNode) when [mesh] is configured."""
+    started_at: float = field(default_factory=time.time)
+    stop: threading.Event = field(default_factory=threading.Event)
+    _closers: list[Any] = field(default_factory=list)
+
+    # --- status -----------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        g = self.config.gate
+        t = self.turnstile
+        stats = self.source.stats
+        clock = self.clock.state()
+        feed = None
+        if self.feed_store is not None:
+            try:
+                s = self.feed_store.status(g.event)
+            except GateError as exc:  # a damaged store: say so, keep the rest of the status
+                s, feed = None, {"error": str(exc)}
+            if s is not None:
+                feed = {"sequence": s.sequence, "published_at": format_time(s.published_at),
+                        "age_s": round(s.age(self.clock.now().unix), 1),
+                        "revocations": s.revocations,
+                        "manifest": s.manifest}
+        counters = self.daemon.counters
+        if counters.feed_error is not None:
+            feed = {**(feed or {}), "error": counters.feed_error}
+        uptime = max(time.time() - self.started_at, 1e-9)
+        return {
+            "gate": g.id, "event": g.event, "entrance": g.entrance, "timezone": g.timezone,
+            "direction": g.direction.value,
+            "uptime_s": round(uptime, 1),
+            "clock": {"trusted": clock.trusted, "why": clock.why, "jumps": clock.jumps},
+            "camera": {"state": str(self.source.state), "frames": stats.read,
+                       "dropped": stats.dropped,
+                       "fps": round(counters.frames / uptime, 1)},
+            "feed": feed,
+            "fire_alarm": {"active": t.fire_alarm_active, "latched": t.free_egress_latched},
+            "faults": [{"kind": str(f.kind), "message": f.message, "at": format_time(f.at)}
+                       for f in t.faults],
+            "decisions": {"total": counters.decided, "displayed": counters.displayed,
+                          "frame_errors": counters.frame_errors,
+                          **dict(counters.by_verdict)},
+            "journal": {"path": str(self.journal.path),
+                        "failures": counters.journal_failures,
+                        "last_error": counters.journal_error,
+                        "upload_backlog": self.journal.upload_backlog(),
+                        "upload_error": None if self.uploader is None
+                        else self.uploader.last_error},
+            "last_decision": self.daemon.last_decision,
+            "mesh": None if self.mesh is None else self.mesh.status(),
+            "control": None if self.control is None else self.control.stats(),
+        }
+
+    # --- control requests -------------------------------------------------------------
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request["op"]
+        d = self.daemon
+        if op == "status":
+            return {"ok": True, "status": self.status()}
+        if op == "lookup":
+            query = str(request.get("query", ""))[:200]
+            limit = _limit(request.get("limit", 20))
+            if self.feed_store is None:
+                raise ManualRefusedError("no manifest on this gate (no feeds configured)",
+                                         "no_manifest")
+            from portique.revocation import lookup  # forgiving: case, accents, small typos
+
+            with self.feed_store.lookup_store() as store:  # never the decision's connection
+                found = lookup.answer(store, self.config.gate.event, query, limit=limit)
+            return {"ok": True, "candidates": list(found.candidates),
+                    "truncated": found.truncated}
+        if op == "history":
+            ticket_id = str(request.get("ticket_id", ""))
+            entries = self.journal.entries(event=self.config.gate.event, ticket_id=ticket_id,
+                                           limit=50)
+            return {"ok": True, "entries": [_entry(e) for e in entries]}
+        if op == "recent":
+            recent = self.journal.entries(limit=_limit(request.get("limit", 20)))
+            return {"ok": True, "entries": [_entry(e) for e in recent]}
+        if op == "admit":
+            event = d.manual_admit(str(request.get("ticket_id", "")),
+                                   steward=str(request.get("steward", "")),
+                                   reason=str(request.get("reason", "")),
+                                   supervisor=request.get("supervisor") or None,
+                                   pin=request.get("pin"),
+                                   paper=bool(request.get("paper", False)))
+            return {"ok": True, "decision": event}
+        if op == "deny":
+            event = d.manual_deny(str(request.get("ticket_id", "")),
+                                  steward=str(request.get("steward", "")),
+                                  reason=str(request.get("reason", "")))
+            return {"ok": True, "decision": event}
+        if op == "ack_fire_alarm":
+            return d.acknowledge_fire_alarm(str(request.get("steward", "")))
+        if op in ("mesh", "conflicts"):
+            if self.mesh is None:
+                raise ManualRefusedError("this gate shares no admissions (no [mesh] configured)",
+                                         "no_mesh")
+            answer: dict[str, Any] = self.mesh.handle(request)
+            return answer
+        raise ManualRefusedError(f"unknown op {op!r}", "invalid")
+
+    # --- running ----------------------------------------------------------------------
+
+    def frames(self) -> Iterator[Any]:
+        """The source's frames, and a None each second without one (see Daemon.run)."""
+        for frame in self.source.frames_with_idle(idle_s=1.0):
+            if frame is not None and isinstance(self.clock, FrameClock):
+                self.clock.current = frame.captured_at
+            yield frame
+
+    def run(self) -> int:
+        notify.ready(f"gate {self.config.gate.id} ready")
+        log.info("gate ready gate=%s event=%s entrance=%s replay=%s", self.config.gate.id,
+                 self.config.gate.event, self.config.gate.entrance, self.options.replay)
+        interval = notify.watchdog_interval()
+        if interval is not None:
+            watchdog = threading.Thread(target=self._watchdog, args=(interval,),
+                                        name="watchdog", daemon=True)
+            watchdog.start()
+        if self.options.pin_log is not None:
+            pin_log_mark(self.options.pin_log, "ready")
+        try:
+            self.daemon.run(self.frames(), self.stop)
+        finally:
+            notify.stopping()
+        return 0
+
+    def _watchdog(self, interval: float) -> None:
+        """Ping systemd while the main loop lives: it went round recently, or it is inside
+        a turnstile cycle that has not overrun its own timeout. A loop stuck anywhere else
+        stops the pings, and systemd restarts the gate."""
+        period = max(interval / 4, 0.01)
+        while not self.stop.is_set():
+            now = time.monotonic()
+            d = self.daemon
+            if now - d.heartbeat < interval / 2 or now < d.busy_until:
+                notify.watchdog()
+            self.stop.wait(period)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.options.pin_log is not None:
+            pin_log_mark(self.options.pin_log, "stop")
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception:
+                log.exception("error while stopping")
+
+    def __enter__(self) -> GateApp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build(config: Config, options: RunOptions = RunOptions(), *,
+          pin_factory: Any = None) -> GateApp:
+    """Make every part of the gate from its config. Closes what it opened on failure."""
+    closers: list[Any] = []
+    try:
+        return _build(config, options, pin_factory, closers)
+    except BaseException:
+        for closer in reversed(closers):
+            with contextlib.suppress(Exception):
+                closer()
+        raise
+
+
+def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[Any]
+           ) -> GateApp:
+    if config.hardware is None:
+        raise ConfigError("hardware: required to run a gate (pins and timings of the "
+                          "turnstile; pin_factory = \"mock\" for a simulated one)")
+    scanner_config = config.scanner or ScannerConfig()
+    profile, policy = config.profile(), config.policy_record()
+    trust = keyfiles.load_trust_dir(config.keys.trust_dir)
+    if len(trust) == 0:
+        raise ConfigError(f"keys.trust_dir {config.keys.trust_dir}: no issuer key")
+    revocations: RevocationView = NoRevocations()
+    feed_store = None
+    if config.feeds is not None:
+        from portique.runtime.feedview import SharedFeedView
+
+        feed_store = SharedFeedView(config.feeds.store, event=profile.event)
+        closers.append(feed_store.close)
+        revocations = feed_store
+    journal = Journal(config.journal.path, gate_id=profile.gate_id)
+    closers.append(journal.close)
+
+    simulated = config.hardware.pin_factory is PinFactoryName.MOCK
+    if pin_factory is None:
+        pin_factory = open_pin_factory(config.hardware.pin_factory)
+        closers.append(pin_factory.close)
+    if options.pin_log is not None:
+        if not simulated:
+            raise ConfigError("--pin-log needs hardware.pin_factory = \"mock\"")
+        record_pins(pin_factory, options.pin_log)
+    if simulated:
+        # Simulated pins rest at their pull, which reads as an open fire loop: close the
+        # simulated loop and end the start-up latch, as an installer does once. The
+        # turnstile's alarm about it is about simulated pins only, so it is not logged.
+        quiet = logging.getLogger("portique.hardware.turnstile")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL + 1)
+        try:
+            _wire_simulated_feedback(config, pin_factory)
+            turnstile = Turnstile(config.hardware, pin_factory=pin_factory)
+            pin_factory.pin(config.hardware.pins.fire_loop).drive_low()
+            turnstile.acknowledge_fire_alarm("simulation")
+        finally:
+            quiet.setLevel(level)
+    else:
+        turnstile = Turnstile(config.hardware, pin_factory=pin_factory)
+    closers.append(turnstile.close)
+
+    clock: GateClock | FrameClock
+    if options.replay is not None:
+        clock = FrameClock()
+        source: FrameSource = ClipSource.open(options.replay,
+                                              pace="fast" if options.fast else "recorded",
+                                              lossless=options.fast)
+    else:
+        clock = GateClock(config.clock, on_event=journal_clock_events(journal))
+        cam = scanner_config.camera
+        source = CameraSource(cam.device_spec, width=cam.width, height=cam.height,
+                              fps=cam.fps, fourcc=cam.fourcc,
+                              backoff=cam.reopen_backoff_seconds,
+                              backoff_max=cam.reopen_backoff_max_seconds)
+    bus = EventBus()
+    metrics = GateMetrics()
+    daemon = Daemon(profile=profile, policy=policy, trust=trust, revocations=revocations,
+                    journal=journal, turnstile=turnstile,
+                    decoder=make_decoder(scanner_config.decoder.value),
+                    debouncer=Debouncer(scanner_config.debounce_seconds), clock=clock,
+                    lane=config.lane, steward=config.steward, bus=bus, metrics=metrics,
+                    manifest=feed_store)
+    daemon.cycle_budget_s = config.hardware.open_timeout_s + 10.0
+    if options.pin_log is not None:
+        log_path = options.pin_log
+        daemon.before_unlock = lambda scan_id: pin_log_mark(log_path, f"unlock {scan_id}")
+    app = GateApp(config=config, options=options, bus=bus, daemon=daemon, source=source,
+                  turnstile=turnstile, journal=journal, metrics=metrics, clock=clock,
+                  feed_store=feed_store, _closers=closers)
+
+    latch = config.journal.path.parent / LATCH_FILE
+    if latch.exists():
+        turnstile.restore_latch("a fire alarm from before the restart was never acknowledged")
+
+    def on_turnstile(event: TurnstileEvent) -> None:
+        if event.kind is EventKind.FIRE_ALARM_RAISED:
+            _write_latch(latch, event.detail or "fire alarm")
+        elif event.kind is EventKind.FREE_EGRESS_ENDED:
+            with contextlib.suppress(FileNotFoundError):
+                latch.unlink()
+        if event.kind in JOURNALLED_EVENTS:
+            try:
+                journal.gate_event(str(event.kind), at=event.at, steward=event.steward_id,
+                                   detail=event.detail or (event.fault.message
+                                                           if event.fault else ""))
+            except GateError as exc:
+                log.error("gate event not journalled kind=%s cause=%s", event.kind, exc)
+        payload = {"type": "turnstile", "kind": str(event.kind), "detail": event.detail}
+        bus.publish(payload)
+        quiet = str(event.kind) in ("passage",)
+        log.log(logging.INFO if quiet else logging.WARNING,
+                "turnstile event gate=%s kind=%s detail=%s", profile.gate_id, event.kind,
+                event.detail)
+
+    closers.append(turnstile.subscribe(on_turnstile))
+    if options.print_lines:
+        printer = LinePrinter(bus, sys.stdout, lang=Lang(config.steward.language)
+                              if config.steward.language in ("fr", "en") else Lang.EN,
+                              tz=profile.timezone)
+        printer.start()
+        closers.append(printer.close)
+    if options.simulate_passage_s is not None or options.stays:
+        if not simulated:
+            raise ConfigError("simulated visitors need hardware.pin_factory = \"mock\"")
+        visitors = SimulatedVisitors(bus, pin_factory=pin_factory,
+                                     passage_pin=config.hardware.pins.passage,
+                                     active_low=config.hardware.passage_pull_up,
+                                     walk_s=options.simulate_passage_s or 0.3,
+                                     stay=options.stays)
+        visitors.start()
+        closers.append(visitors.close)
+        app.visitors = visitors
+    source.__enter__()
+    closers.append(source.close)
+    control = ControlServer(config.control, handle=app.handle, bus=bus, status=app.status)
+    control.start()
+    closers.append(control.close)
+    app.control = control
+    if config.upload is not None:
+        token = _credential("upload-token")
+        uploader = Uploader(journal, config.upload, gate_id=profile.gate_id,
+                            event=profile.event, token=token)
+        uploader.start()
+        closers.append(uploader.close)
+        app.uploader = uploader
+    if config.mesh is not None:
+        from portique.runtime.mesh.node import start_mesh
+
+        app.mesh = start_mesh(config.mesh, gate_id=profile.gate_id, journal=journal, bus=bus,
+                              registry=metrics.registry)
+        closers.append(app.mesh.close)
+    if config.metrics.port:
+        metrics.serve(config.metrics.port)
+        closers.append(metrics.close)
+    housekeeping = Housekeeping(app)
+    housekeeping.start()
+    closers.append(housekeeping.close)
+    return app
+
+
+def _wire_simulated_feedback(config: Config, pin_factory: Any) -> None:
+    """With simulated pins, the relay's feedback contact follows the relay, as wired."""
+    hw = config.hardware
+    if hw is None or hw.pins.relay_feedback is None:
+        return
+    # energised: the lock pin at its active level; the contact then reads "closed"
+    if hw.lock_active_high == hw.relay_feedback_pull_up:
+        log.warning("simulated relay feedback not wired: lock_active_high and "
+                    "relay_feedback_pull_up make the contact read the opposite level")
+        return
+    from gpiozero.pins.mock import MockConnectedPin
+
+    feedback = pin_factory.pin(hw.pins.relay_feedback)
+    pin_factory.pin(hw.pins.lock, pin_class=MockConnectedPin, input_pin=feedback)
+
+
+JOURNALLED_EVENTS = frozenset({EventKind.FIRE_ALARM_RAISED, EventKind.FIRE_LOOP_CLOSED,
+                               EventKind.FREE_EGRESS_ENDED, EventKind.FAULT,
+                               EventKind.PASSAGE_WITHOUT_ADMIT})
+"""Turnstile events written in the journal (passages are already in the admissions)."""
+
+LATCH_FILE = "fire-alarm-latched"
+"""In the state folder while free egress is latched: a restart keeps the gate free."""
+
+
+def _write_latch(path: Path, why: str) -> None:
+    try:
+        with path.open("w", encoding="utf-8") as handle:
+            handle.write(f"{time.time():.3f} {why}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        log.error("cannot record the fire-alarm latch at %s: %s", path, exc)
+
+
+def _credential(name: str) -> str:
+    """A secret from systemd's credentials directory (LoadCredential=), if any."""
+    folder = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not folder:
+        return ""
+    path = Path(folder) / name
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise ConfigError(f"systemd credential {name}: cannot read: {exc.strerror}") from None
+
+
+class Housekeeping:
+    """Every second: feed time into the clock, gauges into metrics, camera state changes."""
+
+    def __init__(self, app: GateApp, period: float = 1.0) -> None:
+        self.app, self.period = app, period
+        self._stop = threading.Event()
+        self._camera_state = ""
+        self._feed_fetched = 0.0
+        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.tick()
+            except GateError as exc:
+                log.warning("housekeeping: %s", exc)
+            except Exception:
+                log.exception("housekeeping failed")
+
+    def tick(self) -> None:
+        app, m = self.app, self.app.metrics
+        store = app.feed_store
+        if store is not None:
+            s = store.status(app.config.gate.event)
+            if s is not None:
+                m.feed_sequence.set(s.sequence)
+                m.feed_age.set(s.age(time.time()))
+                if isinstance(app.clock, GateClock) and s.fetched_at != self._feed_fetched:
+                    self._feed_fetched = s.fetched_at
+                    app.clock.feed_time(s.published_at, received_wall=s.fetched_at)
+        state = app.clock.state()
+        m.clock_trusted.set(1 if state.trusted else 0)
+        m.fire_alarm.set(1 if app.turnstile.free_egress_latched else 0)
+        camera = str(app.source.state)
+        m.camera_up.set(1 if camera == "running" else 0)
+        stats = app.source.stats
+        m.frames_dropped.inc(max(0, stats.dropped - getattr(self, "_dropped", 0)))
+        self._dropped = stats.dropped
+        m.upload_backlog.set(app.journal.upload_backlog())
+        if camera != self._camera_state:
+            self._camera_state = camera
+            app.bus.publish({"type": "camera", "state": camera})
+
+
+def install_signal_handlers(app: GateApp) -> None:
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("stopping on signal %s", signal.Signals(signum).name)
+        app.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def _limit(value: Any) -> int:
+    """A request's `limit`, within 1..100; anything else is refused with a clear error."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ManualRefusedError(f"limit must be a whole number, got {value!r}", "invalid")
+    return max(1, min(value, 100))
+
+
+def _entry(e: Any) -> dict[str, Any]:
+    return {"scan_id": e.scan_id, "at": format_time(e.at), "gate": e.gate,
+            "ticket_id": e.ticket_id, "generation": e.generation,
+            "verdict": e.verdict.value, "reason": e.reason.value, "method": e.method.value,
+            "steward": e.steward, "note": e.note,
+            "admission": None if e.admission_state is None else e.admission_state.value}
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
+

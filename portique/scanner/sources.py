@@ -1,0 +1,455 @@
+"""Frame sources behind one interface: a V4L2 camera, or a recorded clip with its sidecar.
+
+A source is a context manager and an iterator of ``Frame`` (pixels, capture time, index).
+A grabber thread reads frames into a one-slot buffer: the newest frame wins, so a slow
+consumer always gets the latest frame and never a stale one, and every frame replaced
+before it was taken is counted in ``stats.dropped`` (a dropped frame is better than a
+stale one at a gate). A recorded clip can also be played ``lossless``: the grabber then
+waits for the consumer, so tests see every frame, deterministically.
+
+A camera that disappears (unplugged, driver reset) is reopened with exponential backoff;
+``state`` says what the source is doing (the gate reports it) and ``stats`` counts the
+disconnects and reopen attempts. A camera missing when the source opens is an error
+naming the device. A device that hangs inside a read is never released under the
+grabber: ``close`` gives up waiting after ``close_timeout`` seconds, logs it, and the
+grabber releases the device if the read ever returns.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
+
+import cv2
+import numpy as np
+
+from portique.scanner.decoders import Image
+from portique.scanner.errors import CameraNotFoundError, ClipError, ImageError
+from portique.scanner.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
+
+log = logging.getLogger(__name__)
+
+CLIP_FORMAT = "portique-clip/1"
+SIDECAR = "clip.json"
+Pace = Literal["recorded", "fast"]
+_POLL = 0.1  # seconds between checks for shutdown while waiting
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame: its pixels, when it was captured (Unix seconds) and its number."""
+
+    image: Image
+    captured_at: float
+    index: int
+
+
+class SourceState(enum.StrEnum):
+    OPENING = "opening"
+    RUNNING = "running"
+    RECONNECTING = "reconnecting"
+    """The camera stopped delivering frames; it is being reopened with backoff."""
+    ENDED = "ended"
+    """A recorded clip ran out."""
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStats:
+    """Counters since the source opened."""
+
+    read: int = 0
+    """Frames read from the device or clip."""
+    dropped: int = 0
+    """Frames replaced by a newer one before the consumer took them."""
+    delivered: int = 0
+    disconnects: int = 0
+    reopen_attempts: int = 0
+
+
+class FrameSource(Protocol):
+    """Frames with their capture time; the newest frame wins."""
+
+    @property
+    def state(self) -> SourceState: ...
+
+    @property
+    def stats(self) -> SourceStats: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None: ...
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def frames_with_idle(self, idle_s: float | None = None) -> Iterator[Frame | None]: ...
+
+    def close(self) -> None: ...
+
+
+class _Grabbed:
+    """The grabber thread, the one-slot buffer and the counters shared by every source."""
+
+    close_timeout = 5.0
+    """Seconds ``close`` waits for the grabber thread before leaving it the release."""
+
+    def __init__(self, *, lossless: bool) -> None:
+        self._lossless = lossless
+        self._cond = threading.Condition()
+        self._slot: Frame | None = None
+        self._done = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._state = SourceState.OPENING
+        self._stats = SourceStats()
+        self._thread: threading.Thread | None = None
+        self._release_on_exit = False
+        """Set by a close that gave up waiting: the grabber releases on its way out."""
+
+    # -- the consumer side --
+
+    @property
+    def state(self) -> SourceState:
+        return self._state
+
+    @property
+    def stats(self) -> SourceStats:
+        with self._cond:
+            return self._stats
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=type(self).__name__,
+                                            daemon=True)
+            self._thread.start()
+
+    def __iter__(self) -> Iterator[Frame]:
+        for frame in self.frames_with_idle():
+            if frame is not None:
+                yield frame
+
+    def frames_with_idle(self, idle_s: float | None = None) -> Iterator[Frame | None]:
+        """Frames as they come; with `idle_s`, also None after each idle_s without one.
+
+        A camera that is being reopened delivers nothing for a while: the None lets the
+        consumer's loop go on (watchdog, stop requests) instead of waiting inside.
+        """
+        self.start()
+        while True:
+            with self._cond:
+                deadline = None if idle_s is None else time.monotonic() + idle_s
+                while self._slot is None and not self._done and not self._stop.is_set():
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+                    self._cond.wait(_POLL)
+                item: Frame | None = None
+                if self._slot is not None:
+                    item, self._slot = self._slot, None
+                    self._count(delivered=1)
+                    self._cond.notify_all()
+                elif self._error is not None:
+                    raise self._error
+                elif self._done or self._stop.is_set():
+                    return
+            yield item
+
+    def close(self) -> None:
+        """Stop the grabber and release the device once the grabber is out of it.
+
+        A grabber stuck in the device (a hung driver) is not waited for longer than
+        ``close_timeout``: the device is then left to the grabber, which releases it if
+        its read ever returns, since releasing it under a read in progress is undefined.
+        """
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self.close_timeout)
+        self._set_state(SourceState.CLOSED)
+        with self._cond:
+            hung = thread is not None and thread.is_alive() and not self._done
+            self._release_on_exit = hung and thread is not threading.current_thread()
+        if self._release_on_exit:
+            log.error("frame source hung: its thread is still inside the device after "
+                      "%.1f s; the device is released when that read returns",
+                      self.close_timeout, extra={"source": type(self).__name__})
+            return
+        self._release()
+
+    # -- the grabber side --
+
+    def _run(self) -> None:
+        try:
+            self._grab()
+        except BaseException as exc:  # handed to the consumer, raised from __iter__
+            log.exception("frame source failed", extra={"source": type(self).__name__})
+            self._error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                release = self._release_on_exit
+                self._cond.notify_all()
+            if release:
+                log.info("frame source released after its hung read returned",
+                         extra={"source": type(self).__name__})
+                self._release()
+
+    def _put(self, frame: Frame) -> None:
+        with self._cond:
+            if self._lossless:
+                while self._slot is not None and not self._stop.is_set():
+                    self._cond.wait(_POLL)
+            if self._slot is not None:
+                self._count(dropped=1)
+            self._slot = frame
+            self._count(read=1)
+            self._cond.notify_all()
+
+    def _count(self, **more: int) -> None:
+        s = self._stats
+        self._stats = SourceStats(
+            read=s.read + more.get("read", 0), dropped=s.dropped + more.get("dropped", 0),
+            delivered=s.delivered + more.get("delivered", 0),
+            disconnects=s.disconnects + more.get("disconnects", 0),
+            reopen_attempts=s.reopen_attempts + more.get("reopen_attempts", 0))
+
+    def _set_state(self, state: SourceState) -> None:
+        if state is not self._state:
+            log.info("frame source state", extra={"source": type(self).__name__,
+                                                  "from": self._state.value,
+                                                  "to": state.value})
+            self._state = state
+
+    def _grab(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        pass
+
+
+# --- camera -------------------------------------------------------------------------------
+
+class CameraSource(_Grabbed):
+    """A camera through OpenCV: a V4L2 device by index (0) or path (/dev/video0).
+
+    The camera must be there when the source opens (CameraNotFoundError names the device
+    otherwise). Later, when it stops delivering frames, it is reopened after
+    ``backoff`` seconds, doubling up to ``backoff_max``, until it comes back or the source
+    is closed; ``state`` is RECONNECTING meanwhile.
+    """
+
+    def __init__(self, device: int | str, *, width: int = 1280, height: int = 720,
+                 fps: float = 30.0, fourcc: str = "MJPG", backoff: float = 0.5,
+                 backoff_max: float = 10.0, api: int = cv2.CAP_V4L2,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(lossless=False)
+        if len(fourcc) != 4:
+            raise ValueError(f"fourcc must be 4 characters, got {fourcc!r}")
+        self.device = device
+        self._settings = (width, height, fps, fourcc)
+        self._backoff = (backoff, backoff_max)
+        self._api = api
+        self._clock = clock
+        self._capture: Any = None
+        self._index = 0
+
+    def __enter__(self) -> Self:
+        self._capture = self._open()
+        self._set_state(SourceState.RUNNING)
+        return super().__enter__()
+
+    def _open(self) -> Any:
+        capture = cv2.VideoCapture(self.device, self._api)
+        if not capture.isOpened():
+            capture.release()
+            raise CameraNotFoundError(f"camera {self.device!r}: no such device, or it "
+                                      "cannot be opened (check the cable and permissions)")
+        width, height, fps, fourcc = self._settings
+        capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*fourcc))
+        capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        capture.set(cv2.CAP_PROP_FPS, fps)
+        capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue: keep it short too
+        return capture
+
+    def _grab(self) -> None:
+        if self._capture is None:
+            self._capture = self._open()
+            self._set_state(SourceState.RUNNING)
+        while not self._stop.is_set():
+            ok, image = self._capture.read()
+            at = self._clock()
+            if ok and image is not None:
+                self._put(Frame(np.asarray(image, np.uint8), at, self._index))
+                self._index += 1
+                continue
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        with self._cond:
+            self._count(disconnects=1)
+        self._set_state(SourceState.RECONNECTING)
+        log.warning("camera lost", extra={"device": str(self.device)})
+        self._capture.release()
+        delay, ceiling = self._backoff
+        while not self._stop.wait(delay):
+            with self._cond:
+                self._count(reopen_attempts=1)
+            try:
+                self._capture = self._open()
+            except CameraNotFoundError:
+                delay = min(delay * 2, ceiling)
+                continue
+            self._set_state(SourceState.RUNNING)
+            log.info("camera back", extra={"device": str(self.device)})
+            return
+
+    def _release(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+
+
+# --- recorded clips -----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ClipFrame:
+    """One frame of a clip's sidecar: its file (folder clips) and its capture time."""
+
+    captured_at: float
+    file: str | None = None
+
+
+def read_sidecar(path: Path) -> tuple[dict[str, Any], list[ClipFrame]]:
+    """A clip's sidecar (clip.json): the document and its frames, checked."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ClipError(f"{path}: no sidecar (each clip needs one with capture times)") \
+            from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ClipError(f"{path}: unreadable sidecar ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != CLIP_FORMAT:
+        raise ClipError(f"{path}: not a clip sidecar (format {CLIP_FORMAT} expected)")
+    raw = doc.get("frames")
+    if not isinstance(raw, list) or not raw:
+        raise ClipError(f"{path}: frames must be a non-empty list")
+    frames: list[ClipFrame] = []
+    for i, item in enumerate(raw):
+        at = item.get("captured_at") if isinstance(item, dict) else None
+        if not isinstance(at, int | float) or isinstance(at, bool):
+            raise ClipError(f"{path}: frames[{i}].captured_at must be Unix seconds")
+        if frames and at < frames[-1].captured_at:
+            raise ClipError(f"{path}: frames[{i}].captured_at goes back in time")
+        file = item.get("file")
+        if file is not None and (not isinstance(file, str) or "/" in file or "\\" in file):
+            raise ClipError(f"{path}: frames[{i}].file must be a file name in the clip folder")
+        frames.append(ClipFrame(float(at), file))
+    return doc, frames
+
+
+class ClipSource(_Grabbed):
+    """A recorded clip: a folder of images with clip.json, or a video file with X.json.
+
+    ``pace="recorded"`` plays frames at the pace of their capture times (a replay of the
+    camera); ``"fast"`` as fast as they can be read. Frames carry their recorded capture
+    time. With ``lossless`` the consumer gets every frame (tests); otherwise the newest
+    frame wins, as with a camera.
+
+    The recorded pace reads ``clock`` (monotonic seconds) and waits with ``sleep``, which
+    gets the seconds to wait and returns True when the wait was cut short by ``close``
+    (by default, a wait on the source's stop event).
+    """
+
+    def __init__(self, path: Path, frames: list[ClipFrame], *, pace: Pace, lossless: bool,
+                 max_pixels: int = MAX_PIXELS,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], bool] | None = None) -> None:
+        super().__init__(lossless=lossless)
+        self.path = path
+        self.frames = frames
+        self._pace = pace
+        self._max_pixels = max_pixels
+        self._clock = clock
+        self._sleep = self._stop.wait if sleep is None else sleep
+
+    @classmethod
+    def open(cls, path: Path, pace: Pace = "recorded", lossless: bool = False,
+             *, max_pixels: int = MAX_PIXELS, clock: Callable[[], float] = time.monotonic,
+             sleep: Callable[[float], bool] | None = None) -> ClipSource:
+        """Check the clip and its sidecar; frames are read when iterated."""
+        if pace not in ("recorded", "fast"):
+            raise ClipError(f"pace must be 'recorded' or 'fast', got {pace!r}")
+        if path.is_dir():
+            _, frames = read_sidecar(path / SIDECAR)
+            for i, frame in enumerate(frames):
+                if frame.file is None:
+                    raise ClipError(f"{path / SIDECAR}: frames[{i}].file is missing")
+                if not (path / frame.file).is_file():
+                    raise ClipError(f"{path}: frame file {frame.file} is missing")
+        elif path.is_file():
+            _, frames = read_sidecar(path.with_suffix(".json"))
+        else:
+            raise ClipError(f"{path}: no such clip (a folder with {SIDECAR} or a video file)")
+        return cls(path, frames, pace=pace, lossless=lossless, max_pixels=max_pixels,
+                   clock=clock, sleep=sleep)
+
+    def _grab(self) -> None:
+        self._set_state(SourceState.RUNNING)
+        start_wall = self._clock()
+        first = self.frames[0].captured_at
+        images = self._images()
+        for index, (meta, image) in enumerate(zip(self.frames, images, strict=False)):
+            if self._stop.is_set():
+                return
+            if self._pace == "recorded":
+                delay = (meta.captured_at - first) - (self._clock() - start_wall)
+                if delay > 0 and (self._sleep(delay) or self._stop.is_set()):
+                    return
+            self._put(Frame(image, meta.captured_at, index))
+        self._set_state(SourceState.ENDED)
+
+    def _images(self) -> Iterator[Image]:
+        if self.path.is_dir():
+            for meta in self.frames:
+                assert meta.file is not None
+                yield read_image(self.path / meta.file, max_pixels=self._max_pixels)
+            return
+        capture = cv2.VideoCapture(str(self.path))
+        try:
+            if not capture.isOpened():
+                raise ClipError(f"{self.path}: not a readable video file")
+            for index in range(len(self.frames)):
+                ok, image = capture.read()
+                if not ok:
+                    raise ClipError(f"{self.path}: video has {index} frames, its sidecar "
+                                    f"lists {len(self.frames)}")
+                yield np.asarray(image, np.uint8)
+        finally:
+            capture.release()
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images of a folder, by name (what `gate decode` reads from a folder)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+__all__ = ["CameraSource", "ClipSource", "Frame", "FrameSource", "ImageError",
+           "SourceState", "SourceStats", "image_files"]

@@ -1,0 +1,245 @@
+"""The decision: may the person holding this code go through this gate, now?
+
+One pure function, ``decide``. Everything it needs comes in as arguments (the code text,
+``now`` read once by the caller, the trust store, the revocation and admissions views,
+the gate's profile and policy); a frozen ``Decision`` comes out. No I/O, no clock.
+
+The checks run in this fixed order and the first failure wins (docs/credential.md,
+"Check order", draws it):
+
+ 1. parse           strict, canonical decode of the text      NOT_A_TICKET, UNSUPPORTED_VERSION,
+                                                               MALFORMED
+ 2. known key       issuer key id in the trust store, not     UNKNOWN_KEY, KEY_WITHDRAWN,
+                    withdrawn, valid now, for this event      KEY_NOT_TRUSTED
+ 3. issuer sig      Ed25519 over level 1                      BAD_SIGNATURE
+ 4. event/entrance  the gate's event and entrance             WRONG_EVENT, WRONG_ENTRANCE
+ 5. revocation      (event, ticket) generation still valid    CANCELLED, SUPERSEDED
+ 6. validity        valid_from <= now < valid_until           NOT_YET_VALID, EXPIRED
+ 7. level 2         paper goes by policy; the gate clock is   PAPER_TICKET, CLOCK_UNTRUSTED,
+                    trusted; the step is inside the window    STALE_CODE, PHONE_CLOCK_AHEAD
+ 8. device sig      Ed25519 of the holder's device            BAD_DEVICE_SIGNATURE
+ 9. anti-passback   not already inside (re-entry, exit by     ALREADY_ADMITTED, NOT_INSIDE
+                    profile)
+10. admit                                                     VALID, VALID_PAPER, REENTRY, EXIT
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+
+from portique.base.errors import CredentialFormatError, NotATicketError, UnsupportedVersionError
+from portique.ticket.credential import (
+    STEP_SECONDS,
+    Credential,
+    Flag,
+    TicketFields,
+    parse_code,
+    verify_device,
+    verify_issuer,
+)
+from portique.ticket.reasons import Lang, Reason, Verdict, sentence
+from portique.ticket.trust import KeyStatus, TrustStore
+from portique.ticket.views import CANCELLED, Admission, AdmissionsView, RevocationView, TicketKey
+
+_PAPER = int(Flag.PAPER)
+_REENTRY = int(Flag.REENTRY)
+
+
+class PaperPolicy(enum.StrEnum):
+    STEWARD = "steward"
+    """A printed confirmation is genuine but copyable: a steward looks at it."""
+    ADMIT_ONCE = "admit_once"
+    """Admit it like a phone ticket; anti-passback stops the second copy."""
+
+
+class UntrustedClockPolicy(enum.StrEnum):
+    REFUSE = "refuse"
+    STEWARD = "steward"
+
+
+class Direction(enum.StrEnum):
+    ENTRY = "entry"
+    EXIT = "exit"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How strict the gate is where the format leaves a choice."""
+
+    paper: PaperPolicy = PaperPolicy.STEWARD
+    untrusted_clock: UntrustedClockPolicy = UntrustedClockPolicy.STEWARD
+    grace_seconds: int = 15
+    """How long after its step ends a code is still accepted (phone and gate clock skew)."""
+    ahead_seconds: int = 15
+    """How long before its step starts a code is already accepted (phone clock ahead)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GateProfile:
+    """Who this gate is: the event and entrance it serves, and how people pass."""
+
+    gate_id: str
+    event: str
+    entrance: int
+    direction: Direction = Direction.ENTRY
+    allow_reentry: bool = False
+    timezone: tzinfo = UTC
+    """The venue's time zone, for times in sentences."""
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """The instant of one decision, read once by the caller, and whether to trust it."""
+
+    unix: float
+    trusted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the gate decided, why, and about which ticket."""
+
+    verdict: Verdict
+    reason: Reason
+    at: float
+    ticket: TicketKey | None = None
+    fields: TicketFields | None = None
+    previous: Admission | None = None
+    """For ALREADY_ADMITTED: the admission already in force."""
+    detail: str = ""
+    """Technical detail for logs (e.g. which byte was malformed); never shown to visitors."""
+    timezone: tzinfo = field(default=UTC, compare=False)
+
+    def sentence(self, lang: Lang) -> str:
+        """The plain sentence a steward can say out loud, in `lang`."""
+        details: dict[str, str] = {}
+        if self.fields is not None:
+            details["entrances"] = ", ".join(str(e) for e in sorted(self.fields.entrances))
+            details["from"] = self._clock(self.fields.valid_from, lang)
+            details["until"] = self._clock(self.fields.valid_until, lang)
+        if self.previous is not None:
+            details["gate"] = self.previous.gate
+            details["time"] = self._clock(self.previous.at, lang, date=False)
+        return sentence(self.reason, lang, **details)
+
+    @property
+    def sentence_en(self) -> str:
+        return self.sentence(Lang.EN)
+
+    @property
+    def sentence_fr(self) -> str:
+        return self.sentence(Lang.FR)
+
+    def _clock(self, unix: float, lang: Lang, *, date: bool = True) -> str:
+        moment = datetime.fromtimestamp(unix, self.timezone)
+        if not date:
+            return moment.strftime("%H:%M")
+        return moment.strftime("%d/%m/%Y %H:%M" if lang is Lang.FR else "%Y-%m-%d %H:%M")
+
+
+def decide(
+    code: str,
+    now: Now,
+    *,
+    trust: TrustStore,
+    revocations: RevocationView,
+    admissions: AdmissionsView,
+    profile: GateProfile,
+    policy: Policy,
+) -> Decision:
+    """Decide on one scanned code. Pure: same inputs, same Decision."""
+    t = now.unix
+    tz = profile.timezone
+
+    # 1. parse
+    try:
+        cred: Credential = parse_code(code)
+    except NotATicketError as exc:
+        return Decision(Verdict.REFUSE, Reason.NOT_A_TICKET, t, detail=str(exc), timezone=tz)
+    except UnsupportedVersionError as exc:
+        return Decision(Verdict.REFUSE, Reason.UNSUPPORTED_VERSION, t, detail=str(exc),
+                        timezone=tz)
+    except CredentialFormatError as exc:
+        return Decision(Verdict.REFUSE, Reason.MALFORMED, t, detail=str(exc), timezone=tz)
+    f = cred.fields
+    flags = int(f.flags)  # plain int: enum flag arithmetic is slow on the hot path
+    key = TicketKey(f.event, f.ticket_id, f.generation)
+
+    def out(verdict: Verdict, reason: Reason, *, previous: Admission | None = None,
+            detail: str = "") -> Decision:
+        return Decision(verdict, reason, t, key, f, previous, detail, tz)
+
+    # 2. known key
+    status, issuer_key = trust.lookup(f.kid, event=f.event, now=t)
+    if status is KeyStatus.UNKNOWN:
+        return out(Verdict.REFUSE, Reason.UNKNOWN_KEY, detail=f"kid {f.kid!r}")
+    if status is KeyStatus.WITHDRAWN:
+        return out(Verdict.REFUSE, Reason.KEY_WITHDRAWN, detail=f"kid {f.kid!r}")
+    if issuer_key is None:
+        return out(Verdict.REFUSE, Reason.KEY_NOT_TRUSTED,
+                   detail=f"kid {f.kid!r}: {status.value}")
+
+    # 3. issuer signature
+    if not verify_issuer(cred, issuer_key):
+        return out(Verdict.REFUSE, Reason.BAD_SIGNATURE)
+
+    # 4. event and entrance
+    if f.event != profile.event:
+        return out(Verdict.REFUSE, Reason.WRONG_EVENT, detail=f"event {f.event!r}")
+    if profile.entrance not in f.entrances:
+        return out(Verdict.REFUSE, Reason.WRONG_ENTRANCE)
+
+    # 5. revoked or superseded generation
+    minimum = revocations.min_valid_generation(f.event, f.ticket_id)
+    if minimum is not None and f.generation < minimum:
+        if minimum >= CANCELLED:
+            return out(Verdict.REFUSE, Reason.CANCELLED)
+        return out(Verdict.REFUSE, Reason.SUPERSEDED,
+                   detail=f"generation {f.generation} < {minimum}")
+
+    # 6. valid-from / valid-until
+    if t < f.valid_from:
+        return out(Verdict.REFUSE, Reason.NOT_YET_VALID)
+    if t >= f.valid_until:
+        return out(Verdict.REFUSE, Reason.EXPIRED)
+
+    # 7. level 2: paper by policy, trusted clock, step window
+    if flags & _PAPER:
+        if policy.paper is PaperPolicy.STEWARD:
+            return out(Verdict.STEWARD, Reason.PAPER_TICKET)
+    else:
+        if not now.trusted:
+            verdict = (Verdict.STEWARD if policy.untrusted_clock is UntrustedClockPolicy.STEWARD
+                       else Verdict.REFUSE)
+            return out(verdict, Reason.CLOCK_UNTRUSTED)
+        assert cred.step is not None  # parse guarantees level 2 on phone tickets
+        step_start = cred.step * STEP_SECONDS
+        if t < step_start - policy.ahead_seconds:
+            return out(Verdict.REFUSE, Reason.PHONE_CLOCK_AHEAD,
+                       detail=f"step starts {step_start - t:.0f}s ahead")
+        if t >= step_start + STEP_SECONDS + policy.grace_seconds:
+            return out(Verdict.REFUSE, Reason.STALE_CODE,
+                       detail=f"step ended {t - step_start - STEP_SECONDS:.0f}s ago")
+
+        # 8. device signature
+        if not verify_device(cred):
+            return out(Verdict.REFUSE, Reason.BAD_DEVICE_SIGNATURE)
+
+    # 9. anti-passback, exit and re-entry
+    previous = admissions.last_admission(f.event, f.ticket_id)
+    if profile.direction is Direction.EXIT:
+        if previous is None or not previous.inside:
+            return out(Verdict.REFUSE, Reason.NOT_INSIDE, previous=previous)
+        return out(Verdict.ADMIT, Reason.EXIT, previous=previous)
+    if previous is not None:
+        may_return = bool(flags & _REENTRY) and profile.allow_reentry
+        if previous.inside or not may_return:
+            return out(Verdict.REFUSE, Reason.ALREADY_ADMITTED, previous=previous)
+        return out(Verdict.ADMIT, Reason.REENTRY, previous=previous)
+
+    # 10. admit
+    if flags & _PAPER:
+        return out(Verdict.ADMIT, Reason.VALID_PAPER)
+    return out(Verdict.ADMIT, Reason.VALID)
