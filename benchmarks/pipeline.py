@@ -31,8 +31,9 @@ import numpy as np
 import zxingcpp
 from gpiozero.pins.mock import MockFactory
 
+from portique.devtools.simulation import SimulatedRun
 from portique.runtime.config import from_dict
-from portique.runtime.wiring import RunOptions, build
+from portique.runtime.wiring import build
 from portique.scanner.sources import ClipSource
 from tests.appliance.conftest import CLIPS, gate_table
 from tests.appliance.crowd import make_crowd_clip
@@ -61,7 +62,7 @@ def latency_run(clips: list[Path], state: Path
         folder = state / f"run{n}"
         folder.mkdir()
         config = from_dict(gate_table(folder))
-        app = build(config, RunOptions(replay=clip, fast=True, simulate_passage_s=0.01),
+        app = build(config, SimulatedRun(replay=clip, fast=True, simulate_passage_s=0.01),
                     pin_factory=MockFactory())
         try:
             with app.bus.subscription() as events, \

@@ -1,10 +1,16 @@
-"""The gate package's exceptions: one root, each leaf also a matching builtin."""
+"""The project's one exception root, and the errors of the base and the ticket core.
+
+Every error any package of Portique raises on purpose is a GateError (the hardware,
+scanner and feed packages have their own branches under it); each leaf also subclasses
+the matching builtin. Commands turn any of them into one `gate: error:` line and exit 2;
+anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 
 class GateError(Exception):
-    """Root of every error the gate package raises on purpose."""
+    """Root of every error Portique raises on purpose."""
 
 
 class CredentialError(GateError, ValueError):

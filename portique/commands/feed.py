@@ -15,9 +15,9 @@ from types import FrameType
 from typing import Any
 
 from portique import keyfiles
+from portique.base.cli import EXIT_OK, EXIT_USAGE, emit, time_arg
 from portique.base.errors import UsageError
 from portique.base.timeparse import format_time
-from portique.commands.main import EXIT_OK, EXIT_USAGE, emit, time_arg
 from portique.revocation.errors import FeedError
 from portique.runtime.config import Config
 from portique.runtime.config import load as load_config

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from portique.base.cli import EXIT_OK, EXIT_REFUSED
 from portique.base.errors import UsageError
-from portique.commands.main import EXIT_OK, EXIT_REFUSED
 from portique.runtime.config import load as load_config
 
 EXIT_CHECK_FAILED = EXIT_REFUSED

@@ -1,15 +1,15 @@
 """The `gate` command: stable, scriptable subcommands (human output, or --json).
 
 Exit codes: 0 success (for `check`: admit), 1 refused or handed to a steward, 2 usage or
-configuration error. Each package contributes its own subcommands through a
-``register(subparsers)`` function listed in COMMAND_MODULES.
+configuration error. Each command group is a module of this package with a
+``register(subparsers)`` function; this module puts them together and turns every
+project error into one ``gate: error: ...`` line and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import importlib
 import json
 import sys
 import time
@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from portique import keyfiles
-from portique.base.errors import GateError, UsageError
-from portique.base.timeparse import format_time, parse_time
+from portique.base.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, emit, time_arg
+from portique.base.errors import ConfigError, GateError, UsageError
+from portique.base.timeparse import format_time
+from portique.commands import decode, feed, hw, mesh, steward, supervisor
+from portique.commands.common import ask_gate
 from portique.runtime.config import Config
 from portique.runtime.config import load as load_config
 from portique.ticket import credential
@@ -29,15 +32,10 @@ from portique.ticket.reasons import Lang, Verdict
 from portique.ticket.trust import KeyRole
 from portique.ticket.views import MemoryAdmissions, NoRevocations, RevocationView
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 TICKET_FORMAT = "portique-ticket/1"
 
 Handler = Callable[[argparse.Namespace], int]
 
-# Packages that add subcommands; each module has `register(subparsers) -> None`.
-COMMAND_MODULES: list[str] = ["portique.commands.feed", "portique.commands.hw",
-                              "portique.commands.decode",
-                              "portique.commands.steward", "portique.commands.mesh", "portique.runtime.supervisors"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,24 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     _register_check(sub)
     _register_config(sub)
     _register_run(sub)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for group in (feed, hw, decode, steward, mesh, supervisor):
+        group.register(sub)
     return parser
-
-
-def emit(args: argparse.Namespace, human: str, machine: dict[str, Any]) -> None:
-    """Print human text, or one JSON object with --json."""
-    if getattr(args, "json", False):
-        print(json.dumps(machine, ensure_ascii=False, sort_keys=True))
-    else:
-        print(human)
-
-
-def time_arg(value: str) -> float:
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _entrances_arg(value: str) -> frozenset[int]:
@@ -482,39 +465,38 @@ def setup_logging(level: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from portique.hardware.config import PinFactoryName
     from portique.runtime.lines import summary_lines
     from portique.runtime.wiring import RunOptions, build, install_signal_handlers
 
     setup_logging(args.log_level)
     config = load_config(args.config)
-    options = RunOptions(replay=args.replay, fast=args.fast,
-                         simulate_passage_s=args.simulate_passage,
-                         stays=frozenset(args.stay), print_lines=args.print_lines,
-                         pin_log=args.pin_log)
+    simulated = config.hardware is not None and \
+        config.hardware.pin_factory is PinFactoryName.MOCK
+    options: RunOptions
+    if simulated:
+        from portique.devtools.simulation import SimulatedRun
+
+        options = SimulatedRun(replay=args.replay, fast=args.fast,
+                               print_lines=args.print_lines,
+                               simulate_passage_s=args.simulate_passage,
+                               stays=frozenset(args.stay), pin_log=args.pin_log)
+    elif args.pin_log is not None:
+        raise ConfigError("--pin-log needs hardware.pin_factory = \"mock\"")
+    elif args.simulate_passage is not None or args.stay:
+        raise ConfigError("simulated visitors need hardware.pin_factory = \"mock\"")
+    else:
+        options = RunOptions(replay=args.replay, fast=args.fast, print_lines=args.print_lines)
     app = build(config, options)
     install_signal_handlers(app)
     try:
         app.run()
-        summary = summary_lines(app)
+        summary = summary_lines(app.daemon.counters, app.journal)
     finally:
         app.close()
     if args.print_lines:
         print("\n".join(summary))
     return EXIT_OK
-
-
-def ask_gate(args: argparse.Namespace, op: str) -> dict[str, Any]:
-    """One control-socket request from a command with --socket / --config; errors exit 2."""
-    from portique.runtime.control import ControlClient
-
-    path = args.socket
-    if path is None:
-        path = load_config(args.config).control.socket if args.config else \
-            Path("/run/portique/control.sock")
-    answer = ControlClient(path).request(op)
-    if not answer.get("ok"):
-        raise UsageError(f"the gate answered: {answer.get('error')}")
-    return answer
 
 
 def _status(args: argparse.Namespace) -> int:

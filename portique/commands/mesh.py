@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from portique.commands.main import ask_gate
+    from portique.commands.common import ask_gate
 
     answer = ask_gate(args, "mesh")
     if args.json:

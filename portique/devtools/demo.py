@@ -148,10 +148,11 @@ def _demo_feed(folder: Path) -> Path:
 
 def gate_tour(folder: Path) -> int:
     """Run the daemon on every clip; returns how many outcomes differ from the scene's."""
+    from portique.devtools.simulation import SimulatedRun
     from portique.runtime.config import from_dict
     from portique.runtime.lines import summary_lines
     from portique.runtime.statusview import render_status
-    from portique.runtime.wiring import RunOptions, build
+    from portique.runtime.wiring import build
 
     print("\n== 2. The gate daemon on recorded camera clips\n")
     print("pins: gpiozero's simulated pins (chosen in this demo's config, never a fallback);"
@@ -176,7 +177,7 @@ def gate_tour(folder: Path) -> int:
     status, summary = "", []
     for name, what, expected in SCENES:
         print(f"-- {name}: {what}")
-        app = build(config, RunOptions(replay=FIXTURES / "clips" / name, fast=True,
+        app = build(config, SimulatedRun(replay=FIXTURES / "clips" / name, fast=True,
                                        simulate_passage_s=0.2, stays=STAYS,
                                        print_lines=True))
         try:
@@ -188,7 +189,7 @@ def gate_tour(folder: Path) -> int:
                     if event.get("type") == "decision":
                         got.append((event["verdict"], event["reason"]))
             status = render_status(app.status())
-            summary = summary_lines(app)
+            summary = summary_lines(app.daemon.counters, app.journal)
         finally:
             app.close()
         if got != expected:

@@ -17,10 +17,11 @@ from typing import Any
 
 from portique import keyfiles
 from portique.devtools.broker import LoopbackBroker
+from portique.devtools.simulation import SimulatedRun
 from portique.runtime.config import from_dict
 from portique.runtime.control import EventBus
 from portique.runtime.lines import render_line
-from portique.runtime.wiring import GateApp, RunOptions, build
+from portique.runtime.wiring import GateApp, build
 from portique.ticket.reasons import Lang
 from portique.ticket.trust import KeyRole
 
@@ -92,7 +93,7 @@ def two_gates(clip_a: Path, clip_b: Path, *, event: str = "PAR24-ATH05", entranc
                     folder.mkdir()
                     config = from_dict(_table(folder, gate_id, event=event, entrance=entrance,
                                               trust_dir=trust, port=broker.port, keys=keys))
-                    apps[gate_id] = build(config, RunOptions(replay=clip, fast=True,
+                    apps[gate_id] = build(config, SimulatedRun(replay=clip, fast=True,
                                                              simulate_passage_s=0.1),
                                           pin_factory=MockFactory())
                 for app in apps.values():

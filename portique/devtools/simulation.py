@@ -1,6 +1,9 @@
-"""Simulated visitors for simulated pins: who walks through after the lock opens.
+"""Simulated pins and visitors: a gate on gpiozero's mock pins, as tests and the demo run it.
 
-Only for the mock pin factory (tests and the demo): after each admission the visitor
+`SimulatedRun` is the production build's options with its hook points filled in: it
+closes the simulated fire-alarm loop, makes the relay's feedback contact follow the
+relay, records the pins in a log file if asked, and lets simulated visitors walk
+through. Only for the mock pin factory: after each admission the visitor
 walks through the passage sensor `walk_s` later, by driving gpiozero's mock pin the way
 a real sensor would, unless their ticket is one of those told to stay (a person who turns
 back: the gate must void the admission at the timeout).
@@ -14,14 +17,18 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gpiozero.pins.mock import MockPin
 
 from portique.base.errors import ConfigError
+from portique.hardware.turnstile import Turnstile
+from portique.runtime.config import Config
 from portique.runtime.control import EventBus
+from portique.runtime.wiring import GateApp, RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +119,79 @@ def pin_log_mark(log_path: Path, what: str) -> None:
         handle.write(f"# {what} {os.getpid()} {time.time():.6f}\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+@dataclass(frozen=True)
+class SimulatedRun(RunOptions):
+    """`RunOptions` for a gate on simulated pins (``hardware.pin_factory = "mock"``)."""
+
+    simulate_passage_s: float | None = None
+    """A simulated visitor walks through this long after unlock."""
+    stays: frozenset[str] = frozenset()
+    """Tickets whose simulated holder does not walk through (their admission is voided)."""
+    pin_log: Path | None = None
+    """Append every output pin change to this file (fsynced: it survives SIGKILL)."""
+
+    def prepare_pins(self, config: Config, pin_factory: Any) -> None:
+        if type(pin_factory).__name__ != "MockFactory":
+            raise ConfigError("a simulated run needs hardware.pin_factory = \"mock\": it "
+                              "never drives real pins")
+        if self.pin_log is not None:
+            record_pins(pin_factory, self.pin_log)
+        _wire_simulated_feedback(config, pin_factory)
+
+    def make_turnstile(self, config: Config, pin_factory: Any) -> Turnstile:
+        # Simulated pins rest at their pull, which reads as an open fire loop: close the
+        # simulated loop and end the start-up latch, as an installer does once. The
+        # turnstile's alarm about it is about simulated pins only, so it is not logged.
+        assert config.hardware is not None
+        quiet = logging.getLogger("portique.hardware.turnstile")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL + 1)
+        try:
+            turnstile = Turnstile(config.hardware, pin_factory=pin_factory)
+            pin_factory.pin(config.hardware.pins.fire_loop).drive_low()
+            turnstile.acknowledge_fire_alarm("simulation")
+        finally:
+            quiet.setLevel(level)
+        return turnstile
+
+    def built(self, app: GateApp, pin_factory: Any) -> list[Callable[[], None]]:
+        if self.pin_log is not None:
+            log_path = self.pin_log
+            app.daemon.before_unlock = lambda scan_id: pin_log_mark(log_path,
+                                                                    f"unlock {scan_id}")
+        if self.simulate_passage_s is None and not self.stays:
+            return []
+        hw = app.config.hardware
+        assert hw is not None
+        visitors = SimulatedVisitors(app.bus, pin_factory=pin_factory,
+                                     passage_pin=hw.pins.passage,
+                                     active_low=hw.passage_pull_up,
+                                     walk_s=self.simulate_passage_s or 0.3, stay=self.stays)
+        visitors.start()
+        return [visitors.close]
+
+    def started(self) -> None:
+        if self.pin_log is not None:
+            pin_log_mark(self.pin_log, "ready")
+
+    def stopping(self) -> None:
+        if self.pin_log is not None:
+            pin_log_mark(self.pin_log, "stop")
+
+
+def _wire_simulated_feedback(config: Config, pin_factory: Any) -> None:
+    """With simulated pins, the relay's feedback contact follows the relay, as wired."""
+    hw = config.hardware
+    if hw is None or hw.pins.relay_feedback is None:
+        return
+    # energised: the lock pin at its active level; the contact then reads "closed"
+    if hw.lock_active_high == hw.relay_feedback_pull_up:
+        log.warning("simulated relay feedback not wired: lock_active_high and "
+                    "relay_feedback_pull_up make the contact read the opposite level")
+        return
+    from gpiozero.pins.mock import MockConnectedPin
+
+    feedback = pin_factory.pin(hw.pins.relay_feedback)
+    pin_factory.pin(hw.pins.lock, pin_class=MockConnectedPin, input_pin=feedback)

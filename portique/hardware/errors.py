@@ -1,9 +1,11 @@
-"""The hardware package's exceptions: one root, each leaf also a matching builtin."""
+"""The hardware package's exceptions: a root under GateError, each leaf also a builtin."""
 
 from __future__ import annotations
 
+from portique.base.errors import GateError
 
-class HardwareError(Exception):
+
+class HardwareError(GateError):
     """Root of every error the hardware package raises on purpose."""
 
 

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from portique.base.configschema import setting
-from portique.base.errors import CredentialFormatError, GateError
+from portique.base.errors import GateError
 from portique.base.timeparse import format_time
+from portique.hardware.errors import HardwareError
 from portique.runtime.control import EventBus
 from portique.runtime.journal import AlreadyInsideError, Journal, JournalError, Method
 from portique.runtime.metrics import GateMetrics
@@ -39,8 +40,16 @@ from portique.runtime.supervisors import (
     OverrideRefusedError,
     valid_supervisor_id,
 )
+from portique.scanner.errors import ScannerError
 from portique.ticket import credential
-from portique.ticket.decision import Decision, GateProfile, Now, Policy, decide
+from portique.ticket.decision import (
+    Decision,
+    GateProfile,
+    Now,
+    Policy,
+    decide_credential,
+    read_code,
+)
 from portique.ticket.reasons import Lang, Reason, Verdict
 from portique.ticket.trust import TrustStore
 from portique.ticket.views import CANCELLED, RevocationView, TicketKey
@@ -197,8 +206,12 @@ class Daemon:
                 continue
             try:
                 self.process_frame(frame)
-            except GateError:
-                raise
+            except GateError as exc:
+                if not isinstance(exc, HardwareError | ScannerError):
+                    raise
+                self.counters.frame_errors += 1
+                log.error("frame failed gate=%s frame=%s cause=%s", self.profile.gate_id,
+                          getattr(frame, "index", "?"), exc)
             except Exception:
                 # A fault in one frame (a decoder or library bug) must not take the gate
                 # down at the gate's busiest moment: it is logged with its traceback,
@@ -223,19 +236,21 @@ class Daemon:
 
     def handle_code(self, text: str, *, received: float | None = None) -> dict[str, Any]:
         """Decide on one new code text and carry the decision out."""
-        key = _peek(text)
         with self._lane:
-            if key is not None and self._still_at_gate(key):
+            now = self.clock.now()  # once for this code: the hold check and the decision
+            cred = read_code(text, now, self.profile)
+            key = None if isinstance(cred, Decision) else TicketKey(
+                cred.fields.event, cred.fields.ticket_id, cred.fields.generation)
+            if key is not None and self._still_at_gate(key, now):
                 self.counters.displayed += 1
                 event = {"type": "displayed", "ticket": _ticket_json(key),
-                         "at": format_time(self.clock.now().unix)}
+                         "at": format_time(now.unix)}
                 self.bus.publish(event)
                 return event
-            now = self.clock.now()
             try:
-                decision = decide(text, now, trust=self.trust, revocations=self.revocations,
-                                  admissions=self.journal, profile=self.profile,
-                                  policy=self.policy)
+                decision = cred if isinstance(cred, Decision) else decide_credential(
+                    cred, now, trust=self.trust, revocations=self.revocations,
+                    admissions=self.journal, profile=self.profile, policy=self.policy)
                 self.counters.feed_error = None
             except OSError as exc:  # the revocation view's store is damaged or gone
                 self.counters.feed_error = str(exc)
@@ -255,10 +270,10 @@ class Daemon:
             hold = self.lane_config.same_ticket_hold_s
             self._recent = {k: t for k, t in self._recent.items() if at - t < hold}
 
-    def _still_at_gate(self, key: TicketKey) -> bool:
+    def _still_at_gate(self, key: TicketKey, now: Now) -> bool:
         seen = self._recent.get((key.event, key.ticket_id))
         hold = self.lane_config.same_ticket_hold_s
-        return seen is not None and self.clock.now().unix - seen < hold
+        return seen is not None and now.unix - seen < hold
 
     # --- carrying a decision out (the lane is held) -----------------------------------
 
@@ -510,14 +525,6 @@ def _require(value: object, name: str) -> None:
         raise ManualRefusedError(f"{name} is required", "invalid")
     if len(value) > 200 or any(ord(c) < 32 for c in value):
         raise ManualRefusedError(f"{name} must be at most 200 printable characters", "invalid")
-
-
-def _peek(text: str) -> TicketKey | None:
-    """The ticket a code names, without any checks: only to spot the same ticket again."""
-    with contextlib.suppress(CredentialFormatError):
-        f = credential.parse_code(text).fields
-        return TicketKey(f.event, f.ticket_id, f.generation)
-    return None
 
 
 def _ticket_json(key: TicketKey) -> dict[str, Any]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import queue
 import threading
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from portique.runtime.control import EventBus
+from portique.runtime.daemon import Counters
+from portique.runtime.journal import Journal
 from portique.ticket.reasons import Lang
-
-if TYPE_CHECKING:
-    from portique.runtime.wiring import GateApp
 
 
 class LinePrinter:
@@ -72,10 +71,9 @@ def render_line(event: dict[str, Any], lang: Lang = Lang.EN, tz: tzinfo = UTC) -
     return None
 
 
-def summary_lines(app: GateApp) -> list[str]:
+def summary_lines(c: Counters, journal: Journal) -> list[str]:
     """What a run did, in three lines (`gate run --print`, the demo)."""
-    c = app.daemon.counters
-    states = app.journal.admission_states()
+    states = journal.admission_states()
     passed = sum(1 for s in states.values() if s.value == "passed")
     voided = sum(1 for s in states.values() if s.value == "voided")
     return [
@@ -83,7 +81,7 @@ def summary_lines(app: GateApp) -> list[str]:
         f"refuse {c.by_verdict.get('refuse', 0)}, steward {c.by_verdict.get('steward', 0)}), "
         f"same ticket shown again {c.displayed}",
         f"admissions: {passed} passed through, {voided} voided (nobody passed)",
-        f"journal: {app.journal.path}",
+        f"journal: {journal.path}",
     ]
 
 

@@ -26,8 +26,13 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from portique.base.configschema import setting
+from portique.base.errors import GateError
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+class MetricsError(GateError, OSError):
+    """The metrics endpoint could not be opened."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,13 @@ class GateMetrics:
 
     def serve(self, port: int) -> None:
         """Start the HTTP endpoint on 127.0.0.1 (never on another interface)."""
-        self._server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        try:
+            self._server, _ = start_http_server(port, addr="127.0.0.1",
+                                                registry=self.registry)
+        except OSError as exc:
+            raise MetricsError(f"metrics.port {port}: cannot listen on 127.0.0.1 "
+                               f"({exc.strerror or exc}): is another gate or program "
+                               "using it? (`ss -ltnp` shows who)") from exc
 
     def close(self) -> None:
         server = getattr(self, "_server", None)

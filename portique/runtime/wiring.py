@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,6 @@ from typing import Any
 from portique import keyfiles
 from portique.base.errors import ConfigError, GateError
 from portique.base.timeparse import format_time
-from portique.devtools.simulation import SimulatedVisitors, pin_log_mark, record_pins
-from portique.hardware.config import PinFactoryName
 from portique.hardware.pins import open_pin_factory
 from portique.hardware.turnstile import EventKind, Turnstile, TurnstileEvent
 from portique.runtime import notify
@@ -49,20 +47,36 @@ log = logging.getLogger("portique.runtime.wiring")
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How `gate run` was asked to run (beyond the config file)."""
+    """How `gate run` was asked to run (beyond the config file).
+
+    The methods are the build's hook points, which do nothing here: development tools
+    (``portique.devtools.simulation.SimulatedRun``) override them to drive simulated
+    pins and visitors, so that nothing simulated lives in the production build.
+    """
 
     replay: Path | None = None
     """Play a recorded clip at its recorded clock instead of the camera; exit at its end."""
     fast: bool = False
     """With replay: as fast as frames can be read (every frame), not at recorded pace."""
-    simulate_passage_s: float | None = None
-    """With the mock pin factory: a simulated visitor walks through this long after unlock."""
-    stays: frozenset[str] = frozenset()
-    """Tickets whose simulated holder does not walk through (their admission is voided)."""
     print_lines: bool = False
     """Print one readable line per decision and a summary on stdout."""
-    pin_log: Path | None = None
-    """With the mock pin factory: append every output pin change to this file."""
+
+    def prepare_pins(self, config: Config, pin_factory: Any) -> None:
+        """Called once the pin factory is open, before any device is made on it."""
+
+    def make_turnstile(self, config: Config, pin_factory: Any) -> Turnstile:
+        assert config.hardware is not None
+        return Turnstile(config.hardware, pin_factory=pin_factory)
+
+    def built(self, app: GateApp, pin_factory: Any) -> list[Callable[[], None]]:
+        """Called when the gate is built, before its frame source opens; returns closers."""
+        return []
+
+    def started(self) -> None:
+        """Called when the gate's loop starts."""
+
+    def stopping(self) -> None:
+        """Called when the gate starts to stop."""
 
 
 @dataclass
@@ -79,7 +93,6 @@ class GateApp:
     control: ControlServer | None = None
     uploader: Uploader | None = None
     feed_store: Any = None
-    visitors: SimulatedVisitors | None = None
     mesh: Any = None
     """The venue mesh node (portique.runtime.mesh.node.MeshNode) when [mesh] is configured."""
     started_at: float = field(default_factory=time.time)
@@ -202,8 +215,7 @@ class GateApp:
             watchdog = threading.Thread(target=self._watchdog, args=(interval,),
                                         name="watchdog", daemon=True)
             watchdog.start()
-        if self.options.pin_log is not None:
-            pin_log_mark(self.options.pin_log, "ready")
+        self.options.started()
         try:
             self.daemon.run(self.frames(), self.stop)
         finally:
@@ -224,8 +236,7 @@ class GateApp:
 
     def close(self) -> None:
         self.stop.set()
-        if self.options.pin_log is not None:
-            pin_log_mark(self.options.pin_log, "stop")
+        self.options.stopping()
         for closer in reversed(self._closers):
             try:
                 closer()
@@ -273,30 +284,11 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
     journal = Journal(config.journal.path, gate_id=profile.gate_id)
     closers.append(journal.close)
 
-    simulated = config.hardware.pin_factory is PinFactoryName.MOCK
     if pin_factory is None:
         pin_factory = open_pin_factory(config.hardware.pin_factory)
         closers.append(pin_factory.close)
-    if options.pin_log is not None:
-        if not simulated:
-            raise ConfigError("--pin-log needs hardware.pin_factory = \"mock\"")
-        record_pins(pin_factory, options.pin_log)
-    if simulated:
-        # Simulated pins rest at their pull, which reads as an open fire loop: close the
-        # simulated loop and end the start-up latch, as an installer does once. The
-        # turnstile's alarm about it is about simulated pins only, so it is not logged.
-        quiet = logging.getLogger("portique.hardware.turnstile")
-        level = quiet.level
-        quiet.setLevel(logging.CRITICAL + 1)
-        try:
-            _wire_simulated_feedback(config, pin_factory)
-            turnstile = Turnstile(config.hardware, pin_factory=pin_factory)
-            pin_factory.pin(config.hardware.pins.fire_loop).drive_low()
-            turnstile.acknowledge_fire_alarm("simulation")
-        finally:
-            quiet.setLevel(level)
-    else:
-        turnstile = Turnstile(config.hardware, pin_factory=pin_factory)
+    options.prepare_pins(config, pin_factory)
+    turnstile = options.make_turnstile(config, pin_factory)
     closers.append(turnstile.close)
 
     clock: GateClock | FrameClock
@@ -321,9 +313,6 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
                     lane=config.lane, steward=config.steward, bus=bus, metrics=metrics,
                     manifest=feed_store)
     daemon.cycle_budget_s = config.hardware.open_timeout_s + 10.0
-    if options.pin_log is not None:
-        log_path = options.pin_log
-        daemon.before_unlock = lambda scan_id: pin_log_mark(log_path, f"unlock {scan_id}")
     app = GateApp(config=config, options=options, bus=bus, daemon=daemon, source=source,
                   turnstile=turnstile, journal=journal, metrics=metrics, clock=clock,
                   feed_store=feed_store, _closers=closers)
@@ -359,17 +348,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
                               tz=profile.timezone)
         printer.start()
         closers.append(printer.close)
-    if options.simulate_passage_s is not None or options.stays:
-        if not simulated:
-            raise ConfigError("simulated visitors need hardware.pin_factory = \"mock\"")
-        visitors = SimulatedVisitors(bus, pin_factory=pin_factory,
-                                     passage_pin=config.hardware.pins.passage,
-                                     active_low=config.hardware.passage_pull_up,
-                                     walk_s=options.simulate_passage_s or 0.3,
-                                     stay=options.stays)
-        visitors.start()
-        closers.append(visitors.close)
-        app.visitors = visitors
+    closers.extend(options.built(app, pin_factory))
     source.__enter__()
     closers.append(source.close)
     control = ControlServer(config.control, handle=app.handle, bus=bus, status=app.status)
@@ -396,22 +375,6 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
     housekeeping.start()
     closers.append(housekeeping.close)
     return app
-
-
-def _wire_simulated_feedback(config: Config, pin_factory: Any) -> None:
-    """With simulated pins, the relay's feedback contact follows the relay, as wired."""
-    hw = config.hardware
-    if hw is None or hw.pins.relay_feedback is None:
-        return
-    # energised: the lock pin at its active level; the contact then reads "closed"
-    if hw.lock_active_high == hw.relay_feedback_pull_up:
-        log.warning("simulated relay feedback not wired: lock_active_high and "
-                    "relay_feedback_pull_up make the contact read the opposite level")
-        return
-    from gpiozero.pins.mock import MockConnectedPin
-
-    feedback = pin_factory.pin(hw.pins.relay_feedback)
-    pin_factory.pin(hw.pins.lock, pin_class=MockConnectedPin, input_pin=feedback)
 
 
 JOURNALLED_EVENTS = frozenset({EventKind.FIRE_ALARM_RAISED, EventKind.FIRE_LOOP_CLOSED,

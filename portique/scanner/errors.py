@@ -1,9 +1,11 @@
-"""The scanner package's exceptions: one root, each leaf also a matching builtin."""
+"""The scanner package's exceptions: a root under GateError, each leaf also a builtin."""
 
 from __future__ import annotations
 
+from portique.base.errors import GateError
 
-class ScannerError(Exception):
+
+class ScannerError(GateError):
     """Root of every error the scanner package raises on purpose."""
 
 

@@ -150,12 +150,23 @@ def decide(
     policy: Policy,
 ) -> Decision:
     """Decide on one scanned code. Pure: same inputs, same Decision."""
-    t = now.unix
-    tz = profile.timezone
-
     # 1. parse
+    cred = read_code(code, now, profile)
+    if isinstance(cred, Decision):
+        return cred
+    return decide_credential(cred, now, trust=trust, revocations=revocations,
+                             admissions=admissions, profile=profile, policy=policy)
+
+
+def read_code(code: str, now: Now, profile: GateProfile) -> Credential | Decision:
+    """Check 1 alone: the credential a code spells, or the refusal that says why not.
+
+    The daemon reads a code once with it (to spot the same ticket shown again) and hands
+    the credential to `decide_credential`, so a code is never parsed twice.
+    """
+    t, tz = now.unix, profile.timezone
     try:
-        cred: Credential = parse_code(code)
+        return parse_code(code)
     except NotATicketError as exc:
         return Decision(Verdict.REFUSE, Reason.NOT_A_TICKET, t, detail=str(exc), timezone=tz)
     except UnsupportedVersionError as exc:
@@ -163,6 +174,21 @@ def decide(
                         timezone=tz)
     except CredentialFormatError as exc:
         return Decision(Verdict.REFUSE, Reason.MALFORMED, t, detail=str(exc), timezone=tz)
+
+
+def decide_credential(
+    cred: Credential,
+    now: Now,
+    *,
+    trust: TrustStore,
+    revocations: RevocationView,
+    admissions: AdmissionsView,
+    profile: GateProfile,
+    policy: Policy,
+) -> Decision:
+    """Checks 2 to 10 on a credential `read_code` returned. Pure."""
+    t = now.unix
+    tz = profile.timezone
     f = cred.fields
     flags = int(f.flags)  # plain int: enum flag arithmetic is slow on the hot path
     key = TicketKey(f.event, f.ticket_id, f.generation)

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gpiozero.pins.mock import MockFactory
 
 from portique import keyfiles
+from portique.devtools.simulation import SimulatedRun
 from portique.runtime.config import Config, from_dict
 from portique.runtime.wiring import GateApp, RunOptions, build
 from portique.ticket.trust import KeyRole
@@ -138,7 +139,7 @@ class World:
     def play(self, name: str, *, stays: frozenset[str] = frozenset(),
              walk_s: float = 0.1) -> GateApp:
         """Run the gate on a clip (every frame, at the clip's clock) and return it, closed."""
-        with self.running(RunOptions(replay=clip(name), fast=True, simulate_passage_s=walk_s,
+        with self.running(SimulatedRun(replay=clip(name), fast=True, simulate_passage_s=walk_s,
                                      stays=stays)) as app:
             app.run()
         return app

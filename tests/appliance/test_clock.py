@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from portique.devtools.simulation import SimulatedRun
 from portique.runtime.clock import ClockConfig, ClockSource, GateClock, journal_clock_events
 from portique.runtime.journal import Journal
-from portique.runtime.wiring import RunOptions
 
 from .conftest import World, clip
 
@@ -159,7 +159,7 @@ def test_untrusted_clock_follows_the_policy(world: World, policy: str, verdict: 
     # signed feed time only, and no feed: the live clock is never trusted
     world.sections["clock"] = {"source": "feed"}
     world.sections["policy"] = {"untrusted_clock": policy}
-    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True)) as app:
         app.daemon.clock = GateClock(world.config().clock)
         app.clock = app.daemon.clock
         event = app.daemon.handle_code(_live_code())

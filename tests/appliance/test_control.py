@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 
+from portique.devtools.simulation import SimulatedRun
 from portique.runtime import supervisors
 from portique.runtime.control import ControlClient
 from portique.runtime.daemon import ManualRefusedError
-from portique.runtime.wiring import GateApp, RunOptions
+from portique.runtime.wiring import GateApp
 
 from .conftest import World, clip, feed_store, gate_table
 from .test_durability import _toml
@@ -51,7 +52,7 @@ def _with_supervisor(world: World, **steward: Any) -> Path:
 @contextlib.contextmanager
 def _gate(world: World) -> Iterator[GateApp]:
     """A started gate on the empty clip (nothing decided by the camera)."""
-    with world.running(RunOptions(replay=clip("empty"), fast=True,
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         app.run()
         yield app

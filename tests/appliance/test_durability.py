@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from portique.runtime.wiring import RunOptions
+from portique.devtools.simulation import SimulatedRun
 from portique.ticket import credential
 from tests.smalldisk import fill, small_tmpfs
 
@@ -23,7 +23,7 @@ from .conftest import FIXTURES, PINS, World, clip, fixture_key, gate_table
 from .crowd import make_crowd_clip
 
 LOCK = f"GPIO{PINS['lock']}"
-KILLS = 20
+KILLS_SHORT, KILLS_LONG = 3, 20
 
 
 def _toml(table: dict[str, object], prefix: str = "") -> str:
@@ -85,8 +85,12 @@ def _wait_ready(log: Path, starts: int, process: subprocess.Popen[bytes],
     raise AssertionError("gate did not become ready")
 
 
+@pytest.mark.parametrize("kills", [
+    KILLS_SHORT,
+    pytest.param(KILLS_LONG, marks=pytest.mark.slow),
+])
 def test_sigkill_at_random_instants_loses_no_admission_and_admits_nobody_twice(
-        tmp_path: Path) -> None:
+        tmp_path: Path, kills: int) -> None:
     people = make_crowd_clip(tmp_path / "crowd", people=40)
     state = tmp_path / "state"
     state.mkdir()
@@ -97,7 +101,7 @@ def test_sigkill_at_random_instants_loses_no_admission_and_admits_nobody_twice(
                str(tmp_path / "crowd"), "--fast", "--simulate-passage", "0.05",
                "--pin-log", str(log), "--log-level", "ERROR"]
     rng = random.Random(2024)
-    for attempt in range(1, KILLS + 1):
+    for attempt in range(1, kills + 1):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         try:
@@ -110,7 +114,7 @@ def test_sigkill_at_random_instants_loses_no_admission_and_admits_nobody_twice(
     assert final.returncode == 0, final.stderr.decode()[-2000:]
 
     segments = _segments(log)
-    assert len(segments) == KILLS + 1
+    assert len(segments) == kills + 1
     pulses = [scan for s in segments for scan in _pulses(s)]
     import contextlib
     import sqlite3
@@ -128,7 +132,7 @@ def test_sigkill_at_random_instants_loses_no_admission_and_admits_nobody_twice(
     assert all(scan in committed for scan in pulses)
     assert len(set(pulses)) == len(pulses)
     # an admission without its pulse can only be one a kill cut short
-    assert len(committed) - len(pulses) <= KILLS
+    assert len(committed) - len(pulses) <= kills
     assert all(committed[scan] in ("open", "passed", "voided") for scan in pulses)
     assert decided > len(people)  # the replays after each restart were refused as admitted
 
@@ -158,7 +162,7 @@ def _valid_code(at: float) -> str:
 def test_full_state_directory_refuses_to_admit_and_says_why(small_state: Path) -> None:
     world = World(small_state)
     at = 1722877205.0
-    with world.running(RunOptions(replay=clip("empty"), fast=True,
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         app.clock.current = at  # type: ignore[union-attr]
         filler = fill(small_state)
@@ -181,13 +185,13 @@ def test_full_state_directory_refuses_to_admit_and_says_why(small_state: Path) -
 def test_read_only_state_directory_refuses_to_admit(small_state: Path) -> None:
     world = World(small_state)
     at = 1722877205.0
-    with world.running(RunOptions(replay=clip("second_scan"), fast=True,
+    with world.running(SimulatedRun(replay=clip("second_scan"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         app.run()  # hana is admitted and recorded
     assert world.admissions() == [("PAR24-000108", "passed")]
     subprocess.run(["mount", "-o", "remount,ro", str(small_state)], check=True)
     try:
-        with world.running(RunOptions(replay=clip("empty"), fast=True,
+        with world.running(SimulatedRun(replay=clip("empty"), fast=True,
                                       simulate_passage_s=0.05)) as app:
             app.clock.current = at  # type: ignore[union-attr]
             event = app.daemon.handle_code(_valid_code(at))

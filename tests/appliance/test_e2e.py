@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from portique.devtools.simulation import SimulatedRun
 from portique.runtime.control import ControlClient
-from portique.runtime.wiring import RunOptions
 from portique.ticket import credential
 
 from .conftest import FIXTURES, PINS, World, clip, feed_store, fixture_key, sidecar
@@ -73,7 +73,7 @@ def test_passage_timeout_voids_the_admission_and_frees_the_ticket(world: World) 
     frames = sidecar("no_passage")["frames"]
     later = frames[-1]["captured_at"] + 60
     code = credential.dynamic_code(level1, device, credential.step_at(later))
-    again = world.build(RunOptions(simulate_passage_s=0.1, replay=clip("empty"), fast=True))
+    again = world.build(SimulatedRun(simulate_passage_s=0.1, replay=clip("empty"), fast=True))
     try:
         assert isinstance(again.clock, type(app.clock))
         again.clock.current = later  # type: ignore[union-attr]
@@ -107,7 +107,7 @@ def test_control_socket_status_admit_deny_and_history(world: World) -> None:
         {"ticket_id": "PAR24-000103", "generation": "0", "order_ref": "ORD-77",
          "holder_name": "Hélène Dupont", "category": "CAT-B", "entrances": "2",
          "flags": "paper"}])
-    with world.running(RunOptions(replay=clip("paper"), fast=True,
+    with world.running(SimulatedRun(replay=clip("paper"), fast=True,
                                   simulate_passage_s=0.1)) as app:
         app.run()
         client = ControlClient(Path(world.config().control.socket))
@@ -149,7 +149,7 @@ def test_manual_admits_are_rate_limited_unless_a_supervisor_overrides(world: Wor
         {"ticket_id": f"PAR24-00020{i}", "generation": "0", "order_ref": f"O{i}",
          "holder_name": f"Holder {i}", "category": "C", "entrances": "2", "flags": ""}
         for i in range(3)])
-    app = world.build(RunOptions(replay=clip("empty"), fast=True, simulate_passage_s=0.1))
+    app = world.build(SimulatedRun(replay=clip("empty"), fast=True, simulate_passage_s=0.1))
     try:
         first = app.handle({"op": "admit", "ticket_id": "PAR24-000200", "steward": "S1",
                             "reason": "dead phone"})
@@ -171,7 +171,7 @@ def test_manual_admits_are_rate_limited_unless_a_supervisor_overrides(world: Wor
 
 
 def test_fire_alarm_frees_the_gate_and_needs_an_acknowledge(world: World) -> None:
-    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True)) as app:
         assert world.factory is not None
         loop = world.factory.pin(PINS["fire_loop"])
         loop.drive_high()  # the normally-closed loop opens
@@ -197,7 +197,7 @@ def test_many_control_connections_leak_nothing(world: World) -> None:
     import os
 
     world.sections["feeds"] = feed_store(world.state, {"PAR24-000106": 1})
-    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True)) as app:
         app.run()
         client = ControlClient(Path(world.config().control.socket))
         client.request("status")
@@ -220,7 +220,7 @@ def test_two_stewards_at_once_cannot_pass_the_limit_together(world: World) -> No
          "holder_name": f"Holder {i}", "category": "C", "entrances": "2", "flags": ""}
         for i in range(2)])
     outcomes: list[str] = []
-    with world.running(RunOptions(replay=clip("empty"), fast=True,
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         start = threading.Barrier(2)
 
@@ -243,17 +243,17 @@ def test_two_stewards_at_once_cannot_pass_the_limit_together(world: World) -> No
 
 
 def test_free_egress_stays_latched_across_a_restart_until_acknowledged(world: World) -> None:
-    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True)) as app:
         assert world.factory is not None
         world.factory.pin(PINS["fire_loop"]).drive_high()  # the alarm
         assert app.turnstile.free_egress_latched
     # the gate restarts (an upgrade, a crash) with the alarm never acknowledged
-    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True)) as app:
         assert app.turnstile.free_egress_latched
         assert not app.turnstile.is_locked
         assert app.handle({"op": "ack_fire_alarm", "steward": "S-3"})["accepted"]
         assert app.turnstile.is_locked
-    with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True)) as app:
         assert not app.turnstile.free_egress_latched and app.turnstile.is_locked
 
 
@@ -263,7 +263,7 @@ def test_fire_alarm_during_an_open_admission_frees_the_gate_at_once(world: World
 
     world.sections["hardware"] = {"open_timeout_s": 5.0}
     events: list[dict[str, object]] = []
-    with world.running(RunOptions(replay=clip("no_passage"), fast=True,
+    with world.running(SimulatedRun(replay=clip("no_passage"), fast=True,
                                   stays=frozenset({"PAR24-000109"}))) as app:
         with app.bus.subscription() as queue:
             runner = threading.Thread(target=app.run)
@@ -289,7 +289,7 @@ def test_fire_alarm_during_an_open_admission_frees_the_gate_at_once(world: World
 def test_a_damaged_feed_store_sends_every_ticket_to_the_steward(world: World) -> None:
     """Revocations that cannot be read must not be taken for "nothing revoked"."""
     world.sections["feeds"] = feed_store(world.state, {"PAR24-000106": 1})
-    with world.running(RunOptions(replay=clip("valid_step_change"), fast=True,
+    with world.running(SimulatedRun(replay=clip("valid_step_change"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         store = Path(world.sections["feeds"]["store"])
         with store.open("r+b") as handle:  # the card's sectors go bad under the store

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from portique.commands.main import main
-from portique.runtime.wiring import RunOptions
+from portique.devtools.simulation import SimulatedRun
 
 from .conftest import REPO, World, clip, gate_table
 from .test_durability import _toml
@@ -29,7 +29,7 @@ def _free_port() -> int:
 def test_metrics_endpoint_on_loopback(world: World) -> None:
     port = _free_port()
     world.sections["metrics"] = {"port": port}
-    with world.running(RunOptions(replay=clip("second_scan"), fast=True,
+    with world.running(SimulatedRun(replay=clip("second_scan"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         app.run()
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
@@ -54,7 +54,7 @@ def test_ready_watchdog_and_stopping_reach_systemd(world: World, tmp_path: Path,
     os.environ["WATCHDOG_USEC"] = "400000"  # 0.4 s: pings every 0.1 s while the loop lives
     os.environ["WATCHDOG_PID"] = str(os.getpid())
     try:
-        with world.running(RunOptions(replay=clip("empty"), fast=True)) as app:
+        with world.running(SimulatedRun(replay=clip("empty"), fast=True)) as app:
             app.run()
     finally:
         for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
@@ -73,7 +73,7 @@ def test_ready_watchdog_and_stopping_reach_systemd(world: World, tmp_path: Path,
 
 
 def test_gate_status_prints_the_health_in_one_screen(world: World, capsys: object) -> None:
-    with world.running(RunOptions(replay=clip("tampered"), fast=True)) as app:
+    with world.running(SimulatedRun(replay=clip("tampered"), fast=True)) as app:
         app.run()
         socket_path = str(world.config().control.socket)
         assert main(["status", "--socket", socket_path]) == 0
@@ -150,7 +150,7 @@ def test_a_silent_camera_keeps_the_loop_alive_and_stoppable(world: World,
     os.environ.update({"NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
                        "WATCHDOG_USEC": "400000", "WATCHDOG_PID": str(os.getpid())})
     try:
-        with world.running(RunOptions(replay=stalled)) as app:  # recorded pace: 1 h gap
+        with world.running(SimulatedRun(replay=stalled)) as app:  # recorded pace: 1 h gap
             runner = threading.Thread(target=app.run)
             runner.start()
             seen: list[str] = []
@@ -181,7 +181,7 @@ def test_watchdog_keeps_pinging_while_an_admission_waits_for_its_visitor(
                        "WATCHDOG_USEC": "400000", "WATCHDOG_PID": str(os.getpid())})
     pings_in_cycle = 0
     try:
-        with world.running(RunOptions(replay=clip("no_passage"), fast=True,
+        with world.running(SimulatedRun(replay=clip("no_passage"), fast=True,
                                       stays=frozenset({"PAR24-000109"}))) as app:
             runner = threading.Thread(target=app.run)
             runner.start()

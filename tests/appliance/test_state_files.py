@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from portique.devtools.simulation import SimulatedRun
 from portique.keyfiles import UnsafeFileError
 from portique.revocation.errors import StoreError
 from portique.revocation.store import FeedStore
 from portique.runtime.journal import Journal, JournalError
-from portique.runtime.wiring import RunOptions
 from portique.ticket import credential
 from portique.ticket.decision import Decision
 from portique.ticket.reasons import Reason, Verdict
@@ -35,7 +35,7 @@ def test_gate_run_refuses_a_key_folder_others_can_change(world: World, tmp_path:
     world.sections["keys"] = {"trust_dir": str(keys)}
     with pytest.raises(UnsafeFileError, match=f"key folder {keys}: writable by group or "
                        rf"others \(mode 0777\): run `chmod go-w {keys}`"):
-        world.build(RunOptions(replay=clip("empty"), fast=True))
+        world.build(SimulatedRun(replay=clip("empty"), fast=True))
     assert not (world.state / "journal.sqlite").exists()  # refused before anything began
 
 
@@ -63,7 +63,7 @@ def test_a_journal_moved_under_a_running_gate_stops_admissions(world: World) -> 
     journal = world.state / "journal.sqlite"
     moved = world.state / "journal-moved.sqlite"
     at = 1722877205.0
-    with world.running(RunOptions(replay=clip("empty"), fast=True,
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         app.clock.current = at  # type: ignore[union-attr]
         journal.rename(moved)

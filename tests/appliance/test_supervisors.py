@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from portique.devtools.simulation import SimulatedRun
 from portique.runtime import supervisors
 from portique.runtime.control import ControlClient
-from portique.runtime.wiring import RunOptions
 
 from .conftest import World, clip, feed_store
 
@@ -39,7 +39,7 @@ def _admit(client: ControlClient, ticket: str, **fields: str) -> dict[str, Any]:
 
 def test_an_override_needs_the_supervisors_pin(world: World) -> None:
     _setup(world)
-    with world.running(RunOptions(replay=clip("empty"), fast=True,
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         app.run()
         client = ControlClient(Path(world.config().control.socket))
@@ -72,7 +72,7 @@ def test_an_override_needs_the_supervisors_pin(world: World) -> None:
 def test_refused_overrides_lock_every_override_even_after_a_restart(world: World) -> None:
     _setup(world, override_max_failures=3)
     for attempt in range(2):
-        with world.running(RunOptions(replay=clip("empty"), fast=True,
+        with world.running(SimulatedRun(replay=clip("empty"), fast=True,
                                       simulate_passage_s=0.05)) as app:
             app.run()
             client = ControlClient(Path(world.config().control.socket))
@@ -96,7 +96,7 @@ def test_a_supervisors_file_others_may_read_allows_no_override(world: World) -> 
     path = _setup(world)
     path.chmod(0o644)
     before = path.read_bytes()
-    with world.running(RunOptions(replay=clip("empty"), fast=True,
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         app.run()
         client = ControlClient(Path(world.config().control.socket))

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from portique.devtools.simulation import SimulatedRun
 from portique.runtime.journal import Journal
 from portique.runtime.upload import UploadConfig, Uploader
-from portique.runtime.wiring import RunOptions
 from portique.ticket.decision import Decision
 from portique.ticket.reasons import Reason, Verdict
 from portique.ticket.views import TicketKey
@@ -141,7 +141,7 @@ def test_unreachable_platform_is_reported_and_nothing_is_lost(tmp_path: Path) ->
 def test_scanning_never_waits_for_a_stalled_platform(world: World, platform: Platform) -> None:
     platform.hold = threading.Event()
     world.sections["upload"] = {"url": platform.url, "interval_s": 0.05, "timeout_s": 5.0}
-    with world.running(RunOptions(replay=clip("second_scan"), fast=True,
+    with world.running(SimulatedRun(replay=clip("second_scan"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         assert app.uploader is not None
         app.journal.record(_decision(99))  # something to upload

@@ -18,9 +18,10 @@ from gpiozero.pins.mock import MockFactory
 
 from portique import keyfiles
 from portique.devtools.broker import BrokerError, LoopbackBroker
+from portique.devtools.simulation import SimulatedRun
 from portique.runtime.config import Config, from_dict
 from portique.runtime.mesh.node import MeshNode
-from portique.runtime.wiring import GateApp, RunOptions, build
+from portique.runtime.wiring import GateApp, build
 from portique.ticket.trust import KeyRole
 from tests.appliance.conftest import clip, gate_table
 
@@ -79,7 +80,7 @@ class Gate:
               connected: bool = True) -> GateApp:
         """Build the gate on a clip (it plays when `play` is called); wait for the broker."""
         self.state.mkdir(parents=True, exist_ok=True)
-        self.app = build(self.config(), RunOptions(replay=clip(clip_name), fast=True,
+        self.app = build(self.config(), SimulatedRun(replay=clip(clip_name), fast=True,
                                                    simulate_passage_s=0.1, stays=stays),
                          pin_factory=MockFactory())
         if connected:

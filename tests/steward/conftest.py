@@ -27,6 +27,7 @@ from textual.widgets import DataTable, Input, Static
 
 from portique import keyfiles
 from portique.commands.main import EXIT_OK, main
+from portique.devtools.simulation import SimulatedRun
 from portique.revocation.format import parse_index
 from portique.revocation.store import FeedFile, FeedStore
 from portique.runtime import supervisors
@@ -34,7 +35,7 @@ from portique.runtime.config import load
 from portique.runtime.steward.app import StewardApp
 from portique.runtime.steward.client import GateLink, LinkTimings
 from portique.runtime.steward.session import Settings
-from portique.runtime.wiring import GateApp, RunOptions, build
+from portique.runtime.wiring import GateApp, build
 from portique.ticket.reasons import Lang
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -194,7 +195,7 @@ def make_gate(feed: Feed, state: Path, *, clip: str = "second_scan", limit: int 
                           language=language)
     loaded = load(config)
     pins = MockFactory()
-    app = build(loaded, RunOptions(replay=FIXTURES / "clips" / clip, fast=True,
+    app = build(loaded, SimulatedRun(replay=FIXTURES / "clips" / clip, fast=True,
                                    simulate_passage_s=0.2), pin_factory=pins)
     return LiveGate(app, pins, config, loaded.control.socket, loaded.journal.path)
 

@@ -16,7 +16,8 @@ from tests.steward.conftest import LiveGate
 
 GATE = Path(sys.executable).parent / "gate"
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+pytestmark = [pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
+              pytest.mark.slow]
 
 
 def tmux(*args: str) -> str:
