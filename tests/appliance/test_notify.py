@@ -111,7 +111,7 @@ def test_env_is_passed_explicitly(abstract_listener: Listener,
 
 def test_a_child_process_notifies_through_its_environment(abstract_listener: Listener) -> None:
     # As under systemd: the variable is inherited, not passed in code.
-    subprocess.run([sys.executable, "-c", "from gate import notify; "
+    subprocess.run([sys.executable, "-c", "from portique.runtime import notify; "
                     "raise SystemExit(0 if notify.ready('from a child') else 1)"],
                    check=True, env={**os.environ, "NOTIFY_SOCKET": abstract_listener.name})
     assert abstract_listener.received() == [b"READY=1\nSTATUS=from a child"]
@@ -183,7 +183,7 @@ def test_watchdog_pid_of_another_process_means_no_watchdog() -> None:
 
 def test_a_child_of_a_watched_process_is_not_watched() -> None:
     # The child inherits WATCHDOG_* naming its parent: it must not think it owes pings.
-    code = "from gate import notify; print(notify.watchdog_interval())"
+    code = "from portique.runtime import notify; print(notify.watchdog_interval())"
     env = {**os.environ, "WATCHDOG_USEC": "10000000", "WATCHDOG_PID": str(os.getpid())}
     child = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                            capture_output=True, text=True)

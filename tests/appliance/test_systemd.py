@@ -207,7 +207,7 @@ with tempfile.TemporaryDirectory() as folder:
         db.execute("create table t (x)")
         db.execute("insert into t values (1)")
     db.close()
-import portique.commands.main, portique.ticket.decision, portique.runtime.notify, hardware
+import portique.commands.main, portique.ticket.decision, portique.runtime.notify, portique.hardware
 print("ok")
 """
 
