@@ -21,6 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from portique import keyfiles
+from portique.runtime.events import DecisionMade
 from portique.ticket import credential
 from portique.ticket.credential import Flag, TicketFields
 from portique.ticket.decision import GateProfile, Now, Policy, decide
@@ -186,8 +187,8 @@ def gate_tour(folder: Path) -> int:
                 got = []
                 while not events.empty():
                     event = events.get_nowait()
-                    if event.get("type") == "decision":
-                        got.append((event["verdict"], event["reason"]))
+                    if isinstance(event, DecisionMade):
+                        got.append((event.verdict, event.reason))
             status = render_status(app.status())
             summary = summary_lines(app.daemon.counters, app.journal)
         finally:

@@ -28,6 +28,7 @@ from portique.base.errors import ConfigError
 from portique.hardware.turnstile import Turnstile
 from portique.runtime.config import Config
 from portique.runtime.control import EventBus
+from portique.runtime.events import DecisionMade
 from portique.runtime.wiring import GateApp, RunOptions
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,9 @@ class SimulatedVisitors:
                     event = events.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                if event.get("type") != "decision" or event.get("turnstile") != "unlock":
+                if not isinstance(event, DecisionMade) or event.turnstile != "unlock":
                     continue
-                ticket = (event.get("ticket") or {}).get("ticket_id")
+                ticket = None if event.ticket is None else event.ticket.ticket_id
                 if ticket in self._stay:
                     log.info("simulated visitor stays back ticket=%s", ticket)
                     continue

@@ -58,6 +58,7 @@ from typing import Any
 
 from portique.base.configschema import setting
 from portique.base.errors import ConfigError, GateError
+from portique.runtime.events import Event
 from portique.runtime.supervisors import PIN_FIELD_MAX, valid_supervisor_id
 from portique.ticket import credential
 
@@ -240,10 +241,10 @@ class EventBus:
     def __init__(self, depth: int = 256) -> None:
         self._depth = depth
         self._lock = threading.Lock()
-        self._queues: list[queue.Queue[dict[str, Any]]] = []
+        self._queues: list[queue.Queue[Event]] = []
         self.dropped = 0
 
-    def publish(self, event: dict[str, Any]) -> None:
+    def publish(self, event: Event) -> None:
         with self._lock:
             targets = list(self._queues)
         for q in targets:
@@ -257,8 +258,8 @@ class EventBus:
                         self.dropped += 1
 
     @contextlib.contextmanager
-    def subscription(self) -> Iterator[queue.Queue[dict[str, Any]]]:
-        q: queue.Queue[dict[str, Any]] = queue.Queue(self._depth)
+    def subscription(self) -> Iterator[queue.Queue[Event]]:
+        q: queue.Queue[Event] = queue.Queue(self._depth)
         with self._lock:
             self._queues.append(q)
         try:
@@ -519,10 +520,10 @@ class ControlServer:
                 return
             while not self._stop.is_set():
                 try:
-                    event = events.get(timeout=1.0)
+                    message = {"ok": True, **events.get(timeout=1.0).to_json()}
                 except queue.Empty:
-                    event = {"type": "heartbeat"}
-                if not conn.send({"ok": True, **event}):
+                    message = {"ok": True, "type": "heartbeat"}
+                if not conn.send(message):
                     if conn.stalled:
                         self.dropped_watchers += 1
                         log.warning("watcher dropped, it stopped reading for %.0f s "

@@ -31,6 +31,14 @@ from portique.base.errors import GateError
 from portique.base.timeparse import format_time
 from portique.hardware.errors import HardwareError
 from portique.runtime.control import EventBus
+from portique.runtime.events import (
+    DecisionMade,
+    FireAlarmAcknowledged,
+    OverrideRefused,
+    PassageEnded,
+    TicketDisplayed,
+    TicketRef,
+)
 from portique.runtime.journal import AlreadyInsideError, Journal, JournalError, Method
 from portique.runtime.metrics import GateMetrics
 from portique.runtime.supervisors import DEFAULT_FILE as DEFAULT_SUPERVISORS_FILE
@@ -243,10 +251,9 @@ class Daemon:
                 cred.fields.event, cred.fields.ticket_id, cred.fields.generation)
             if key is not None and self._still_at_gate(key, now):
                 self.counters.displayed += 1
-                event = {"type": "displayed", "ticket": _ticket_json(key),
-                         "at": format_time(now.unix)}
-                self.bus.publish(event)
-                return event
+                shown = TicketDisplayed(ticket=_ticket_ref(key), at=format_time(now.unix))
+                self.bus.publish(shown)
+                return shown.to_json()
             try:
                 decision = cred if isinstance(cred, Decision) else decide_credential(
                     cred, now, trust=self.trust, revocations=self.revocations,
@@ -338,20 +345,20 @@ class Daemon:
                               scan_id, exc)
             if self.metrics:
                 self.metrics.outcomes.labels(str(outcome)).inc()
-            passage = {"type": "passage", "scan_id": scan_id, "outcome": str(outcome),
-                       "voided": admits and not passed, "ticket": event["ticket"]}
-            self.bus.publish(passage)
+            self.bus.publish(PassageEnded(scan_id=scan_id, outcome=str(outcome),
+                                          voided=admits and not passed,
+                                          ticket=event.ticket))
             log.info("passage gate=%s scan_id=%s outcome=%s", self.profile.gate_id, scan_id,
                      outcome)
-            event = {**event, "outcome": str(outcome), "voided": admits and not passed}
+            event = replace(event, outcome=str(outcome), voided=admits and not passed)
             if decision.ticket is not None:  # the hold starts when the person has gone
                 self._remember(decision.ticket, self.clock.now().unix)
         elif decision.verdict is Verdict.REFUSE:
             self.turnstile.refuse()
         else:
             self.turnstile.call_steward()
-        self.last_decision = event
-        return event
+        self.last_decision = event.to_json()
+        return self.last_decision
 
     def _count(self, decision: Decision) -> None:
         self.counters.decided += 1
@@ -361,24 +368,18 @@ class Daemon:
 
     def _decision_event(self, decision: Decision, scan_id: str | None, method: Method,
                         latency_ms: float | None, action: str, steward: str | None
-                        ) -> dict[str, Any]:
+                        ) -> DecisionMade:
         f = decision.fields
-        return {
-            "type": "decision",
-            "scan_id": scan_id,
-            "at": format_time(decision.at),
-            "gate": self.profile.gate_id,
-            "verdict": decision.verdict.value,
-            "reason": decision.reason.value,
-            "sentence": {"en": decision.sentence(Lang.EN), "fr": decision.sentence(Lang.FR)},
-            "ticket": None if decision.ticket is None else _ticket_json(decision.ticket),
-            "category": None if f is None else f.category,
-            "entrances": None if f is None else sorted(f.entrances),
-            "method": method.value,
-            "steward": steward,
-            "latency_ms": None if latency_ms is None else round(latency_ms, 3),
-            "turnstile": action,
-        }
+        return DecisionMade(
+            scan_id=scan_id, at=format_time(decision.at), gate=self.profile.gate_id,
+            verdict=decision.verdict.value, reason=decision.reason.value,
+            sentence_en=decision.sentence(Lang.EN), sentence_fr=decision.sentence(Lang.FR),
+            ticket=None if decision.ticket is None else _ticket_ref(decision.ticket),
+            category=None if f is None else f.category,
+            entrances=None if f is None else tuple(sorted(f.entrances)),
+            method=method.value, steward=steward,
+            latency_ms=None if latency_ms is None else round(latency_ms, 3),
+            turnstile=action)
 
     # --- manual actions (control socket) ----------------------------------------------
 
@@ -490,9 +491,8 @@ class Daemon:
                 except JournalError as journal_exc:
                     log.error("refused override not journalled gate=%s supervisor=%s "
                               "cause=%s", self.profile.gate_id, supervisor, journal_exc)
-            self.bus.publish({"type": "override_refused", "steward": steward,
-                              "supervisor": supervisor, "ticket_id": ticket_id,
-                              "code": exc.code})
+            self.bus.publish(OverrideRefused(steward=steward, supervisor=supervisor,
+                                             ticket_id=ticket_id, code=exc.code))
             raise ManualRefusedError(str(exc), exc.code) from None
         log.warning("supervisor override accepted gate=%s steward=%s supervisor=%s ticket=%s",
                     self.profile.gate_id, steward, supervisor, ticket_id)
@@ -510,8 +510,7 @@ class Daemon:
     def acknowledge_fire_alarm(self, steward: str) -> dict[str, Any]:
         _require(steward, "steward")
         done = self.turnstile.acknowledge_fire_alarm(steward)
-        event = {"type": "fire_alarm_ack", "steward": steward, "accepted": done}
-        self.bus.publish(event)
+        self.bus.publish(FireAlarmAcknowledged(steward=steward, accepted=done))
         log.warning("fire alarm acknowledge gate=%s steward=%s accepted=%s",
                     self.profile.gate_id, steward, done)
         if not done:
@@ -527,8 +526,8 @@ def _require(value: object, name: str) -> None:
         raise ManualRefusedError(f"{name} must be at most 200 printable characters", "invalid")
 
 
-def _ticket_json(key: TicketKey) -> dict[str, Any]:
-    return {"event": key.event, "ticket_id": key.ticket_id, "generation": key.generation}
+def _ticket_ref(key: TicketKey) -> TicketRef:
+    return TicketRef(key.event, key.ticket_id, key.generation)
 
 
 def _who(decision: Decision) -> str:

@@ -251,38 +251,34 @@ class FeedApplied:
 
 
 @dataclass(frozen=True, slots=True)
-class ManualActionRefused:
-    """A steward's admit or deny the gate refused (limit, void ticket, wrong PIN ...)."""
+class OverrideRefused:
+    """A supervisor's override the gate refused (wrong PIN, unknown supervisor, locked)."""
 
-    TYPE: ClassVar[str] = "manual_refused"
-    op: str
-    ticket_id: str
+    TYPE: ClassVar[str] = "override_refused"
     steward: str
+    supervisor: str
+    ticket_id: str
     code: str
-    error: str
-    at: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "op": self.op, "ticket_id": self.ticket_id,
-                "steward": self.steward, "code": self.code, "error": self.error,
-                "at": self.at}
+        return {"type": self.TYPE, "steward": self.steward, "supervisor": self.supervisor,
+                "ticket_id": self.ticket_id, "code": self.code}
 
     @classmethod
-    def from_json(cls, m: Mapping[str, Any]) -> ManualActionRefused:
-        return cls(op=_str(m, "op"), ticket_id=_str(m, "ticket_id"),
-                   steward=_str(m, "steward"), code=_str(m, "code"),
-                   error=_str(m, "error"), at=_str(m, "at"))
+    def from_json(cls, m: Mapping[str, Any]) -> OverrideRefused:
+        return cls(steward=_str(m, "steward"), supervisor=_str(m, "supervisor"),
+                   ticket_id=_str(m, "ticket_id"), code=_str(m, "code"))
 
 
 Event: TypeAlias = (DecisionMade | TicketDisplayed | PassageEnded | TurnstileChanged
                     | FireAlarmAcknowledged | CameraChanged | MeshConflictFound
-                    | FeedApplied | ManualActionRefused)
+                    | FeedApplied | OverrideRefused)
 
 EVENT_TYPES: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     cls.TYPE: cls.from_json for cls in (
         DecisionMade, TicketDisplayed, PassageEnded, TurnstileChanged,
         FireAlarmAcknowledged, CameraChanged, MeshConflictFound, FeedApplied,
-        ManualActionRefused)
+        OverrideRefused)
 }
 """Every event type, by the ``type`` of its JSON form."""
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import queue
 import threading
 from datetime import UTC, datetime, tzinfo
-from typing import Any, TextIO
+from typing import TextIO
 
 from portique.runtime.control import EventBus
 from portique.runtime.daemon import Counters
+from portique.runtime.events import (
+    DecisionMade,
+    Event,
+    PassageEnded,
+    TicketDisplayed,
+    TurnstileChanged,
+)
 from portique.runtime.journal import Journal
 from portique.ticket.reasons import Lang
 
@@ -48,26 +55,26 @@ class LinePrinter:
                     self.lines += 1
 
 
-def render_line(event: dict[str, Any], lang: Lang = Lang.EN, tz: tzinfo = UTC) -> str | None:
-    kind = event.get("type")
-    ticket = event.get("ticket") or {}
-    who = ticket.get("ticket_id", "-")
-    if kind == "decision":
-        at = datetime.fromisoformat(str(event["at"])).astimezone(tz).strftime("%H:%M:%S")
+def render_line(event: Event, lang: Lang = Lang.EN, tz: tzinfo = UTC) -> str | None:
+    """The readable line of one event; None for events that make no line."""
+    ticket = getattr(event, "ticket", None)
+    who = "-" if ticket is None else ticket.ticket_id
+    if isinstance(event, DecisionMade):
+        at = datetime.fromisoformat(event.at).astimezone(tz).strftime("%H:%M:%S")
         action = {"unlock": "lock opened", "refuse": "red light + buzzer",
-                  "call_steward": "steward called"}[event["turnstile"]]
-        return (f"{at}  {event['verdict'].upper():<7} {event['reason']:<20} ticket {who:<14} "
-                f"{action:<19} {event['sentence'][lang.value]}")
-    if kind == "passage":
+                  "call_steward": "steward called"}[event.turnstile]
+        said = event.sentence_en if lang is Lang.EN else event.sentence_fr
+        return (f"{at}  {event.verdict.upper():<7} {event.reason:<20} ticket {who:<14} "
+                f"{action:<19} {said}")
+    if isinstance(event, PassageEnded):
         outcome = {"passed": "passed through, lock closed",
                    "timed_out": "nobody passed: admission voided, lock closed",
-                   "fire_alarm": "fire alarm: free egress"}.get(event["outcome"],
-                                                               event["outcome"])
+                   "fire_alarm": "fire alarm: free egress"}.get(event.outcome, event.outcome)
         return f"          {'':<28} ticket {who:<14} {outcome}"
-    if kind == "displayed":
+    if isinstance(event, TicketDisplayed):
         return f"          {'(same ticket again)':<28} ticket {who:<14} shown, not decided again"
-    if kind == "turnstile" and event.get("kind") != "passage":
-        return f"          turnstile: {event['kind']} {event.get('detail', '')}"
+    if isinstance(event, TurnstileChanged) and event.kind != "passage":
+        return f"          turnstile: {event.kind} {event.detail or ''}"
     return None
 
 

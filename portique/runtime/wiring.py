@@ -31,6 +31,7 @@ from portique.runtime.clock import FrameClock, GateClock, journal_clock_events
 from portique.runtime.config import Config
 from portique.runtime.control import ControlServer, EventBus
 from portique.runtime.daemon import Daemon, ManualRefusedError
+from portique.runtime.events import CameraChanged, FeedApplied, TurnstileChanged
 from portique.runtime.journal import Journal
 from portique.runtime.lines import LinePrinter
 from portique.runtime.metrics import GateMetrics
@@ -334,8 +335,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
                                                            if event.fault else ""))
             except GateError as exc:
                 log.error("gate event not journalled kind=%s cause=%s", event.kind, exc)
-        payload = {"type": "turnstile", "kind": str(event.kind), "detail": event.detail}
-        bus.publish(payload)
+        bus.publish(TurnstileChanged(kind=str(event.kind), detail=event.detail))
         quiet = str(event.kind) in ("passage",)
         log.log(logging.INFO if quiet else logging.WARNING,
                 "turnstile event gate=%s kind=%s detail=%s", profile.gate_id, event.kind,
@@ -418,6 +418,7 @@ class Housekeeping:
         self._stop = threading.Event()
         self._camera_state = ""
         self._feed_fetched = 0.0
+        self._feed_sequence: int | None = None
         self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
 
     def start(self) -> None:
@@ -443,6 +444,12 @@ class Housekeeping:
             s = store.status(app.config.gate.event)
             if s is not None:
                 m.feed_sequence.set(s.sequence)
+                if s.sequence != self._feed_sequence:
+                    if self._feed_sequence is not None:  # not the one in force at start
+                        app.bus.publish(FeedApplied(event=app.config.gate.event,
+                                                    sequence=s.sequence,
+                                                    published_at=format_time(s.published_at)))
+                    self._feed_sequence = s.sequence
                 m.feed_age.set(s.age(time.time()))
                 if isinstance(app.clock, GateClock) and s.fetched_at != self._feed_fetched:
                     self._feed_fetched = s.fetched_at
@@ -458,7 +465,7 @@ class Housekeeping:
         m.upload_backlog.set(app.journal.upload_backlog())
         if camera != self._camera_state:
             self._camera_state = camera
-            app.bus.publish({"type": "camera", "state": camera})
+            app.bus.publish(CameraChanged(state=camera))
 
 
 def install_signal_handlers(app: GateApp) -> None:

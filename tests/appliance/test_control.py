@@ -26,6 +26,7 @@ from portique.devtools.simulation import SimulatedRun
 from portique.runtime import supervisors
 from portique.runtime.control import ControlClient
 from portique.runtime.daemon import ManualRefusedError
+from portique.runtime.events import CameraChanged, TurnstileChanged
 from portique.runtime.wiring import GateApp
 
 from .conftest import World, clip, feed_store, gate_table
@@ -296,10 +297,10 @@ def test_a_watcher_that_stops_reading_is_dropped_and_others_go_on(world: World) 
         n = 0
         while app.control.stats()["dropped_watchers"] == 0:
             assert time.monotonic() < deadline, "the stalled watcher was never dropped"
-            app.bus.publish({"type": "camera", "state": "running", "n": n, "pad": "x" * 8192})
+            app.bus.publish(TurnstileChanged(kind="fault", detail=f"{n} " + "x" * 8192))
             n += 1
             time.sleep(0.005)
-        app.bus.publish({"type": "camera", "state": "last"})
+        app.bus.publish(CameraChanged(state="last"))
         reader.join(timeout=DEADLINE_S)  # the reading watcher still gets the new events
         assert not reader.is_alive() and seen[-1]["state"] == "last"
         assert _closed(stalled)

@@ -277,7 +277,7 @@ def test_fire_alarm_during_an_open_admission_frees_the_gate_at_once(world: World
             runner.join(timeout=30)
             assert not runner.is_alive()
             while not queue.empty():
-                events.append(queue.get_nowait())
+                events.append(queue.get_nowait().to_json())
         assert app.turnstile.free_egress_latched and not app.turnstile.is_locked
     passage = [e for e in events if e.get("type") == "passage"]
     assert [p["outcome"] for p in passage] == ["fire_alarm"]

@@ -13,8 +13,8 @@ from portique.runtime.events import (
     EventFormatError,
     FeedApplied,
     FireAlarmAcknowledged,
-    ManualActionRefused,
     MeshConflictFound,
+    OverrideRefused,
     PassageEnded,
     TicketDisplayed,
     TicketRef,
@@ -52,8 +52,7 @@ EXAMPLES: list[events.Event] = [
                       second_scan="b" * 32, second_at="2024-08-05T17:30:00Z",
                       found_at="2024-08-05T17:30:03Z"),
     FeedApplied(event="PAR24-ATH05", sequence=7, published_at="2024-08-05T16:00:00Z"),
-    ManualActionRefused(op="admit", ticket_id="T-0001", steward="s-42", code="limit",
-                        error="manual admit limit reached", at="2024-08-05T17:32:00Z"),
+    OverrideRefused(steward="s-42", supervisor="sup-9", ticket_id="T-0001", code="wrong_pin"),
 ]
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from portique.runtime import events
 from portique.runtime.steward.app import StewardApp
 from portique.runtime.steward.client import Target
 from portique.runtime.steward.messages import GateEvent, LinkUp, Reply, StatusArrived
@@ -64,4 +65,5 @@ def replay(app: StewardApp, state: dict[str, Any] | None = None) -> None:
     app.post_message(LinkUp(str(SOCKET)))
     app.post_message(StatusArrived(state or status()))
     for event in DATA["events"]:
-        app.post_message(GateEvent(copy.deepcopy(event)))
+        if event.get("type") != "heartbeat":  # as the client does: a heartbeat is no event
+            app.post_message(GateEvent(events.from_json(copy.deepcopy(event))))

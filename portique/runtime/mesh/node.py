@@ -37,6 +37,7 @@ from portique import keyfiles
 from portique.base.errors import ConfigError, GateError, KeyFileError
 from portique.base.timeparse import format_time
 from portique.runtime.control import EventBus
+from portique.runtime.events import DecisionMade, MeshConflictFound, PassageEnded
 from portique.runtime.journal import Journal, JournalError
 from portique.runtime.mesh.config import MeshConfig
 from portique.runtime.mesh.store import MeshStore
@@ -347,7 +348,7 @@ class MeshNode:
                     event = events.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                if event.get("type") in ("decision", "passage") and event.get("scan_id"):
+                if isinstance(event, DecisionMade | PassageEnded) and event.scan_id:
                     self._work.put(("wake",))
 
     # --- the worker -------------------------------------------------------------------
@@ -554,7 +555,13 @@ class MeshNode:
                         conflict.first_gate, conflict.first_scan, conflict.second_gate,
                         conflict.second_scan)
             if self.bus is not None:
-                self.bus.publish({"type": "mesh_conflict", **conflict.as_json()})
+                self.bus.publish(MeshConflictFound(
+                    event=conflict.event, ticket_id=conflict.ticket_id,
+                    first_gate=conflict.first_gate, first_scan=conflict.first_scan,
+                    first_at=format_time(conflict.first_at),
+                    second_gate=conflict.second_gate, second_scan=conflict.second_scan,
+                    second_at=format_time(conflict.second_at),
+                    found_at=format_time(conflict.found_at)))
         if result.new and self._has_gap(result.new):
             self._summary_wanted = True
         if self.on_merged is not None and result.new:

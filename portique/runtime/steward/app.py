@@ -8,6 +8,13 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from portique.runtime import events
+from portique.runtime.events import (
+    CameraChanged,
+    FireAlarmAcknowledged,
+    PassageEnded,
+    TurnstileChanged,
+)
 from portique.runtime.steward.client import Link
 from portique.runtime.steward.i18n import T, other
 from portique.runtime.steward.messages import GateEvent, LinkDown, LinkUp, Reply, StatusArrived
@@ -15,7 +22,7 @@ from portique.runtime.steward.model import FeedRow, GateStatus
 from portique.runtime.steward.screens.main import MainScreen
 from portique.runtime.steward.session import Session, Settings
 
-REFRESH_ON = frozenset({"turnstile", "camera", "fire_alarm_ack", "passage"})
+REFRESH_ON = (TurnstileChanged, CameraChanged, FireAlarmAcknowledged, PassageEnded)
 """Events after which the status is asked again at once (banners, counts)."""
 
 
@@ -62,7 +69,10 @@ class StewardApp(App[None]):
         s.status = GateStatus.from_json(message.status)
         last = message.status.get("last_decision")
         if not s.rows and isinstance(last, dict):  # the protocol has no "recent decisions"
-            row = FeedRow.from_event(last)
+            try:
+                row = FeedRow.from_event(events.from_json(last))
+            except events.EventFormatError:
+                row = None
             if row is not None:
                 s.rows.append(row)
                 self.main.show_feed()
@@ -74,7 +84,7 @@ class StewardApp(App[None]):
                                        for r in self.session.rows):
             self.session.rows.append(row)
             self.main.show_feed()
-        if message.event.get("type") in REFRESH_ON or row is not None:
+        if isinstance(message.event, REFRESH_ON) or row is not None:
             self.refresh_status()
 
     def on_reply(self, message: Reply) -> None:

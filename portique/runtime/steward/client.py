@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from portique.runtime import events
 from portique.runtime.control import ControlClient
 from portique.runtime.steward.messages import GateEvent, LinkDown, LinkUp, Reply, StatusArrived
 
@@ -144,7 +145,7 @@ class GateLink:
                     if event.get("type") == "status" and isinstance(event.get("status"), dict):
                         self._post(StatusArrived(event["status"]))
                     elif event.get("type") != "heartbeat":
-                        self._post(GateEvent(event))
+                        self._post_event(event)
                 error = "the gate daemon closed the connection"
             except (OSError, ValueError) as exc:
                 error = describe(exc)
@@ -154,6 +155,13 @@ class GateLink:
             self._post(LinkDown(str(self._path), error, delay))
             self._stop.wait(delay)
             delay = min(delay * 2, self.timings.backoff_max)
+
+    def _post_event(self, wire: dict[str, Any]) -> None:
+        """A watch-stream event, typed; one the UI cannot read is logged, never shown."""
+        try:
+            self._post(GateEvent(events.from_json(wire)))
+        except events.EventFormatError as exc:
+            log.warning("watch event skipped type=%s cause=%s", wire.get("type"), exc)
 
     def _watch(self) -> Iterator[dict[str, Any]]:
         """The watch stream's events, until it breaks (raises) or the link stops."""

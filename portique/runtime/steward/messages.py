@@ -7,6 +7,8 @@ from typing import Any
 
 from textual.message import Message
 
+from portique.runtime.events import Event
+
 
 @dataclass
 class LinkUp(Message):
@@ -35,7 +37,7 @@ class StatusArrived(Message):
 class GateEvent(Message):
     """One event of the watch stream (decision, passage, turnstile, camera ...)."""
 
-    event: dict[str, Any]
+    event: Event
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from portique.runtime.events import DecisionMade, Event
 from portique.runtime.steward.i18n import T, tr
 from portique.ticket.credential import Flag
 from portique.ticket.reasons import Lang, Reason, Verdict, sentence
@@ -138,22 +139,18 @@ class FeedRow:
     scan_id: str | None
 
     @classmethod
-    def from_event(cls, e: Mapping[str, Any]) -> FeedRow | None:
-        """The row of a `decision` event; None for other events."""
-        verdict = verdict_of(e.get("verdict"))
-        if e.get("type") != "decision" or verdict is None:
+    def from_event(cls, e: Event) -> FeedRow | None:
+        """The row of a decision; None for other events."""
+        verdict = verdict_of(e.verdict) if isinstance(e, DecisionMade) else None
+        if not isinstance(e, DecisionMade) or verdict is None:
             return None
-        said = _dict(e.get("sentence"))
-        entrances = e.get("entrances")
         return cls(
-            at=_text(e.get("at"), ""), verdict=verdict, reason=_text(e.get("reason")),
-            ticket_id=_text(_dict(e.get("ticket")).get("ticket_id")),
-            category=_text(e.get("category")),
-            entrances=",".join(str(n) for n in entrances)
-            if isinstance(entrances, list) and entrances else "-",
-            sentence_fr=_text(said.get("fr"), ""), sentence_en=_text(said.get("en"), ""),
-            steward=None if e.get("steward") is None else str(e["steward"]),
-            scan_id=None if e.get("scan_id") is None else str(e["scan_id"]),
+            at=e.at, verdict=verdict, reason=_text(e.reason),
+            ticket_id=_text(None if e.ticket is None else e.ticket.ticket_id),
+            category=_text(e.category),
+            entrances=",".join(str(n) for n in e.entrances) if e.entrances else "-",
+            sentence_fr=_text(e.sentence_fr, ""), sentence_en=_text(e.sentence_en, ""),
+            steward=e.steward, scan_id=e.scan_id,
         )
 
     def sentence(self, lang: Lang) -> str:
