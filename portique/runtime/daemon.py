@@ -53,14 +53,17 @@ from portique.ticket import credential
 from portique.ticket.decision import (
     Decision,
     GateProfile,
+    ManualRefusal,
+    ManualRequest,
     Now,
     Policy,
     decide_credential,
+    decide_manual,
     read_code,
 )
 from portique.ticket.reasons import Lang, Reason, Verdict
 from portique.ticket.trust import TrustStore
-from portique.ticket.views import CANCELLED, RevocationView, TicketKey
+from portique.ticket.views import RevocationView, TicketKey
 
 log = logging.getLogger("portique.runtime.daemon")
 
@@ -407,35 +410,22 @@ class Daemon:
             window = self.steward_config.manual_admit_window_s
             while self._manual_times and self._manual_times[0] < now.unix - window:
                 self._manual_times.popleft()
-            if supervisor is None and len(self._manual_times) >= \
-                    self.steward_config.manual_admit_limit:
-                raise ManualRefusedError(
-                    f"manual admit limit reached ({self.steward_config.manual_admit_limit} "
-                    f"in {window / 60:.0f} min): a supervisor must override", "limit")
-            generation = 0
             entry = None if self.manifest is None else \
                 self.manifest.manifest_entry(self.profile.event, ticket_id)
-            if entry is not None:
-                generation = int(entry.generation)
-            elif supervisor is None:
-                raise ManualRefusedError(f"ticket {ticket_id} is not in this event's manifest: "
-                                         "a supervisor must override", "not_in_manifest")
-            minimum = self.revocations.min_valid_generation(self.profile.event, ticket_id)
-            if minimum is not None and generation < minimum and supervisor is None:
-                what = "cancelled" if minimum >= CANCELLED else "superseded by a newer copy"
-                raise ManualRefusedError(
-                    f"ticket {ticket_id} is {what}: a supervisor must override", "void")
-            key = TicketKey(self.profile.event, ticket_id, generation)
-            previous = self.journal.last_admission(key.event, ticket_id)
-            if previous is not None and previous.inside and supervisor is None:
-                raise ManualRefusedError(f"ticket {ticket_id} was already admitted at gate "
-                                         f"{previous.gate} at {format_time(previous.at)}",
-                                         "already_inside")
-            decision = Decision(Verdict.ADMIT, Reason.MANUAL_ADMIT, now.unix, key,
-                                detail=reason, timezone=self.profile.timezone)
+            request = ManualRequest(
+                ticket_id=ticket_id, reason=reason, in_manifest=entry is not None,
+                generation=0 if entry is None else int(entry.generation),
+                flags=0 if entry is None else int(entry.flags),
+                manual_admits_in_window=len(self._manual_times),
+                manual_admit_limit=self.steward_config.manual_admit_limit, window_s=window,
+                supervisor=supervisor is not None)
+            decided = decide_manual(request, now, revocations=self.revocations,
+                                    admissions=self.journal, profile=self.profile)
+            if isinstance(decided, ManualRefusal):
+                raise ManualRefusedError(decided.message, decided.check.value)
             note = reason if supervisor is None else f"{reason} (override by {supervisor})"
             self._manual_times.append(now.unix)
-            return self._carry_out(decision, Method.PAPER if paper else Method.STEWARD,
+            return self._carry_out(decided, Method.PAPER if paper else Method.STEWARD,
                                    latency_ms=None, steward=steward, note=note)
 
     def manual_deny(self, ticket_id: str, *, steward: str, reason: str) -> dict[str, Any]:

@@ -30,12 +30,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from portique.base.errors import CredentialFormatError, NotATicketError, UnsupportedVersionError
+from portique.base.timeparse import format_time
 from portique.ticket.credential import (
     STEP_SECONDS,
     Credential,
     Flag,
     TicketFields,
     parse_code,
+    valid_ticket_id,
     verify_device,
     verify_issuer,
 )
@@ -218,12 +220,9 @@ def decide_credential(
         return out(Verdict.REFUSE, Reason.WRONG_ENTRANCE)
 
     # 5. revoked or superseded generation
-    minimum = revocations.min_valid_generation(f.event, f.ticket_id)
-    if minimum is not None and f.generation < minimum:
-        if minimum >= CANCELLED:
-            return out(Verdict.REFUSE, Reason.CANCELLED)
-        return out(Verdict.REFUSE, Reason.SUPERSEDED,
-                   detail=f"generation {f.generation} < {minimum}")
+    void = _void(revocations, f.event, f.ticket_id, f.generation)
+    if void is not None:
+        return out(Verdict.REFUSE, void[0], detail=void[1])
 
     # 6. valid-from / valid-until
     if t < f.valid_from:
@@ -260,8 +259,7 @@ def decide_credential(
             return out(Verdict.REFUSE, Reason.NOT_INSIDE, previous=previous)
         return out(Verdict.ADMIT, Reason.EXIT, previous=previous)
     if previous is not None:
-        may_return = bool(flags & _REENTRY) and profile.allow_reentry
-        if previous.inside or not may_return:
+        if _passback_holds(previous, flags, profile):
             return out(Verdict.REFUSE, Reason.ALREADY_ADMITTED, previous=previous)
         return out(Verdict.ADMIT, Reason.REENTRY, previous=previous)
 
@@ -269,3 +267,123 @@ def decide_credential(
     if flags & _PAPER:
         return out(Verdict.ADMIT, Reason.VALID_PAPER)
     return out(Verdict.ADMIT, Reason.VALID)
+
+
+# --- checks shared by camera and manual decisions ----------------------------------------
+
+def _void(revocations: RevocationView, event: str, ticket_id: str,
+          generation: int) -> tuple[Reason, str] | None:
+    """Check 5: CANCELLED or SUPERSEDED (with a detail) if this generation is void."""
+    minimum = revocations.min_valid_generation(event, ticket_id)
+    if minimum is None or generation >= minimum:
+        return None
+    if minimum >= CANCELLED:
+        return Reason.CANCELLED, ""
+    return Reason.SUPERSEDED, f"generation {generation} < {minimum}"
+
+
+def _passback_holds(previous: Admission, flags: int, profile: GateProfile) -> bool:
+    """Check 9 at an entry: whether an earlier admission keeps this one out (still
+    inside, or out but without a re-entry this gate and ticket both allow)."""
+    may_return = bool(flags & _REENTRY) and profile.allow_reentry
+    return previous.inside or not may_return
+
+
+# --- manual decisions (a steward at the gate) ---------------------------------------------
+
+class ManualCheck(enum.StrEnum):
+    """A check a steward's manual admit failed; its value is the control protocol's code."""
+
+    INVALID_TICKET_ID = "invalid_ticket_id"
+    """Not an id any ticket could carry: never overridable."""
+    LIMIT = "limit"
+    """More manual admits in the window than the gate allows without a supervisor."""
+    NOT_IN_MANIFEST = "not_in_manifest"
+    """The event's manifest does not list the ticket."""
+    VOID = "void"
+    """The ticket is cancelled, or this copy superseded by a newer one (check 5)."""
+    ALREADY_INSIDE = "already_inside"
+    """Anti-passback (check 9): admitted already and not allowed back in."""
+
+
+SUPERVISOR_MAY_OVERRIDE: frozenset[ManualCheck] = frozenset({
+    ManualCheck.LIMIT, ManualCheck.NOT_IN_MANIFEST, ManualCheck.VOID,
+    ManualCheck.ALREADY_INSIDE})
+"""The checks an authenticated supervisor may override; every other one holds."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManualRefusal:
+    """A manual admit the gate refuses, the check that failed and a sentence that says it."""
+
+    check: ManualCheck
+    message: str
+
+    @property
+    def overridable(self) -> bool:
+        return self.check in SUPERVISOR_MAY_OVERRIDE
+
+
+@dataclass(frozen=True, slots=True)
+class ManualRequest:
+    """What a steward asks, and what the gate knows of the ticket from its manifest."""
+
+    ticket_id: str
+    reason: str
+    """The steward's words, kept as the decision's detail."""
+    in_manifest: bool
+    generation: int = 0
+    """The manifest's generation of the ticket (0 when not in the manifest)."""
+    flags: int = 0
+    """The manifest's flags of the ticket (REENTRY matters here)."""
+    manual_admits_in_window: int = 0
+    manual_admit_limit: int = 10
+    window_s: float = 600.0
+    supervisor: bool = False
+    """An authenticated supervisor overrides the checks in SUPERVISOR_MAY_OVERRIDE."""
+
+
+def decide_manual(
+    request: ManualRequest,
+    now: Now,
+    *,
+    revocations: RevocationView,
+    admissions: AdmissionsView,
+    profile: GateProfile,
+) -> Decision | ManualRefusal:
+    """A steward's manual admit: the camera's revocation and anti-passback checks (5 and 9,
+    the same functions), after the checks only a manual admit has. Pure.
+
+    Order: ticket id (never overridable) -> limit -> manifest -> revoked or superseded ->
+    anti-passback -> admit (MANUAL_ADMIT). A supervisor's override skips the overridable
+    refusals; the next check still runs, so the override never hides an invalid id.
+    """
+    t, r = now.unix, request
+    if not valid_ticket_id(r.ticket_id):
+        return ManualRefusal(ManualCheck.INVALID_TICKET_ID,
+                             f"ticket_id {r.ticket_id[:40]!r} is not a ticket id")
+    refusals: list[ManualRefusal] = []
+    if r.manual_admits_in_window >= r.manual_admit_limit:
+        refusals.append(ManualRefusal(
+            ManualCheck.LIMIT, f"manual admit limit reached ({r.manual_admit_limit} in "
+            f"{r.window_s / 60:.0f} min): a supervisor must override"))
+    if not r.in_manifest:
+        refusals.append(ManualRefusal(
+            ManualCheck.NOT_IN_MANIFEST, f"ticket {r.ticket_id} is not in this event's "
+            "manifest: a supervisor must override"))
+    void = _void(revocations, profile.event, r.ticket_id, r.generation)
+    if void is not None:
+        what = "cancelled" if void[0] is Reason.CANCELLED else "superseded by a newer copy"
+        refusals.append(ManualRefusal(
+            ManualCheck.VOID, f"ticket {r.ticket_id} is {what}: a supervisor must override"))
+    previous = admissions.last_admission(profile.event, r.ticket_id)
+    if previous is not None and _passback_holds(previous, r.flags, profile):
+        refusals.append(ManualRefusal(
+            ManualCheck.ALREADY_INSIDE, f"ticket {r.ticket_id} was already admitted at gate "
+            f"{previous.gate} at {format_time(previous.at)}"))
+    for refusal in refusals:
+        if not (r.supervisor and refusal.overridable):
+            return refusal
+    key = TicketKey(profile.event, r.ticket_id, r.generation)
+    return Decision(Verdict.ADMIT, Reason.MANUAL_ADMIT, t, key, detail=r.reason,
+                    timezone=profile.timezone)
