@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +24,9 @@ from portique.devtools.simulation import SimulatedRun
 from portique.runtime.config import Config, from_dict
 from portique.runtime.wiring import GateApp, RunOptions, build
 from portique.ticket.trust import KeyRole
+
+if TYPE_CHECKING:
+    from .lane import Lane
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -175,3 +178,17 @@ def world(tmp_path: Path) -> Iterator[World]:
     state.mkdir()
     yield World(state)
     shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def lane(tmp_path: Path) -> Iterator[Lane]:
+    """One lane without the rest of the gate (tests/appliance/lane.py)."""
+    from .lane import Lane
+
+    state = tmp_path / "state"
+    state.mkdir()
+    one = Lane(state)
+    try:
+        yield one
+    finally:
+        one.close()

@@ -10,7 +10,8 @@ from portique.devtools.simulation import SimulatedRun
 from portique.runtime.control import ControlClient
 from portique.ticket import credential
 
-from .conftest import FIXTURES, PINS, World, clip, feed_store, fixture_key, sidecar
+from .conftest import EVENT, FIXTURES, PINS, World, clip, feed_store, fixture_key, sidecar
+from .lane import Lane
 
 
 @pytest.mark.parametrize(
@@ -60,7 +61,7 @@ def test_second_scan_of_an_admitted_ticket_is_refused(world: World) -> None:
 
 
 def test_passage_timeout_voids_the_admission_and_frees_the_ticket(world: World) -> None:
-    app = world.play("no_passage", stays=frozenset({"PAR24-000109"}))
+    world.play("no_passage", stays=frozenset({"PAR24-000109"}))
     assert world.decisions() == [("admit", "VALID", "PAR24-000109")]
     assert world.admissions() == [("PAR24-000109", "voided")]
     assert world.unlocks() == 1
@@ -73,11 +74,10 @@ def test_passage_timeout_voids_the_admission_and_frees_the_ticket(world: World) 
     frames = sidecar("no_passage")["frames"]
     later = frames[-1]["captured_at"] + 60
     code = credential.dynamic_code(level1, device, credential.step_at(later))
-    again = world.build(SimulatedRun(simulate_passage_s=0.1, replay=clip("empty"), fast=True))
+    again = Lane(world.state)  # the same journal, the lane alone
     try:
-        assert isinstance(again.clock, type(app.clock))
-        again.clock.current = later  # type: ignore[union-attr]
-        event = again.daemon.handle_code(code)
+        again.clock.current = later
+        event = again.start().handle_code(code)
     finally:
         again.close()
     assert (event["verdict"], event["reason"]) == ("admit", "VALID")
@@ -209,37 +209,54 @@ def test_many_control_connections_leak_nothing(world: World) -> None:
     assert after - before < 10
 
 
-def test_two_stewards_at_once_cannot_pass_the_limit_together(world: World) -> None:
+def test_two_stewards_at_once_cannot_pass_the_limit_together(lane: Lane) -> None:
     import threading
 
     from portique.runtime.daemon import ManualRefusedError
+    from portique.runtime.feedview import SharedFeedView
 
-    world.sections["steward"] = {"manual_admit_limit": 1}
-    world.sections["feeds"] = feed_store(world.state, {}, [
+    lane.sections["steward"] = {"manual_admit_limit": 1}
+    feeds = feed_store(lane.state, {}, [
         {"ticket_id": f"PAR24-00030{i}", "generation": "0", "order_ref": f"O{i}",
          "holder_name": f"Holder {i}", "category": "C", "entrances": "2", "flags": ""}
         for i in range(2)])
+    lane.manifest = SharedFeedView(Path(feeds["store"]), event=EVENT)
+    daemon = lane.start()
     outcomes: list[str] = []
-    with world.running(SimulatedRun(replay=clip("empty"), fast=True,
-                                  simulate_passage_s=0.05)) as app:
-        start = threading.Barrier(2)
+    start = threading.Barrier(2)
 
-        def admit(i: int) -> None:
-            start.wait()
-            try:
-                app.handle({"op": "admit", "ticket_id": f"PAR24-00030{i}",
-                            "steward": f"S{i}", "reason": "dead phone"})
-                outcomes.append("admitted")
-            except ManualRefusedError as exc:
-                outcomes.append(exc.code)
+    def admit(i: int) -> None:
+        start.wait()
+        try:
+            daemon.manual_admit(f"PAR24-00030{i}", steward=f"S{i}", reason="dead phone")
+            outcomes.append("admitted")
+        except ManualRefusedError as exc:
+            outcomes.append(exc.code)
 
-        threads = [threading.Thread(target=admit, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+    threads = [threading.Thread(target=admit, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    lane.manifest.close()
     assert sorted(outcomes) == ["admitted", "limit"]
-    assert len(world.admissions()) == 1
+    assert len(World(lane.state).admissions()) == 1
+
+
+def test_now_is_read_once_for_the_hold_check_and_the_decision(lane: Lane) -> None:
+    """One code, one instant: the same-ticket hold and the decision see the same now."""
+    daemon = lane.start()
+    lane.clock.current = T_ALICE
+    reads = lane.clock.reads
+    assert daemon.handle_code("not a ticket")["reason"] == "NOT_A_TICKET"
+    assert lane.clock.reads - reads == 1
+    first = daemon.handle_code(_alice_code(T_ALICE))  # admitted; her walk-through ends it
+    assert first["verdict"] == "admit"
+    lane.clock.current = T_ALICE + 1
+    reads = lane.clock.reads
+    shown = daemon.handle_code(_alice_code(T_ALICE + 1))  # she shows it again at once
+    assert shown["type"] == "displayed"
+    assert lane.clock.reads - reads == 1
 
 
 def test_free_egress_stays_latched_across_a_restart_until_acknowledged(world: World) -> None:
@@ -300,3 +317,13 @@ def test_a_damaged_feed_store_sends_every_ticket_to_the_steward(world: World) ->
         assert "FEED         UNREADABLE" in render_status(app.status())
     assert world.decisions() == [("steward", "FEED_UNAVAILABLE", "PAR24-000101")]
     assert world.unlocks() == 0
+
+
+T_ALICE = 1722879000.0  # inside alice's ticket's validity (tests/fixtures/tickets)
+
+
+def _alice_code(at: float) -> str:
+    from portique.commands.main import load_ticket
+
+    level1 = load_ticket(FIXTURES / "tickets" / "alice.json")
+    return credential.dynamic_code(level1, fixture_key("dev-alice"), credential.step_at(at))
