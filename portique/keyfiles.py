@@ -9,9 +9,11 @@ A folder of ``*.pub`` files is a trust store. Writing never replaces an existing
 
 Reading refuses, as OpenSSH's StrictModes does, what someone other than root and the user
 the gate runs as could have changed: a key folder, a public key or a config file owned by
-another user or writable by group or others, a folder above them writable by everyone
-(unless sticky, as /tmp), and a private key that group or others can read
-(``check_safe``; docs/operations.md, "Files the gate trusts").
+another user or writable by group or others, a folder above them (or above a symbolic
+link's target) owned by another user or writable by its group or by everyone (unless
+sticky, as /tmp), and a private key that group or others can read (``check_safe``,
+``check_folders``). Keys are checked on the descriptor read (``read_checked``), not by
+name before reading; docs/operations.md, "Files the gate trusts".
 """
 
 from __future__ import annotations
@@ -55,13 +57,19 @@ def check_safe(path: Path, *, what: str, secret: bool = False, parents: bool = T
 
     It must be owned by root or the running user and not writable by group or others;
     a `secret` (a private key) must not be readable by them either. With `parents`, every
-    folder above it must not be writable by everyone unless sticky (as /tmp). A missing
-    file is left to the reader, which says so.
+    folder above it is checked too (`check_folders`); without, only the folders above a
+    symbolic link's target. A missing file is left to the reader, which says so.
     """
     try:
         st = os.stat(path)
     except OSError:
         return
+    if parents or os.path.islink(path):
+        check_folders(path, what=what)
+    _check_stat(st, path, what=what, secret=secret)
+
+
+def _check_stat(st: os.stat_result, path: Path, *, what: str, secret: bool) -> None:
     me = os.geteuid()
     if st.st_uid not in (0, me):
         raise UnsafeFileError(
@@ -74,17 +82,63 @@ def check_safe(path: Path, *, what: str, secret: bool = False, parents: bool = T
     if mode & 0o022:
         raise UnsafeFileError(f"{what} {path}: writable by group or others (mode {mode:04o}): "
                               f"run `chmod go-w {path}`")
-    if parents:
-        absolute = Path(os.path.abspath(path))
-        for folder in dict.fromkeys([*absolute.parents, *absolute.resolve().parents]):
-            try:
-                fst = os.stat(folder)
-            except OSError:
-                continue
-            if fst.st_mode & stat.S_IWOTH and not fst.st_mode & stat.S_ISVTX:
-                raise UnsafeFileError(
-                    f"{what} {path}: the folder {folder} above it is writable by everyone "
-                    f"(mode {stat.S_IMODE(fst.st_mode):04o}): run `chmod o-w {folder}`")
+
+
+def check_folders(path: Path, *, what: str) -> None:
+    """Refuse `path` (UnsafeFileError) if a folder above it, as written or as its symbolic
+    links resolve (the target's folders too), could be changed by someone other than root
+    or the running user: owned by another user, or writable by its group or by everyone,
+    unless sticky (as /tmp, where nobody may rename or remove another's files)."""
+    me = os.geteuid()
+    absolute = Path(os.path.abspath(path))
+    for folder in dict.fromkeys([*absolute.parents, *absolute.resolve().parents]):
+        try:
+            fst = os.stat(folder)
+        except OSError:
+            continue
+        mode = stat.S_IMODE(fst.st_mode)
+        if fst.st_uid not in (0, me):
+            raise UnsafeFileError(
+                f"{what} {path}: the folder {folder} above it is owned by "
+                f"{_user(fst.st_uid)}, not by root or {_user(me)} that the gate runs as: "
+                f"run `chown root: {folder}` (and check what is in it)")
+        if mode & stat.S_ISVTX:
+            continue
+        if mode & stat.S_IWOTH:
+            fix = "go-w" if mode & stat.S_IWGRP else "o-w"
+            raise UnsafeFileError(
+                f"{what} {path}: the folder {folder} above it is writable by everyone "
+                f"(mode {mode:04o}): run `chmod {fix} {folder}`")
+        if mode & stat.S_IWGRP:
+            raise UnsafeFileError(
+                f"{what} {path}: the folder {folder} above it is writable by its group "
+                f"(mode {mode:04o}): run `chmod g-w {folder}`")
+
+
+READ_LIMIT = 1024 * 1024
+"""The largest key file read (a key is a few hundred bytes)."""
+
+
+def read_checked(path: Path, *, what: str, secret: bool = False,
+                 parents: bool = True) -> bytes:
+    """The content of `path`, refused (UnsafeFileError) as `check_safe` refuses, checked on
+    the descriptor actually read (fstat), so it cannot be swapped between check and read.
+
+    OSError (missing, unreadable) is the caller's to word. With `parents` the folders above
+    are checked; without, only those above a symbolic link's target.
+    """
+    if parents or os.path.islink(path):
+        check_folders(path, what=what)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFileError(f"{what} {path}: not a regular file")
+        _check_stat(st, path, what=what, secret=secret)
+        data = handle.read(READ_LIMIT + 1)
+    if len(data) > READ_LIMIT:
+        raise KeyFileError(f"{path}: larger than {READ_LIMIT // 1024} KiB: not a key file")
+    return data
 
 
 @dataclass(frozen=True)
@@ -160,9 +214,10 @@ def new_key_pair(
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
-    check_safe(path, what="private key", secret=True)
     try:
-        data = path.read_bytes()
+        data = read_checked(path, what="private key", secret=True)
+    except UnsafeFileError:
+        raise  # a PermissionError too, but it says what is wrong and what to run
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read private key: {exc.strerror}") from None
     try:
@@ -175,13 +230,15 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def load_public_key(path: Path) -> TrustedKey:
-    check_safe(path, what="public key")
-    return _read_public_key(path)
+    return _read_public_key(path, parents=True)
 
 
-def _read_public_key(path: Path) -> TrustedKey:
+def _read_public_key(path: Path, *, parents: bool) -> TrustedKey:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_checked(path, what="public key", parents=parents)
+                         .decode("utf-8"))
+    except UnsafeFileError:
+        raise
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read public key: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -234,8 +291,8 @@ def load_trust_dir(folder: Path, *, role: KeyRole | None = KeyRole.ISSUER) -> Tr
     check_safe(folder, what="key folder")
     keys = []
     for path in sorted(folder.glob("*.pub")):
-        check_safe(path, what="public key", parents=False)  # its folder is checked above
-        keys.append(_read_public_key(path))
+        # its folder is checked above; a symbolic link's target folders are checked here
+        keys.append(_read_public_key(path, parents=False))
     return TrustStore.of(k for k in keys if role is None or k.role is role)
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import pwd
+import stat
 import sys
 from pathlib import Path
 from typing import Any
 
 from portique.runtime.supervisors import (
+    CREDENTIAL,
     DEFAULT_FILE,
+    GATE_USER,
     SupervisorError,
     load,
     remove,
@@ -66,6 +70,7 @@ def _cli_set(args: argparse.Namespace) -> int:
                               "A-Z a-z 0-9 . _ -")
     replaced = set_pin(path, args.supervisor, _read_pin(args.supervisor))
     print(f"supervisor {args.supervisor}: PIN {'replaced' if replaced else 'set'} in {path}")
+    print(how_the_gate_reads(path))
     return 0
 
 
@@ -73,7 +78,23 @@ def _cli_remove(args: argparse.Namespace) -> int:
     path = _file(args)
     remove(path, args.supervisor)
     print(f"supervisor {args.supervisor}: removed from {path}")
+    print(how_the_gate_reads(path))
     return 0
+
+
+def how_the_gate_reads(path: Path) -> str:
+    """What the operator needs to know after a change: who may read the file, and when the
+    gate sees the change."""
+    st = path.stat()
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = f"uid {st.st_uid}"
+    return (f"{path}: mode {stat.S_IMODE(st.st_mode):04o}, owner {owner}, readable by its "
+            "owner only. gate.service hands the gate a copy made when it starts "
+            f"(LoadCredential={CREDENTIAL}:{path}): run `systemctl restart gate` for the gate "
+            f"to use the change. A gate run without it reads the file itself at each "
+            f"override, which needs the file to be the gate's (`chown {GATE_USER}: {path}`).")
 
 
 def _cli_list(args: argparse.Namespace) -> int:

@@ -86,8 +86,9 @@ class StewardConfig:
                                            maximum=86400)
     language: str = setting("fr", description="Language of the steward UI at start: fr or en")
     supervisors: Path = setting(DEFAULT_SUPERVISORS_FILE, description="The supervisors' "
-                                "PIN hashes (`gate supervisor set ID`); mode 0600 or 0640, "
-                                "root:portique")
+                                "PIN hashes (`gate supervisor set ID`); mode 0600, owned by "
+                                "root or the gate's user; systemd's copy "
+                                "(LoadCredential=supervisors) is read first")
     override_max_failures: int = setting(5, description="Refused supervisor overrides (unknown "
                                          "supervisor, wrong PIN) that lock every override",
                                          minimum=1, maximum=100)

@@ -1,7 +1,7 @@
 """Supervisors and their PINs: who may override a manual admit the gate refused.
 
 The venue's operator keeps the supervisors in one file (``[steward] supervisors``, by
-default ``/etc/portique/supervisors.toml``, root:portique mode 0640, or 0600), written by
+default ``/etc/portique/supervisors.toml``, root:root mode 0600), written by
 ``gate supervisor set ID`` and ``gate supervisor remove ID``. It holds no PIN, only a
 slow hash of each:
 
@@ -14,8 +14,16 @@ slow hash of each:
   can be raised later without invalidating the PINs already set.
 * A PIN is 6 to 12 digits. It is compared in constant time; an unknown supervisor costs
   the same hash as a known one, so timing does not tell which ids exist.
-* A file that others may read, or that its group may write, is refused (as is a damaged
-  one): then no override is possible until the operator fixes it.
+* Six digits are a million PINs: whoever reads the hashes finds one in hours of
+  computing. So no group may read the file (the stewards are in group portique, the
+  control socket's): the service is handed a private copy by systemd
+  (``LoadCredential=supervisors:/etc/portique/supervisors.toml`` in gate.service), in
+  $CREDENTIALS_DIRECTORY, which it reads in preference to the configured file. Without
+  one, the configured file must be mode 0600 and owned by root or the gate's user.
+* Refused, so that no override is possible until the operator fixes it (the message
+  names the file and what to run): a file its group or others may read, one owned by
+  another user, a symbolic link, a folder above it that another user could change (as
+  for keys: portique.keyfiles.check_folders), a damaged file.
 
 Failed attempts are rate-limited by `OverrideGuard`: after ``override_max_failures``
 refusals within ``override_failure_window_s``, every override is refused for
@@ -27,12 +35,15 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import hashlib
 import hmac
 import os
+import pwd
 import re
 import secrets
 import stat
+import struct
 import threading
 import time
 import tomllib
@@ -42,8 +53,14 @@ from pathlib import Path
 from typing import Any
 
 from portique.base.errors import GateError
+from portique.keyfiles import UnsafeFileError, check_folders
+from portique.runtime.credentials import credential_path
 
 DEFAULT_FILE = Path("/etc/portique/supervisors.toml")
+CREDENTIAL = "supervisors"
+"""The name gate.service gives the file (LoadCredential=supervisors:PATH)."""
+GATE_USER = "portique"
+"""The account gate.service runs as (User=): it may own the file, as may root."""
 
 SUPERVISOR_ID_MAX = 32
 _SUPERVISOR_ID = re.compile(r"[A-Za-z0-9._-]{1,32}")
@@ -53,8 +70,8 @@ PIN_FIELD_MAX = 64
 
 SALT_BYTES = 16
 HASH_BYTES = 32
-ALLOWED_MODE_BITS = 0o640
-"""Permission bits a supervisors file may have: read-write owner, read group, nothing else."""
+ALLOWED_MODE_BITS = 0o600
+"""Permission bits a supervisors file may have: read-write owner, nothing else."""
 
 
 def valid_supervisor_id(value: object) -> bool:
@@ -170,32 +187,120 @@ def _dummy() -> PinHash:
 
 # --- the file -------------------------------------------------------------------------
 
-def _open_checked(path: Path) -> tuple[int, os.stat_result]:
+def trusted_owners() -> frozenset[int]:
+    """Who may own the file: root, the user running this, and the gate's user."""
+    owners = {0, os.geteuid()}
+    with contextlib.suppress(KeyError):
+        owners.add(pwd.getpwnam(GATE_USER).pw_uid)
+    return frozenset(owners)
+
+
+def _user(uid: int) -> str:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def source(configured: Path) -> tuple[Path, bool]:
+    """The file the gate reads: systemd's copy when it gave one, else the configured file;
+    and whether it is systemd's copy."""
+    handed = credential_path(CREDENTIAL)
+    return (configured, False) if handed is None else (handed, True)
+
+
+_ACL_XATTR = "system.posix_acl_access"
+_ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_OTHER = 0x02, 0x04, 0x08, 0x20
+
+
+def _acl_problem(fd: int, owners: frozenset[int]) -> str | None:
+    """Why the group bits of systemd's copy are more than the mask of an ACL that grants
+    the gate's user alone (systemd: 0400 root, then `user:portique:r`), or None."""
+    try:
+        raw = os.getxattr(fd, _ACL_XATTR)
+    except OSError:
+        return "its group can read it (no access list)"
+    if len(raw) < 4 or (len(raw) - 4) % 8 or struct.unpack_from("<I", raw)[0] != 2:
+        return "its access list is not one this gate reads"
+    for tag, perm, ident in struct.iter_unpack("<HHI", raw[4:]):
+        if tag in (_ACL_GROUP_OBJ, _ACL_GROUP) and perm:
+            return "its access list lets a group read it"
+        if tag == _ACL_USER and perm and ident not in owners:
+            return f"its access list lets {_user(ident)} read it"
+        if tag == _ACL_OTHER and perm:
+            return "its access list lets others read it"
+    return None
+
+
+def _open_checked(path: Path, *, credential: bool = False) -> tuple[int, os.stat_result]:
+    """Open the file (never through a symbolic link) and check what was opened."""
+    what = (f"supervisors file {path} (systemd's copy, LoadCredential={CREDENTIAL})"
+            if credential else f"supervisors file {path}")
+    try:
+        check_folders(path, what="supervisors file")
+    except UnsafeFileError as exc:
+        raise SupervisorError(str(exc)) from None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
+                     | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise SupervisorError(f"supervisors file {path}: missing (create it with "
+        raise SupervisorError(f"{what}: missing (create it with "
                               "`gate supervisor set ID`)") from None
+    except PermissionError:
+        raise SupervisorError(
+            f"{what}: {_user(os.geteuid())} may not read it: gate.service gives it to the "
+            f"gate with LoadCredential={CREDENTIAL}:{path}; a gate run otherwise reads it "
+            f"itself when it owns it (`chown {GATE_USER}: {path}`)") from None
     except OSError as exc:
-        raise SupervisorError(f"supervisors file {path}: cannot open: "
-                              f"{exc.strerror or exc}") from None
-    st = os.fstat(fd)
-    mode = stat.S_IMODE(st.st_mode)
-    problem = None
-    if not stat.S_ISREG(st.st_mode):
-        problem = "not a regular file"
-    elif mode & ~ALLOWED_MODE_BITS:
-        problem = (f"mode {mode:04o} lets others read it or its group write it: "
-                   "it must be 0600 or 0640 (chmod 0640)")
+        if exc.errno == errno.ELOOP:
+            raise SupervisorError(f"{what}: a symbolic link: the gate reads no supervisors "
+                                  "file through a link: put the file itself there") from None
+        raise SupervisorError(f"{what}: cannot open: {exc.strerror or exc}") from None
+    try:
+        problem = _problem(fd, path, credential=credential)
+    except BaseException:
+        os.close(fd)
+        raise
     if problem is not None:
         os.close(fd)
-        raise SupervisorError(f"supervisors file {path}: {problem}")
-    return fd, st
+        raise SupervisorError(f"{what}: {problem}")
+    return fd, os.fstat(fd)
 
 
-def load(path: Path) -> dict[str, PinHash]:
-    """Every supervisor's PIN hash; SupervisorError names what is wrong with the file."""
-    fd, _ = _open_checked(path)
+def _problem(fd: int, path: Path, *, credential: bool) -> str | None:
+    st = os.fstat(fd)
+    mode = stat.S_IMODE(st.st_mode)
+    owners = trusted_owners()
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_uid not in owners:
+        return (f"owned by {_user(st.st_uid)}, not by root or the gate's user "
+                f"({GATE_USER}): that user may have written the PIN hashes in it: if it is "
+                f"genuine run `chown root: {path}`, otherwise remove it and set the PINs "
+                "again (`gate supervisor set ID`)")
+    if credential:
+        if mode & 0o037:
+            return (f"mode {mode:04o}: its group or others may read or change it: see "
+                    f"LoadCredential={CREDENTIAL} in gate.service (`systemctl cat gate`)")
+        if mode & 0o040:
+            acl = _acl_problem(fd, owners)
+            if acl is not None:
+                return (f"mode {mode:04o}: {acl}: see LoadCredential={CREDENTIAL} in "
+                        "gate.service (`systemctl cat gate`)")
+        return None
+    if mode & ~ALLOWED_MODE_BITS:
+        return (f"mode {mode:04o}: its group or others may read the PIN hashes (the "
+                f"stewards are in group {GATE_USER}) and find a 6-digit PIN in hours: it "
+                f"must be 0600: run `chmod 600 {path}`, and as those PINs may be known, set "
+                "new ones (`gate supervisor set ID`)")
+    return None
+
+
+def load(path: Path, *, credential: bool = False) -> dict[str, PinHash]:
+    """Every supervisor's PIN hash; SupervisorError names what is wrong with the file.
+
+    `credential`: `path` is systemd's copy (see `source`)."""
+    fd, _ = _open_checked(path, credential=credential)
     with os.fdopen(fd, "rb") as handle:
         raw = handle.read(1024 * 1024 + 1)
     if len(raw) > 1024 * 1024:
@@ -221,12 +326,18 @@ def load(path: Path) -> dict[str, PinHash]:
 
 
 def save(path: Path, records: dict[str, PinHash]) -> None:
-    """Replace the file in one step (write, fsync, rename), keeping its mode and group."""
-    mode, gid = 0o600, -1
+    """Replace the file in one step (write, fsync, rename): mode 0600, its owner and group
+    kept (a new file is its writer's, root's when run by root)."""
+    uid, gid = -1, -1
     if os.path.lexists(path):
         fd, st = _open_checked(path)
         os.close(fd)
-        mode, gid = stat.S_IMODE(st.st_mode), st.st_gid
+        uid, gid = st.st_uid, st.st_gid
+    else:
+        try:
+            check_folders(path, what="supervisors file")
+        except UnsafeFileError as exc:
+            raise SupervisorError(str(exc)) from None
     lines = ["# Portique supervisors: scrypt hashes of their PINs, never the PINs.",
              "# Written by `gate supervisor set|remove`; see docs/steward.md.",
              "", "[supervisors]"]
@@ -240,10 +351,10 @@ def save(path: Path, records: dict[str, PinHash]) -> None:
                               f"{exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            if gid != -1:
+            if (uid, gid) != (-1, -1):
                 with contextlib.suppress(PermissionError):
-                    os.fchown(handle.fileno(), -1, gid)
-            os.fchmod(handle.fileno(), mode)
+                    os.fchown(handle.fileno(), uid, gid)
+            os.fchmod(handle.fileno(), 0o600)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -350,7 +461,8 @@ class Authenticator:
                     f"supervisor overrides are locked for {_minutes(locked)} after too many "
                     "refused attempts", "override_locked", counted=False)
             try:
-                records = load(self.path)
+                path, credential = source(self.path)
+                records = load(path, credential=credential)
             except SupervisorError as exc:
                 raise OverrideRefusedError(f"supervisor overrides are unavailable: {exc}",
                                            "supervisors_unavailable", counted=False) from None

@@ -30,6 +30,7 @@ from portique.runtime import notify
 from portique.runtime.clock import FrameClock, GateClock, journal_clock_events
 from portique.runtime.config import Config
 from portique.runtime.control import ControlServer, EventBus
+from portique.runtime.credentials import read_credential
 from portique.runtime.daemon import Daemon, ManualRefusedError
 from portique.runtime.events import CameraChanged, FeedApplied, TurnstileChanged
 from portique.runtime.journal import Journal
@@ -356,7 +357,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
     closers.append(control.close)
     app.control = control
     if config.upload is not None:
-        token = _credential("upload-token")
+        token = read_credential("upload-token") or ""
         uploader = Uploader(journal, config.upload, gate_id=profile.gate_id,
                             event=profile.event, token=token)
         uploader.start()
@@ -394,20 +395,6 @@ def _write_latch(path: Path, why: str) -> None:
             os.fsync(handle.fileno())
     except OSError as exc:
         log.error("cannot record the fire-alarm latch at %s: %s", path, exc)
-
-
-def _credential(name: str) -> str:
-    """A secret from systemd's credentials directory (LoadCredential=), if any."""
-    folder = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not folder:
-        return ""
-    path = Path(folder) / name
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return ""
-    except OSError as exc:
-        raise ConfigError(f"systemd credential {name}: cannot read: {exc.strerror}") from None
 
 
 class Housekeeping:

@@ -39,6 +39,38 @@ def test_gate_run_refuses_a_key_folder_others_can_change(world: World, tmp_path:
     assert not (world.state / "journal.sqlite").exists()  # refused before anything began
 
 
+def test_gate_run_refuses_keys_in_a_folder_another_user_owns(world: World,
+                                                             tmp_path: Path) -> None:
+    # that user may swap the trust folder for one of their own, keys and all
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    keys = theirs / "keys"
+    shutil.copytree(FIXTURES / "keys", keys, ignore=shutil.ignore_patterns("*.key"))
+    os.chown(theirs, 65534, 65534)
+    world.sections["keys"] = {"trust_dir": str(keys)}
+    with pytest.raises(UnsafeFileError, match=f"key folder {keys}: the folder {theirs} above "
+                       f"it is owned by uid 65534.*run `chown root: {theirs}`"):
+        world.build(SimulatedRun(replay=clip("empty"), fast=True))
+    assert not (world.state / "journal.sqlite").exists()
+
+
+def test_gate_run_refuses_a_linked_key_in_a_folder_its_group_can_change(
+        world: World, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    shutil.copytree(FIXTURES / "keys", keys, ignore=shutil.ignore_patterns("*.key"))
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o775)
+    shared.chmod(0o775)
+    linked = next(keys.glob("*.pub"))
+    shutil.move(linked, shared / linked.name)
+    linked.symlink_to(shared / linked.name)
+    world.sections["keys"] = {"trust_dir": str(keys)}
+    with pytest.raises(UnsafeFileError, match=f"public key {linked}: the folder {shared} above "
+                       rf"it is writable by its group \(mode 0775\): run `chmod g-w {shared}`"):
+        world.build(SimulatedRun(replay=clip("empty"), fast=True))
+    assert not (world.state / "journal.sqlite").exists()
+
+
 def test_gate_run_refuses_a_config_others_can_change(world: World, tmp_path: Path) -> None:
     config = tmp_path / "gate.toml"
     config.write_text(f'[gate]\nid = "1"\nevent = "{EVENT}"\nentrance = 2\n'

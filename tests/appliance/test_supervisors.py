@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from portique.devtools.simulation import SimulatedRun
 from portique.runtime import supervisors
@@ -92,23 +95,112 @@ def test_refused_overrides_lock_every_override_even_after_a_restart(world: World
         ["supervisor_override_blocked"] * 2
 
 
-def test_a_supervisors_file_others_may_read_allows_no_override(world: World) -> None:
-    path = _setup(world)
-    path.chmod(0o644)
-    before = path.read_bytes()
+def _refused_override(world: World) -> dict[str, Any]:
     with world.running(SimulatedRun(replay=clip("empty"), fast=True,
                                   simulate_passage_s=0.05)) as app:
         app.run()
         client = ControlClient(Path(world.config().control.socket))
         refused = _admit(client, "PAR24-000203", supervisor="SUP-1", pin=PIN)
-    assert refused["code"] == "supervisors_unavailable"
-    assert "mode 0644" in refused["error"] and "0600 or 0640" in refused["error"]
+    assert refused["ok"] is False and refused["code"] == "supervisors_unavailable", refused
     assert world.rows("SELECT * FROM decisions") == []
     assert [k for (k,) in world.rows("SELECT kind FROM gate_events")] == [
         "supervisor_override_blocked"]
+    return refused
+
+
+def test_a_supervisors_file_its_group_may_read_allows_no_override(world: World) -> None:
+    # the stewards are in the gate's group: a hash they can read is a PIN found in hours
+    path = _setup(world)
+    path.chmod(0o640)
+    before = path.read_bytes()
+    refused = _refused_override(world)
+    assert f"supervisors file {path}: mode 0640: its group or others may read" in \
+        refused["error"]
+    assert f"run `chmod 600 {path}`" in refused["error"]
+    assert "set new ones (`gate supervisor set ID`)" in refused["error"]
     result = _supervisor_cli("set", "SUP-2", "--file", str(path), pin="123456")
-    assert result.returncode == 2 and "mode 0644" in result.stderr
+    assert result.returncode == 2 and "mode 0640" in result.stderr
     assert path.read_bytes() == before  # an unsafe file is not rewritten either
+
+
+def test_a_supervisors_file_of_another_user_allows_no_override(world: World) -> None:
+    path = _setup(world)
+    os.chown(path, 65534, 65534)  # mode 0600: that user wrote whichever hashes it likes
+    refused = _refused_override(world)
+    assert f"supervisors file {path}: owned by uid 65534" in refused["error"]
+    assert f"if it is genuine run `chown root: {path}`" in refused["error"]
+    result = _supervisor_cli("remove", "SUP-1", "--file", str(path))
+    assert result.returncode == 2 and "owned by uid 65534" in result.stderr
+    os.chown(path, 0, 0)  # the file is still there, untouched
+    assert supervisors.load(path)["SUP-1"].matches(PIN)
+
+
+def test_a_folder_above_the_supervisors_file_its_group_may_change(world: World) -> None:
+    path = _setup(world)
+    folder = path.parent
+    folder.chmod(0o770)  # its group could put a file of its own in place
+    refused = _refused_override(world)
+    assert f"supervisors file {path}: the folder {folder} above it is writable by its " \
+        "group (mode 0770)" in refused["error"]
+    assert f"run `chmod g-w {folder}`" in refused["error"]
+
+
+_ACL_XATTR = "system.posix_acl_access"
+
+
+def _systemd_copy(folder: Path, data: bytes, *, acl: list[tuple[int, int, int]]) -> Path:
+    """What LoadCredential= leaves in $CREDENTIALS_DIRECTORY: the file 0400 root's, read
+    access for the service's user by an access list (whose mask `stat` shows as the
+    group's bits), the folder root's 0500 with the same list."""
+    folder.mkdir(mode=0o500)
+    copy = folder / supervisors.CREDENTIAL
+    fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    copy.chmod(0o400)
+    none, mask = 0xFFFFFFFF, [(0x10, 4, 0xFFFFFFFF)]
+    entries = [(0x01, 4, none), *acl, *mask, (0x20, 0, none)]
+    os.setxattr(copy, _ACL_XATTR, struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perm, who) for tag, perm, who in entries))
+    return copy
+
+
+def test_the_copy_systemd_hands_the_gate_is_read_first(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    configured = _setup(world)
+    handed = tmp_path / "handed.toml"
+    supervisors.set_pin(handed, "SUP-1", "731904")  # only the copy knows this PIN
+    # the service's user (this test's) may read it, its group nothing
+    copy = _systemd_copy(tmp_path / "credentials", handed.read_bytes(),
+                         acl=[(0x02, 4, os.geteuid()), (0x04, 0, 0xFFFFFFFF)])
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o440  # the access list's mask
+    configured.chmod(0o644)  # not read at all while there is a copy
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(copy.parent))
+    with world.running(SimulatedRun(replay=clip("empty"), fast=True,
+                                  simulate_passage_s=0.05)) as app:
+        app.run()
+        client = ControlClient(Path(world.config().control.socket))
+        assert _admit(client, "PAR24-000200")["ok"]
+        old = _admit(client, "PAR24-000201", supervisor="SUP-1", pin=PIN)
+        assert old["code"] == "supervisor_refused", old
+        new = _admit(client, "PAR24-000201", supervisor="SUP-1", pin="731904")
+        assert new["ok"], new
+
+
+@pytest.mark.parametrize(("acl", "complaint"), [
+    ([(0x02, 4, os.geteuid()), (0x04, 4, 0xFFFFFFFF)], "its access list lets a group read it"),
+    ([(0x02, 4, 65534), (0x04, 0, 0xFFFFFFFF)], "its access list lets uid 65534"),
+], ids=["group", "another user"])
+def test_a_copy_others_may_read_allows_no_override(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        acl: list[tuple[int, int, int]], complaint: str) -> None:
+    configured = _setup(world)
+    copy = _systemd_copy(tmp_path / "credentials", configured.read_bytes(), acl=acl)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(copy.parent))
+    refused = _refused_override(world)
+    assert f"supervisors file {copy} (systemd's copy, LoadCredential=supervisors): " \
+        f"mode 0440: {complaint}" in refused["error"]
+    assert "`systemctl cat gate`" in refused["error"]
 
 
 def _supervisor_cli(*args: str, pin: str = "") -> subprocess.CompletedProcess[str]:
@@ -122,14 +214,19 @@ def test_gate_supervisor_set_replace_and_remove(tmp_path: Path) -> None:
     made = _supervisor_cli("set", "sup-9", "--file", str(path), pin="470213")
     assert made.returncode == 0, made.stderr
     assert "supervisor sup-9: PIN set" in made.stdout
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert f"{path}: mode 0600, owner root, readable by its owner only" in made.stdout
+    assert "LoadCredential=supervisors" in made.stdout
+    assert "run `systemctl restart gate`" in made.stdout
+    st = path.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, 0)
     text = path.read_text()
     assert "470213" not in text and '"sup-9" = "scrypt:n=32768,r=8,p=1:' in text
-    path.chmod(0o640)  # as the operator leaves it for the gate's group
+    os.chown(path, 0, 65534)  # a group of the operator's: kept, but it reads nothing
     assert _supervisor_cli("set", "sup-2", "--file", str(path), pin="918273").returncode == 0
     replaced = _supervisor_cli("set", "sup-9", "--file", str(path), pin="555666")
     assert "supervisor sup-9: PIN replaced" in replaced.stdout
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    st = path.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 0, 65534)
     records = supervisors.load(path)
     assert records["sup-9"].matches("555666") and not records["sup-9"].matches("470213")
     assert records["sup-2"].matches("918273")

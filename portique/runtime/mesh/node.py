@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -37,6 +35,7 @@ from portique import keyfiles
 from portique.base.errors import ConfigError, GateError, KeyFileError
 from portique.base.timeparse import format_time
 from portique.runtime.control import EventBus
+from portique.runtime.credentials import read_credential
 from portique.runtime.events import DecisionMade, MeshConflictFound, PassageEnded
 from portique.runtime.journal import Journal, JournalError
 from portique.runtime.mesh.config import MeshConfig
@@ -153,19 +152,6 @@ def load_peer_keys(config: MeshConfig) -> dict[str, Ed25519PublicKey]:
                 raise ConfigError(f"mesh.gates_dir: gate {kid} has another key in mesh.gates")
             keys[kid] = key.public_key
     return {gate: Ed25519PublicKey.from_public_bytes(raw) for gate, raw in keys.items()}
-
-
-def read_credential(name: str) -> str | None:
-    """A secret from systemd's credentials directory (LoadCredential=), or None."""
-    folder = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not folder:
-        return None
-    try:
-        return (Path(folder) / name).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ConfigError(f"systemd credential {name}: cannot read: {exc.strerror}") from None
 
 
 class MeshNode:
