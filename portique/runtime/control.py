@@ -23,14 +23,23 @@ the limit and the manifest's refusals (see portique/runtime/supervisors.py).
 
 Every field is checked before the op runs (`check_request`): ``ticket_id`` by the
 credential's own rule (1-32 of A-Z a-z 0-9 . _ -, code ``invalid_ticket_id``), ``steward``
-and ``reason`` 1-200 printable characters, ``query`` a string (the lookup cuts it),
+and ``reason`` 1-200 characters, none of them a control, format or line/paragraph separator
+character (Unicode categories Cc, Cf, Cs, Zl, Zp: no DEL, C1 control, bidi override or
+zero-width character reaches another steward's screen or the journal), ``query`` a string
+(the lookup cuts and cleans it),
 ``limit`` a whole number (not true/false), ``paper`` true or false, ``supervisor`` a
 supervisor id, ``pin`` a string; an unknown field, a missing one or one of the wrong
 type is refused (code ``invalid``) with its name. A request line is at most 64 KiB and
-nested at most `MAX_JSON_DEPTH` deep (checked before parsing).
+nested at most `MAX_JSON_DEPTH` deep (checked before parsing, in one pass over the line:
+a hostile line costs the same few milliseconds as any other, see `json_depth`).
 
-The socket serves at most ``control.max_connections`` clients at once: one more gets
-``{"ok": false, "code": "busy", ...}`` and is closed at once. A client has
+The socket serves at most ``control.max_connections`` clients at once, and at most
+``control.max_connections_per_user`` of one user (the client's uid, which the kernel
+reports for the socket: SO_PEERCRED). One more gets ``{"ok": false, "code": "busy", ...}``
+and is closed at once. Watch streams never take the last ``control.request_slots``
+connections: those stay for short requests (status, lookup, admit...); a ``watch``
+beyond that is answered ``busy`` and the connection stays open for other requests.
+A client has
 ``control.request_timeout_s`` to send each request line (code ``timeout``, then closed);
 a client, a watcher most of all, that does not read what is sent to it for
 ``control.send_timeout_s`` is dropped.
@@ -45,12 +54,12 @@ import json
 import logging
 import os
 import queue
-import re
 import socket
 import socketserver
 import struct
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +105,19 @@ class ControlConfig:
     send_timeout_s: float = setting(10.0, description="Seconds a client (a watcher) may "
                                     "leave what the gate sends it unread before it is "
                                     "dropped", minimum=0.05, maximum=300.0)
+    max_connections_per_user: int = setting(16, description="Clients one user (the "
+                                            "client's uid, from the kernel) may have open "
+                                            "at once; one more is refused at once (busy)",
+                                            minimum=1, maximum=1000)
+    request_slots: int = setting(8, description="Connections watch streams may not take, "
+                                 "kept for short requests (status, lookup, admit); "
+                                 "watchers get the rest of max_connections, at least one",
+                                 minimum=0, maximum=1000)
+
+    @property
+    def max_watchers(self) -> int:
+        """Watch streams served at once."""
+        return max(1, self.max_connections - self.request_slots)
 
 
 class ControlError(GateError, OSError):
@@ -174,8 +196,32 @@ def _check_field(name: str, kind: str, value: object) -> None:
             raise RequestError(f"field {name!r}: must be 1 to {PIN_FIELD_MAX} characters")
     elif kind == _QUERY:
         pass  # any text: the lookup cleans it and keeps its first 100 characters
-    elif not value.strip() or len(value) > TEXT_MAX or any(ord(c) < 32 for c in value):
-        raise RequestError(f"field {name!r}: must be 1 to {TEXT_MAX} printable characters")
+    else:
+        problem = text_problem(value)
+        if problem:
+            raise RequestError(f"field {name!r}: {problem}")
+
+
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories refused in free text: controls (C0, DEL, C1), format characters
+(bidi overrides and isolates, zero-width spaces and joiners, soft hyphen...), lone
+surrogates, line and paragraph separators."""
+
+
+def text_problem(value: str) -> str | None:
+    """What is wrong with a steward id or a reason (``must not be empty``, ``U+202E
+    RIGHT-TO-LEFT OVERRIDE is not allowed...``), or None when it may be shown and stored."""
+    if not value.strip():
+        return "must not be empty"
+    if len(value) > TEXT_MAX:
+        return f"must be at most {TEXT_MAX} characters, got {len(value)}"
+    for position, char in enumerate(value):
+        if unicodedata.category(char) in REFUSED_CATEGORIES:
+            name = unicodedata.name(char, "")
+            described = f"U+{ord(char):04X}" + (f" {name}" if name else "")
+            return (f"{described} at position {position + 1} is not allowed (no control, "
+                    "format or line/paragraph separator characters)")
+    return None
 
 
 def check_request(request: dict[str, Any]) -> dict[str, Any]:
@@ -205,18 +251,39 @@ def check_request(request: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_BRACKETS = re.compile(rb"[\[\]{}]")
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_OPENING, _CLOSING = frozenset(b"[{"), frozenset(b"]}")
 
 
-def json_depth(line: bytes) -> int:
-    """How deep a JSON text nests (strings skipped), without parsing it."""
+def json_depth(line: bytes, bound: int = MAX_JSON_DEPTH) -> int:
+    """How deep a JSON text nests (brackets inside strings do not count), without parsing.
+
+    One pass over the bytes, each looked at once, keeping whether it is inside a string
+    and whether the byte before was an escaping backslash: the time is linear in the line
+    whatever it holds (runs of escaped quotes, long strings, brackets in strings), and the
+    pass runs Python code, so other threads get their turn of the interpreter meanwhile.
+    It stops as soon as the depth passes `bound` and then answers ``bound + 1``. Malformed
+    JSON gets some depth; the parser refuses it next.
+    """
     depth = deepest = 0
-    for bracket in _BRACKETS.findall(_STRINGS.sub(b"", line)):
-        if bracket in (b"[", b"{"):
+    in_string = escaped = False
+    for byte in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPENING:
             depth += 1
-            deepest = max(deepest, depth)
-        else:
+            if depth > deepest:
+                deepest = depth
+                if deepest > bound:
+                    return deepest
+        elif byte in _CLOSING and depth > 0:
             depth -= 1
     return deepest
 
@@ -276,17 +343,46 @@ def _line(message: dict[str, Any]) -> bytes:
     return json.dumps(message, ensure_ascii=False, default=str).encode() + b"\n"
 
 
+@dataclass(frozen=True)
+class Peer:
+    """The process at the other end of a connection, as the kernel saw it at connect."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+_UCRED = struct.Struct("3i")  # struct ucred: pid_t pid; uid_t uid; gid_t gid
+UNKNOWN_UID = -1
+"""The quota key of clients whose credentials cannot be read (not on Linux): they share one
+user's share of the connections."""
+
+
+def peer_of(sock: socket.socket) -> Peer | None:
+    """The connecting process's pid, uid and gid (SO_PEERCRED), or None where unsupported."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    except (OSError, AttributeError):
+        return None
+    pid, uid, gid = _UCRED.unpack(raw)
+    return Peer(pid, uid, gid)
+
+
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, path: str, handler: type[socketserver.BaseRequestHandler], *,
-                 max_connections: int) -> None:
-        self.max_connections = max_connections
+                 max_connections: int, max_per_user: int) -> None:
+        self.max_connections, self.max_per_user = max_connections, max_per_user
         self.active = 0
+        self.per_user: dict[int, int] = {}
+        """Open connections by the clients' uid."""
         self.refused = 0
         """Connections refused because `max_connections` were open."""
+        self.refused_user = 0
+        """Connections refused because their user had `max_per_user` open."""
         self.accept_failures = 0
         """Accepts that failed for want of file descriptors."""
         self._count_lock = threading.Lock()
@@ -301,44 +397,63 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                 # Out of descriptors: the listening socket stays readable, so without a
                 # pause the accept loop would spin. Wait a little for some to be freed.
                 self.accept_failures += 1
-                self._warn("control socket cannot accept, out of file descriptors "
+                self.warn("control socket cannot accept, out of file descriptors "
                            "failures=%s cause=%s", self.accept_failures, exc.strerror)
                 time.sleep(0.1)
             raise
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        # The accept loop counts the connection before its thread starts, so the caps hold
+        # however fast clients connect. The handler gets the Peer as its client address.
+        peer = peer_of(request)
+        uid = UNKNOWN_UID if peer is None else peer.uid
+        error = None
         with self._count_lock:
-            full = self.active >= self.max_connections
-            if not full:
+            if self.active >= self.max_connections:
+                self.refused += 1
+                error = (f"the gate serves {self.max_connections} control connections at "
+                         "most and all are in use: try again in a moment")
+                self.warn("control connection refused, too many open open=%s refused=%s "
+                           "uid=%s", self.max_connections, self.refused, uid)
+            elif self.per_user.get(uid, 0) >= self.max_per_user:
+                self.refused_user += 1
+                error = (f"uid {uid} already has {self.max_per_user} control connections "
+                         "open, the most one user may have: close some or try again later")
+                self.warn("control connection refused, user has too many open uid=%s "
+                           "pid=%s open=%s refused_user=%s", uid,
+                           None if peer is None else peer.pid, self.max_per_user,
+                           self.refused_user)
+            else:
                 self.active += 1
-        if full:
-            self.refused += 1
-            self._warn("control connection refused, too many open open=%s refused=%s",
-                       self.max_connections, self.refused)
+                self.per_user[uid] = self.per_user.get(uid, 0) + 1
+        if error is not None:
             with contextlib.suppress(OSError):
                 request.setblocking(False)
-                request.send(_line({"ok": False, "code": "busy", "error": (
-                    f"the gate serves {self.max_connections} control connections at most "
-                    "and all are in use: try again in a moment")}))
+                request.send(_line({"ok": False, "code": "busy", "error": error}))
             self.shutdown_request(request)
             return
         try:
-            super().process_request(request, client_address)
+            super().process_request(request, peer)
         except BaseException:
-            self._release()
+            self._release(uid)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._release()
+            self._release(UNKNOWN_UID if client_address is None else client_address.uid)
 
-    def _release(self) -> None:
+    def _release(self, uid: int) -> None:
         with self._count_lock:
             self.active -= 1
+            left = self.per_user[uid] - 1
+            if left:
+                self.per_user[uid] = left
+            else:
+                del self.per_user[uid]
 
-    def _warn(self, message: str, *args: object) -> None:
+    def warn(self, message: str, *args: object) -> None:
         """A warning at most every 10 s: a flood of connections must not flood the log."""
         now = time.monotonic()
         if now - self._warned_at >= 10.0:
@@ -410,7 +525,13 @@ class ControlServer:
         self._handle, self._bus, self._status = handle, bus, status
         self._request_timeout = config.request_timeout_s
         self._send_timeout = config.send_timeout_s
+        self.max_watchers = config.max_watchers
         self._stop = threading.Event()
+        self._watch_lock = threading.Lock()
+        self.watchers = 0
+        """Watch streams open now."""
+        self.refused_watch = 0
+        """Watch requests answered busy because `max_watchers` streams were open."""
         self.timed_out = 0
         """Connections closed because no request line came in time."""
         self.dropped_watchers = 0
@@ -424,12 +545,13 @@ class ControlServer:
 
         class RequestHandler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
-                outer._serve_connection(self.request)
+                outer._serve_connection(self.request, self.client_address)
 
         old_umask = os.umask(0o117)
         try:
             self._server = _Server(str(self.path), RequestHandler,
-                                   max_connections=config.max_connections)
+                                   max_connections=config.max_connections,
+                                   max_per_user=config.max_connections_per_user)
         except OSError as exc:
             raise ControlError(f"control socket {self.path}: cannot listen: {exc}") from None
         finally:
@@ -466,11 +588,15 @@ class ControlServer:
         """For `gate status`: connections open now, and those refused or dropped."""
         s = self._server
         return {"open": s.active, "max": s.max_connections, "refused_busy": s.refused,
+                "max_per_user": s.max_per_user, "refused_user": s.refused_user,
+                "watchers": self.watchers, "max_watchers": self.max_watchers,
+                "refused_watch": self.refused_watch,
                 "timed_out": self.timed_out, "dropped_watchers": self.dropped_watchers,
                 "accept_failures": s.accept_failures}
 
-    def _serve_connection(self, sock: socket.socket) -> None:
+    def _serve_connection(self, sock: socket.socket, peer: Peer | None) -> None:
         conn = _Connection(sock, send_timeout=self._send_timeout)
+        uid = UNKNOWN_UID if peer is None else peer.uid
         while not self._stop.is_set():
             try:
                 line = conn.read_line(MAX_REQUEST_BYTES, self._request_timeout)
@@ -490,13 +616,25 @@ class ControlServer:
             try:
                 request = parse_request(line)
             except RequestError as exc:
-                log.info("control request refused code=%s error=%s", exc.code, exc)
+                log.info("control request refused code=%s uid=%s error=%s", exc.code, uid,
+                         exc)
                 if not conn.send({"ok": False, "error": str(exc), "code": exc.code}):
                     return
                 continue
             if request["op"] == "watch":
-                self._watch(conn)
-                return
+                if self._watch_slot(uid):
+                    try:
+                        self._watch(conn)
+                    finally:
+                        with self._watch_lock:
+                            self.watchers -= 1
+                    return
+                if not conn.send({"ok": False, "code": "busy", "error": (
+                        f"the gate serves {self.max_watchers} watch streams at most and "
+                        "all are in use (the other connections are kept for short "
+                        "requests): try again in a moment")}):
+                    return
+                continue
             try:
                 answer = self._handle(request)
             except GateError as exc:
@@ -508,6 +646,19 @@ class ControlServer:
                 answer = {"ok": False, "error": "internal error (see the gate's log)"}
             if not conn.send(answer):
                 return
+
+    def _watch_slot(self, uid: int) -> bool:
+        """Take one of the `max_watchers` watch slots; False when none is free."""
+        with self._watch_lock:
+            if self.watchers >= self.max_watchers:
+                self.refused_watch += 1
+                refused = self.refused_watch
+            else:
+                self.watchers += 1
+                return True
+        self._server.warn("watch refused, too many watchers open=%s refused_watch=%s uid=%s",
+                          self.max_watchers, refused, uid)
+        return False
 
     def _watch(self, conn: _Connection) -> None:
         with self._bus.subscription() as events:

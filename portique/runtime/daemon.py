@@ -30,7 +30,7 @@ from portique.base.configschema import setting
 from portique.base.errors import GateError
 from portique.base.timeparse import format_time
 from portique.hardware.errors import HardwareError
-from portique.runtime.control import EventBus
+from portique.runtime.control import EventBus, text_problem
 from portique.runtime.events import (
     DecisionMade,
     FireAlarmAcknowledged,
@@ -511,10 +511,12 @@ class Daemon:
 
 
 def _require(value: object, name: str) -> None:
+    """A steward id or reason as the control socket admits them (control.text_problem)."""
     if not isinstance(value, str) or not value.strip():
         raise ManualRefusedError(f"{name} is required", "invalid")
-    if len(value) > 200 or any(ord(c) < 32 for c in value):
-        raise ManualRefusedError(f"{name} must be at most 200 printable characters", "invalid")
+    problem = text_problem(value)
+    if problem:
+        raise ManualRefusedError(f"{name}: {problem}", "invalid")
 
 
 def _ticket_ref(key: TicketKey) -> TicketRef:

@@ -5,8 +5,10 @@ JSON, idle and non-reading clients, more clients than the gate serves at once.""
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -14,6 +16,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -162,6 +165,54 @@ def test_fields_of_the_wrong_type_are_refused_naming_the_field(world: World) -> 
     assert world.rows("SELECT * FROM gate_events") == []
 
 
+# Characters that would reach other stewards' screens and the journal: DEL, C1 controls,
+# bidi overrides and isolates, zero-width and direction marks, separators, a BOM, a lone
+# surrogate (the JSON escape), a C0 control.
+UNPRINTABLE = [("S\x7f1", "U+007F"), ("S\x851", "U+0085"), ("S\u202e1", "U+202E"),
+               ("S\u2066x\u2069", "U+2066"), ("S\u200b1", "U+200B"), ("S\u200f1", "U+200F"),
+               ("a\u2028b", "U+2028"), ("a\u2029b", "U+2029"), ("\ufeffS", "U+FEFF"),
+               ("S\ud8001", "U+D800"), ("S\t1", "U+0009")]
+
+
+def test_control_and_format_characters_in_free_text_are_refused_naming_the_field(
+        world: World) -> None:
+    _manifest(world)
+    with _gate(world) as app:
+        sock = _connect(world)
+        for bad, described in UNPRINTABLE:
+            for request, field in (
+                    ({"op": "deny", "ticket_id": "PAR24-000103", "steward": bad,
+                      "reason": "no ticket"}, "steward"),
+                    ({"op": "deny", "ticket_id": "PAR24-000103", "steward": "S-1",
+                      "reason": bad}, "reason"),
+                    ({"op": "admit", "ticket_id": "PAR24-000103", "steward": bad,
+                      "reason": "dead phone"}, "steward"),
+                    ({"op": "admit", "ticket_id": "PAR24-000103", "steward": "S-1",
+                      "reason": bad}, "reason"),
+                    ({"op": "ack_fire_alarm", "steward": bad}, "steward")):
+                answer = _ask(sock, json.dumps(request).encode())
+                assert answer["ok"] is False and answer["code"] == "invalid", (request, answer)
+                assert f"'{field}'" in answer["error"] and described in answer["error"], answer
+            # the daemon's own check, for callers that do not go through the socket
+            with pytest.raises(ManualRefusedError, match=re.escape(described)) as refused:
+                app.daemon.manual_deny("PAR24-000103", steward=bad, reason="r")
+            assert refused.value.code == "invalid" and "steward" in str(refused.value)
+            with pytest.raises(ManualRefusedError, match=re.escape(described)) as refused:
+                app.daemon.manual_admit("PAR24-000103", steward="S-1", reason=bad)
+            assert refused.value.code == "invalid" and "reason" in str(refused.value)
+            with pytest.raises(ManualRefusedError, match=re.escape(described)):
+                app.daemon.acknowledge_fire_alarm(bad)
+        assert world.decisions() == []  # nothing was journalled
+        assert world.rows("SELECT * FROM gate_events") == []
+        # letters of any script, accents, spaces and symbols are still text
+        fine = _ask(sock, json.dumps({"op": "deny", "ticket_id": "PAR24-000103",
+                                      "steward": "Hélène Dupont-Ωμέγα 李",
+                                      "reason": "billet papier — déchiré ✂"}).encode())
+        assert fine["ok"], fine
+    assert world.rows("SELECT verdict, steward, note FROM decisions") == [
+        ("refuse", "Hélène Dupont-Ωμέγα 李", "billet papier — déchiré ✂")]
+
+
 @pytest.mark.parametrize("line", [
     b"[" * 30_000 + b"]" * 30_000,
     b'{"op": "status", "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
@@ -183,6 +234,80 @@ def test_brackets_inside_strings_do_not_count_as_nesting(world: World) -> None:
         answer = _ask(sock, json.dumps({"op": "lookup", "query": "[[[[[[[[[[{{{{{{{{{{\\\""
                                                                         }).encode())
         assert answer["ok"] is True and answer["candidates"] == [], answer
+
+
+# The line the nesting check once spent seconds on (quadratic in its length): a quote,
+# then escaped quotes up to the line limit (64 KiB with the newline).
+ESCAPED_QUOTES = b'"' + b'\\"' * 32_767
+assert len(ESCAPED_QUOTES) + 1 == 64 * 1024
+
+
+def test_the_nesting_check_gives_the_right_verdict_on_its_worst_inputs(world: World) -> None:
+    _manifest(world)
+    nine = b"[" * 9 + b"]" * 9
+    cases = [
+        (ESCAPED_QUOTES, "invalid"),  # a string that never ends: not nested at all
+        (b'{"op": "lookup", "query": "' + b'\\"' * 32_000 + b'", "x": ' + nine + b"}",
+         "too_deep"),  # the escaped quotes end with the string, the nesting after counts
+        (b'{"op": "lookup", "query": "\\\\", "x": ' + nine + b"}",
+         "too_deep"),  # an escaped backslash, then the quote that ends the string
+        (b'{"op": "lookup", "query": "a\\"[[[[[[[[[[{{{{{{{{{"}', None),
+        (json.dumps({"op": "lookup", "query": "[{" * 30_000}).encode(), None),
+        (b'{"op": "lookup", "query": "' + b"x" * 65_000 + b'"}', None),
+        (b"[" * 65_000, "too_deep"),
+        (b'{"op": "status", "x": ' + b"[" * 7 + b"1" + b"]" * 7 + b"}",
+         "invalid"),  # eight deep is allowed: refused for its unknown field only
+    ]
+    with _gate(world):
+        sock = _connect(world)
+        for line, code in cases:
+            assert len(line) < 64 * 1024
+            answer = _ask(sock, line)
+            if code is None:
+                assert answer["ok"] is True and answer["candidates"] == [], (line[:60], answer)
+            else:
+                assert answer["ok"] is False and answer["code"] == code, (line[:60], answer)
+        assert _ask(sock, b'{"op": "status"}')["ok"]
+
+
+def test_hostile_request_lines_do_not_freeze_the_other_connections(world: World) -> None:
+    """Fifteen clients send four of the nesting check's worst lines each (64 KiB of escaped
+    quotes) while a steward asks for the status: the status comes back, and every hostile
+    line is answered, well within a minute. Checked in one linear pass, the sixty lines
+    are milliseconds of work; a check quadratic in the line (seconds to tens of seconds a
+    line, holding the interpreter) would need many minutes for them, freezing every
+    other thread of the gate meanwhile."""
+    world.sections["control"] = {"request_timeout_s": 300.0}  # the lines wait in line
+    lines = 4
+    with _gate(world) as app:
+        # with the steward's, 16 connections of one user: the default per-user cap
+        attackers = [_connect(world) for _ in range(15)]
+        senders = [threading.Thread(target=sock.sendall, daemon=True,
+                                    args=((ESCAPED_QUOTES + b"\n") * lines,))
+                   for sock in attackers]
+        for sender in senders:
+            sender.start()
+        deadline = time.monotonic() + DEADLINE_S
+
+        def answer_in_time(sock: socket.socket, what: str) -> dict[str, Any]:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            try:
+                return _answer(sock)
+            except TimeoutError:
+                pytest.fail(f"{what}: no answer within {DEADLINE_S:g} s of the hostile lines")
+
+        steward = _connect(world)
+        steward.sendall(b'{"op": "status"}\n')
+        answer = answer_in_time(steward, "the steward's status")
+        assert answer["ok"] and answer["status"]["gate"] == app.status()["gate"]
+        for n, sock in enumerate(attackers):  # and every hostile line got its answer
+            for line in range(lines):
+                refused = answer_in_time(sock, f"hostile client {n}, line {line}")
+                assert refused["code"] == "invalid", refused
+                assert refused["error"].startswith("bad request: "), refused
+        for sender in senders:
+            sender.join(timeout=DEADLINE_S)
+            assert not sender.is_alive()
 
 
 # --- 11. connections: cap, backlog, idle, non-reading watchers -----------------------
@@ -215,9 +340,123 @@ def test_connections_beyond_the_cap_are_refused_at_once_and_the_rest_served(
         assert answer["status"]["control"]["refused_busy"] == refused
 
 
+NOBODY = 65534
+PER_USER = 16  # the default control.max_connections_per_user
+
+
+def _hold_as(uid: int, gid: int, path: Path, count: int, channel: socket.socket) -> None:
+    """In a forked child: become uid/gid, open `count` connections and report each one's
+    first answer (a status asked, or the refusal sent at once); when told, close them
+    and report whether a new connection of this user is served again."""
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    socks = [_connect_to(path) for _ in range(count)]
+    answers = []
+    for i, sock in enumerate(socks):  # the gate takes them in order: the first are served
+        answer = _ask(sock, b'{"op": "status"}') if i < PER_USER else _answer(sock)
+        answers.append({"ok": answer["ok"], "code": answer.get("code"),
+                        "error": answer.get("error")})
+    channel.sendall(json.dumps(answers).encode() + b"\n")
+    assert channel.recv(1) == b"c"
+    for sock in socks:
+        sock.close()
+    deadline = time.monotonic() + DEADLINE_S
+    while True:  # the gate counts a connection closed once its thread has ended
+        again = _ask(_connect_to(path), b'{"op": "status"}')
+        if again.get("code") != "busy" or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    channel.sendall(json.dumps({"ok": again["ok"], "code": again.get("code")}).encode()
+                    + b"\n")
+
+
+def test_one_user_cannot_take_more_than_its_share_of_the_connections(world: World) -> None:
+    """A steward's account (here nobody, uid 65534, in a forked child, the socket's group
+    its group) opens more connections than one user may hold: the gate, which learns
+    each client's uid from the kernel, refuses the extra ones at once while another user
+    (root, the test) is still served."""
+    folder = Path(tempfile.mkdtemp(prefix="portique-control-"))
+    folder.chmod(0o755)  # the test's tmp folder is root's alone: nobody could not reach it
+    path = folder / "control.sock"
+    world.sections["control"] = {"socket": str(path), "group": grp.getgrgid(NOBODY).gr_name}
+    held: list[socket.socket] = []
+    try:
+        with _gate(world) as app:
+            assert app.control is not None
+            ours, theirs = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:  # the child: never back into pytest
+                status = 1
+                try:
+                    ours.close()
+                    _hold_as(NOBODY, NOBODY, path, PER_USER + 2, theirs)
+                    status = 0
+                finally:
+                    os._exit(status)
+            theirs.close()
+            ours.settimeout(DEADLINE_S * 2)
+            with ours, ours.makefile("rb") as reports:
+                child = json.loads(reports.readline())
+                assert [a["code"] for a in child] == [None] * PER_USER + ["busy", "busy"], child
+                assert all(a["ok"] for a in child[:PER_USER])
+                assert f"uid {NOBODY} already has {PER_USER} control connections open" \
+                    in child[-1]["error"], child[-1]
+                # another user is served while nobody holds its share; and has a share too
+                held = [_connect(world) for _ in range(PER_USER + 1)]
+                for sock in held[:PER_USER]:
+                    assert _ask(sock, b'{"op": "status"}')["ok"]
+                refused = _answer(held[-1])
+                assert refused["code"] == "busy", refused
+                assert f"uid 0 already has {PER_USER}" in refused["error"], refused
+                stats = _ask(held[0], b'{"op": "status"}')["status"]["control"]
+                assert stats["open"] == 2 * PER_USER and stats["refused_user"] == 3, stats
+                assert stats["refused_busy"] == 0 and stats["max_per_user"] == PER_USER
+                ours.sendall(b"c")  # nobody closes its connections: its share is free again
+                assert json.loads(reports.readline()) == {"ok": True, "code": None}
+            _, code = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(code) == 0
+    finally:
+        for sock in held:
+            sock.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_watch_streams_leave_connections_for_short_requests(world: World) -> None:
+    """Watch streams may hold only max_connections - request_slots (8) of the connections:
+    with 10 at most, two watchers, and the eight left still serve status and the like."""
+    world.sections["control"] = {"max_connections": 10}
+    with _gate(world) as app:
+        assert app.control is not None
+        watchers = [_connect(world) for _ in range(2)]
+        for watcher in watchers:
+            assert _ask(watcher, b'{"op": "watch"}')["type"] == "status"
+        third = _connect(world)
+        refused = _ask(third, b'{"op": "watch"}')
+        assert refused["ok"] is False and refused["code"] == "busy", refused
+        assert "2 watch streams at most" in refused["error"], refused
+        assert _ask(third, b'{"op": "status"}')["ok"]  # the connection goes on
+        short = [third] + [_connect(world) for _ in range(7)]
+        for sock in short:
+            assert _ask(sock, b'{"op": "status"}')["ok"]
+        full = _connect(world)  # now all ten are in use
+        assert _answer(full)["code"] == "busy"
+        stats = _ask(third, b'{"op": "status"}')["status"]["control"]
+        assert stats["watchers"] == 2 and stats["max_watchers"] == 2, stats
+        assert stats["refused_watch"] == 1 and stats["open"] == 10, stats
+        watchers.pop().close()  # a watcher leaves: its slot takes a new watch stream
+        deadline = time.monotonic() + DEADLINE_S
+        while (answer := _ask(third, b'{"op": "watch"}')).get("code") == "busy":
+            assert time.monotonic() < deadline, "the watcher's slot was never freed"
+            time.sleep(0.02)
+        assert answer["ok"] and answer["type"] == "status", answer
+
+
 def test_a_burst_of_connects_is_queued_not_refused(world: World) -> None:
     """Stewards' screens and scripts reconnecting at once after a restart: 100 connects
-    in one go all reach the gate (the kernel queues them for the accept loop)."""
+    in one go all reach the gate (the kernel queues them for the accept loop). One test
+    process plays all the screens, so one user may take every connection here."""
+    world.sections["control"] = {"max_connections_per_user": 64}
     with _gate(world):
         path = str(world.config().control.socket)
         socks, failures = [], []
@@ -324,11 +563,12 @@ def _stalled_clip(folder: Path) -> Path:
 def test_idle_connections_cannot_exhaust_a_running_daemons_descriptors(
         tmp_path: Path) -> None:
     """400 idle connections against a daemon allowed 256 descriptors: those beyond the
-    cap are refused at once, the daemon keeps its descriptors and answers again."""
+    cap are refused at once, the daemon keeps its descriptors and answers again. (The
+    test plays many users: one user may take every connection here.)"""
     state = tmp_path / "state"
     state.mkdir()
     config = tmp_path / "gate.toml"
-    config.write_text(_toml(gate_table(state)))
+    config.write_text(_toml(gate_table(state, control={"max_connections_per_user": 64})))
     socket_path = state.parent / "control.sock"
     daemon = subprocess.Popen(
         [sys.executable, "-m", "portique", "run", "--config", str(config), "--replay",
