@@ -55,12 +55,13 @@ from portique.revocation.format import (
     fold,
     fold_ticket_id,
     iter_records,
+    sanitise_holder_name,
 )
 from portique.ticket.credential import Flag
 
 log = logging.getLogger("portique.revocation.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FILE_MODE = 0o640
 HOOK_POINTS = ("begin", "cleared", "rows", "before-commit", "committed")
 """The apply steps at which `_test_hook` is called."""
@@ -188,8 +189,15 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (*(d.replace("DROP TRIGGER", "DROP TRIGGER IF EXISTS").replace(
         "DROP TABLE", "DROP TABLE IF EXISTS") for d in _WORD_SEARCH_DROP),
         *_WORD_SEARCH),  # lookups by any word of a name use an index
+    3: (  # names stored before they were cleaned on parse are cleaned once, in place
+        "UPDATE manifest SET holder_name = portique_clean_name(holder_name), "
+        "name_key = portique_fold(portique_clean_name(holder_name)) "
+        "WHERE holder_name != portique_clean_name(holder_name)",),
 }
-"""Statements taking a store from schema version N to N + 1."""
+"""Statements taking a store from schema version N to N + 1 (with the SQL functions
+`_MIGRATION_FUNCTIONS` on the connection)."""
+_MIGRATION_FUNCTIONS: dict[str, Callable[[str], str]] = {
+    "portique_clean_name": sanitise_holder_name, "portique_fold": fold}
 LOOKUP_BUDGET_S = 0.1
 """Time a manifest lookup may take (all its store queries together): past it the lookup
 stops and answers what it found so far, marked truncated."""
@@ -425,6 +433,8 @@ class FeedStore:
                 for statement in _WORD_SEARCH:
                     self._conn.execute(statement)
             elif version < SCHEMA_VERSION:
+                for name, function in _MIGRATION_FUNCTIONS.items():
+                    self._conn.create_function(name, 1, function, deterministic=True)
                 for step in range(version, SCHEMA_VERSION):
                     for statement in _MIGRATIONS[step]:
                         self._conn.execute(statement)

@@ -13,13 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from portique.revocation.format import sanitise_holder_name
 from portique.runtime.steward.i18n import T, tr
 from portique.ticket.credential import Flag
 from portique.ticket.reasons import Lang, Reason, Verdict, sentence
 
 
 def _text(value: object, default: str = "-") -> str:
-    return default if value is None or value == "" else str(value)
+    """A text of the daemon's answer as the screen shows it: what a feed's parser lets
+    through (controls, bidi and other format characters replaced by U+FFFD, whatever the
+    store or the daemon holds)."""
+    return default if value is None or value == "" else sanitise_holder_name(str(value))
 
 
 def _int(value: object, default: int = 0) -> int:
