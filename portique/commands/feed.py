@@ -251,6 +251,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _lookup(args: argparse.Namespace) -> int:
+    from portique.revocation.format import sanitise_holder_name
     from portique.revocation.store import FeedStore
 
     config, feeds = _feeds(args.config)
@@ -260,7 +261,8 @@ def _lookup(args: argparse.Namespace) -> int:
         found = store.lookup(config.gate.event, args.query, limit=args.limit)
     rows: list[dict[str, Any]] = [{"match": c.match.name.lower(), "ticket_id": c.entry.ticket_id,
              "generation": c.entry.generation, "order_ref": c.entry.order_ref,
-             "holder_name": c.entry.holder_name, "category": c.entry.category,
+             "holder_name": sanitise_holder_name(c.entry.holder_name),
+             "category": c.entry.category,
              "entrances": sorted(c.entry.entrances),
              "flags": sorted(f.name.lower() for f in type(c.entry.flags)
                              if f in c.entry.flags and f.name)} for c in found]

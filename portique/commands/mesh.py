@@ -49,6 +49,8 @@ def render(m: dict[str, Any]) -> str:
         stuck += [f"  set aside: ticket {q['ticket_id']} ({q['event']}, {q['state']}, scan "
                   f"{q['scan_id']}): {q['reason']}" for q in m.get("recent_quarantined", [])]
         lines[3:3] = stuck
+    if m.get("clock_alarm"):
+        lines[2:2] = [f"CLOCK ALARM  {why}" for why in m["clock_alarm_why"]]
     if m.get("last_rejection"):
         r = m["last_rejection"]
         lines.insert(lines.index(""), f"ignored      last at {r['at']} on {r['topic']}: "

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from portique.revocation.format import fold
+from portique.revocation.format import fold, sanitise_holder_name
 from portique.ticket.views import CANCELLED
 
 MAX_QUERY = 100
@@ -226,7 +226,10 @@ def damerau_levenshtein(a: str, b: str) -> int:
 def _candidate(store: ManifestStore, event: str, found: Found) -> dict[str, Any]:
     e = found.entry
     minimum = store.min_valid_generation(event, e.ticket_id)
+    # The texts as a screen may show them: the parser's own cleaning, again, for names a
+    # store holds from before it (or from anything else than a feed).
     return {"match": found.match, "score": found.score, "ticket_id": e.ticket_id,
-            "generation": e.generation, "order_ref": e.order_ref, "holder": e.holder_name,
-            "category": e.category, "entrances": sorted(e.entrances), "flags": int(e.flags),
-            "cancelled": minimum is not None and minimum >= CANCELLED}
+            "generation": e.generation, "order_ref": sanitise_holder_name(e.order_ref),
+            "holder": sanitise_holder_name(e.holder_name),
+            "category": sanitise_holder_name(e.category), "entrances": sorted(e.entrances),
+            "flags": int(e.flags), "cancelled": minimum is not None and minimum >= CANCELLED}

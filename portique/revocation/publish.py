@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import reprlib
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -55,7 +56,7 @@ from portique.revocation.format import (
     sign_index,
     snapshot_name,
 )
-from portique.ticket.credential import Flag
+from portique.ticket.credential import MAX_ENTRANCE, MAX_GENERATION, Flag
 from portique.ticket.trust import KeyRole, TrustedKey, TrustStore
 from portique.ticket.views import CANCELLED
 
@@ -77,6 +78,33 @@ MASS_REMOVAL_FLOOR = 10
 _CSV_INT = re.compile(r"[0-9]{1,16}")
 _CSV_WHITE_SPACE = frozenset("\t\n\r")
 """Controls a CSV holder name may hold: white space, turned into single spaces."""
+SHOWN_CHARS = 40
+"""Characters of a bad input value an error message quotes: longer ones are cut, with
+their length (a 5,000-digit number is not printed whole)."""
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = SHOWN_CHARS
+_REPR.maxlevel = 2
+
+
+def _shown(value: object) -> str:
+    """A bad input value as an error message quotes it: at most SHOWN_CHARS characters of
+    it (quoted, for text), and its length when cut."""
+    if isinstance(value, str):
+        if len(value) <= SHOWN_CHARS:
+            return repr(value)
+        return f"{value[:SHOWN_CHARS]!r}... ({len(value)} characters)"
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            digits = str(value)
+        except ValueError:  # past Python's int-to-text limit (4,300 digits by default)
+            return f"an integer of {value.bit_length()} bits"
+        if len(digits) <= SHOWN_CHARS:
+            return digits
+        return f"{digits[:SHOWN_CHARS]}... ({len(digits)} characters)"
+    try:
+        return _REPR.repr(value)
+    except ValueError:  # an integer inside past Python's int-to-text limit
+        return f"a {type(value).__name__} holding an integer too long to show"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +140,7 @@ def read_revocations_csv(path: Path) -> dict[str, int]:
         else:
             if not _CSV_INT.fullmatch(text):
                 raise PublishError(f"{where}, column min_generation: must be a number (ASCII "
-                                   f"digits 0-9) or 'cancelled', got {text!r}")
+                                   f"digits 0-9) or 'cancelled', got {_shown(text)}")
             minimum = int(text)
             if not 1 <= minimum < CANCELLED:
                 raise PublishError(f"{where}, column min_generation: must be "
@@ -122,8 +150,8 @@ def read_revocations_csv(path: Path) -> dict[str, int]:
         except FeedFieldError as exc:
             raise PublishError(f"{where}, column {exc.field}: {exc.detail}") from None
         if ticket_id in result:
-            raise PublishError(f"{where}, column ticket_id: ticket {ticket_id!r} appears "
-                               "twice")
+            raise PublishError(f"{where}, column ticket_id: ticket {_shown(ticket_id)} "
+                               "appears twice")
         result[ticket_id] = minimum
     return result
 
@@ -152,8 +180,8 @@ def read_manifest_csv(path: Path) -> dict[str, ManifestEntry]:
         except FeedFieldError as exc:
             raise PublishError(f"{where}, column {exc.field}: {exc.detail}") from None
         if entry.ticket_id in result:
-            raise PublishError(f"{where}, column ticket_id: ticket {entry.ticket_id!r} "
-                               "appears twice")
+            raise PublishError(f"{where}, column ticket_id: ticket "
+                               f"{_shown(entry.ticket_id)} appears twice")
         result[entry.ticket_id] = entry
     return result
 
@@ -169,7 +197,8 @@ def _csv_rows(path: Path, columns: tuple[str, ...]) -> Iterable[tuple[int, dict[
             found = tuple(reader.fieldnames or ())
             if set(found) != set(columns) or len(found) != len(columns):
                 raise PublishError(f"{path}: header must name the columns "
-                                   f"{','.join(columns)} (got {','.join(found) or 'nothing'})")
+                                   f"{','.join(columns)} (got "
+                                   f"{_shown(','.join(found)) if found else 'nothing'})")
             for row in reader:
                 if None in row or any(v is None for v in row.values()):
                     raise PublishError(f"{path}: line {reader.line_num}: expected "
@@ -185,7 +214,8 @@ def _csv_int(text: str, what: str) -> int:
     """A number of ASCII digits only: int() would also take '١', '１', '1_0' or '+1'."""
     text = text.strip()
     if not _CSV_INT.fullmatch(text):
-        raise FeedFieldError(what, f"must be a number of ASCII digits 0-9, got {text!r}")
+        raise FeedFieldError(what, f"must be a number of ASCII digits 0-9, got "
+                             f"{_shown(text)}")
     return int(text)
 
 
@@ -209,8 +239,8 @@ def _csv_flags(text: str) -> Flag:
         try:
             flags |= Flag[name.upper()]
         except KeyError:
-            raise FeedFieldError("flags", f"unknown flag {name!r} (known: accessible, "
-                                 "paper, reentry)") from None
+            raise FeedFieldError("flags", f"unknown flag {_shown(name)} (known: "
+                                 "accessible, paper, reentry)") from None
     return flags
 
 
@@ -294,7 +324,7 @@ def publish(*, out_dir: Path, event: str, state: FeedState, key: Ed25519PrivateK
     entries) than `max_removal_share` of them, and more than MASS_REMOVAL_FLOOR, is refused
     (MassRemovalError, nothing written) unless `allow_mass_removal`."""
     if not EVENT_RE.fullmatch(event):
-        raise PublishError(f"event must be 1-24 of A-Z a-z 0-9 . _ - (got {event!r})")
+        raise PublishError(f"event must be 1-24 of A-Z a-z 0-9 . _ - (got {_shown(event)})")
     if ends_at is not None and ends_at < 0:
         raise PublishError("ends_at must be a time after 1970")
     if not 0 <= keep_deltas <= MAX_KEEP_DELTAS:
@@ -303,17 +333,21 @@ def publish(*, out_dir: Path, event: str, state: FeedState, key: Ed25519PrivateK
         raise PublishError(f"max_removal_share must be 0-1, got {max_removal_share:g}")
     for ticket_id, minimum in state.revocations.items():
         try:
+            _check_integer("min_generation", minimum, 1, CANCELLED)
             check_revocation(Revocation(ticket_id, minimum))
         except FeedFormatError as exc:
-            raise PublishError(f"revocation of {ticket_id!r}: {exc}") from None
+            raise PublishError(f"revocation of {_shown(ticket_id)}: {exc}") from None
     for ticket_id, entry in state.manifest.items():
         try:
             if entry.ticket_id != ticket_id:
-                raise FeedFormatError(f"keyed as {ticket_id!r}, entry says "
-                                      f"{entry.ticket_id!r}")
+                raise FeedFormatError(f"keyed as {_shown(ticket_id)}, entry says "
+                                      f"{_shown(entry.ticket_id)}")
+            _check_integer("generation", entry.generation, 0, MAX_GENERATION)
+            for entrance in entry.entrances:
+                _check_integer("entrances", entrance, 1, MAX_ENTRANCE, each=True)
             check_manifest(entry)
         except FeedFormatError as exc:
-            raise PublishError(f"manifest entry {ticket_id!r}: {exc}") from None
+            raise PublishError(f"manifest entry {_shown(ticket_id)}: {exc}") from None
     folder = out_dir / event
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -354,6 +388,15 @@ def publish(*, out_dir: Path, event: str, state: FeedState, key: Ed25519PrivateK
              len(state.manifest), published_at)
     return PublishResult(event, sequence, None if previous is None else previous.sequence,
                          published_at, snapshot, delta, folder)
+
+
+def _check_integer(field: str, value: object, low: int, high: int, *,
+                   each: bool = False) -> None:
+    """FeedFieldError unless `value` is an int in low..high, quoting it cut short (before
+    the entry's own checks, which would quote it whole)."""
+    if type(value) is not int or not low <= value <= high:
+        raise FeedFieldError(field, f"{'each ' if each else ''}must be {low}-{high}, got "
+                             f"{_shown(value)}")
 
 
 def _check_removals(event: str, old: FeedState, new: FeedState, *, share: float,

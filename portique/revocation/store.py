@@ -55,12 +55,13 @@ from portique.revocation.format import (
     fold,
     fold_ticket_id,
     iter_records,
+    sanitise_holder_name,
 )
 from portique.ticket.credential import Flag
 
 log = logging.getLogger("portique.revocation.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FILE_MODE = 0o640
 HOOK_POINTS = ("begin", "cleared", "rows", "before-commit", "committed")
 """The apply steps at which `_test_hook` is called."""
@@ -188,8 +189,15 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (*(d.replace("DROP TRIGGER", "DROP TRIGGER IF EXISTS").replace(
         "DROP TABLE", "DROP TABLE IF EXISTS") for d in _WORD_SEARCH_DROP),
         *_WORD_SEARCH),  # lookups by any word of a name use an index
+    3: (  # names stored before they were cleaned on parse are cleaned once, in place
+        "UPDATE manifest SET holder_name = portique_clean_name(holder_name), "
+        "name_key = portique_fold(portique_clean_name(holder_name)) "
+        "WHERE holder_name != portique_clean_name(holder_name)",),
 }
-"""Statements taking a store from schema version N to N + 1."""
+"""Statements taking a store from schema version N to N + 1 (with the SQL functions
+`_MIGRATION_FUNCTIONS` on the connection)."""
+_MIGRATION_FUNCTIONS: dict[str, Callable[[str], str]] = {
+    "portique_clean_name": sanitise_holder_name, "portique_fold": fold}
 LOOKUP_BUDGET_S = 0.1
 """Time a manifest lookup may take (all its store queries together): past it the lookup
 stops and answers what it found so far, marked truncated."""
@@ -425,6 +433,8 @@ class FeedStore:
                 for statement in _WORD_SEARCH:
                     self._conn.execute(statement)
             elif version < SCHEMA_VERSION:
+                for name, function in _MIGRATION_FUNCTIONS.items():
+                    self._conn.create_function(name, 1, function, deterministic=True)
                 for step in range(version, SCHEMA_VERSION):
                     for statement in _MIGRATIONS[step]:
                         self._conn.execute(statement)
@@ -575,26 +585,31 @@ class FeedStore:
     # --- writing --------------------------------------------------------------------------
 
     def apply(self, index: FeedIndex, files: Sequence[FeedFile], *, fetched_at: float,
-              http_cache: HttpCache | None = None) -> StoreStatus:
+              http_cache: HttpCache | None = None, repair: bool = False) -> StoreStatus:
         """Apply a verified index with its snapshot, or its chain of deltas from the
         store's sequence, or nothing (same sequence: the signed time moves on), in one
         transaction. Each file's size and SHA-256 are checked again as it streams in; any
         error rolls everything back and the store keeps what it had; an SQLite failure (disk
-        full, read-only, locked) is raised as StoreError."""
+        full, read-only, locked) is raised as StoreError.
+
+        `repair`: the index's own snapshot may replace a store already at its sequence
+        (one found contradicting the signed counts of that sequence); checked the same
+        way as any snapshot."""
         try:
-            return self._apply(index, files, fetched_at=fetched_at, http_cache=http_cache)
+            return self._apply(index, files, fetched_at=fetched_at, http_cache=http_cache,
+                               repair=repair)
         except sqlite3.Error as exc:
             raise self._store_error(f"apply sequence {index.sequence} of event {index.event} "
                                     "(nothing changed)", exc) from None
 
     def _apply(self, index: FeedIndex, files: Sequence[FeedFile], *, fetched_at: float,
-               http_cache: HttpCache | None) -> StoreStatus:
+               http_cache: HttpCache | None, repair: bool) -> StoreStatus:
         event = index.event
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             _hook("begin")
             current = self.status(event)
-            snapshot = _check_plan(index, files, current)
+            snapshot = _check_plan(index, files, current, repair=repair)
             rebuild = False
             if snapshot:
                 rebuild = self._clear(event)
@@ -641,9 +656,23 @@ class FeedStore:
         log.info("feed applied: event=%s sequence=%s->%d via=%s files=%d published_at=%d "
                  "revocations=%d manifest=%d", event,
                  "none" if current is None else current.sequence, index.sequence,
-                 "snapshot" if snapshot else "deltas" if files else "index-only",
+                 ("repair-snapshot" if repair else "snapshot") if snapshot
+                 else "deltas" if files else "index-only",
                  len(files), index.published_at, revocations, manifest)
         return status
+
+    def held_counts(self, event: str) -> tuple[int, int]:
+        """(revocations, manifest entries) the store holds for `event`, counted now: equal
+        to its status's counts unless the store was changed behind the feed's back."""
+        return self._count("revocation", event), self._count("manifest", event)
+
+    def forget_http_cache(self, event: str) -> None:
+        """Drop the validators of `event`'s last index, so that the next request is
+        unconditional (a store found inconsistent must not be hidden behind a 304)."""
+        try:
+            self._conn.execute("DELETE FROM http_cache WHERE event = ?", (event,))
+        except sqlite3.Error as exc:
+            raise self._store_error(f"drop the HTTP validators of {event}", exc) from None
 
     def mark_fetched(self, event: str, fetched_at: float) -> None:
         """Record a successful contact that brought nothing new (HTTP 304)."""
@@ -805,9 +834,10 @@ def _counted(records: Iterator[Record], counter: Iterator[int], *, hook: bool) -
 
 
 def _check_plan(index: FeedIndex, files: Sequence[FeedFile],
-                current: StoreStatus | None) -> bool:
+                current: StoreStatus | None, *, repair: bool = False) -> bool:
     """Whether the files replace everything (a snapshot); refuse any plan that would move
-    the store back, skip a sequence or mix a snapshot with deltas."""
+    the store back, skip a sequence or mix a snapshot with deltas. `repair`: the index's
+    snapshot at the store's own sequence, and nothing else."""
     have = 0 if current is None else current.sequence
     if index.sequence < have:
         raise FeedReplayError(f"feed of event {index.event} at sequence {index.sequence} is "
@@ -820,6 +850,11 @@ def _check_plan(index: FeedIndex, files: Sequence[FeedFile],
     if current is not None and index.published_at < current.published_at:
         raise FeedReplayError(f"feed of event {index.event} signed at {index.published_at}, "
                               f"before the store's {current.published_at}")
+    if repair and (current is None or index.sequence != have or not files
+                   or files[0].ref.kind is not FileKind.SNAPSHOT):
+        raise FeedGapError(f"a repair replaces the store's own sequence {have} with the "
+                           f"snapshot of that sequence, not sequence {index.sequence} "
+                           "nor anything else")
     if not files:
         if index.sequence != have:
             raise FeedGapError(f"index at sequence {index.sequence} with no file to reach it "
@@ -828,7 +863,7 @@ def _check_plan(index: FeedIndex, files: Sequence[FeedFile],
     if files[0].ref.kind is FileKind.SNAPSHOT:
         if len(files) != 1 or files[0].ref != index.snapshot:
             raise FeedGapError("a snapshot is applied alone, and only the index's own")
-        if index.sequence == have:
+        if index.sequence == have and not repair:
             raise FeedReplayError(f"store already at sequence {have}")
         return True
     expected = have

@@ -5,6 +5,8 @@ If-Modified-Since), verifies its signature and that it is not older than the sto
 downloads what is missing (the chain of deltas from the store's sequence, or the snapshot
 when the chain has a gap, is damaged or would be larger) into temporary files, checks
 each size and SHA-256 against the index, and only then applies them in one transaction.
+A store found contradicting the signed counts of its own sequence is repaired from that
+sequence's snapshot; a 304 is not believed while the store's rows contradict its counts.
 
 Network failures are retried with exponential backoff and jitter. Any failure raises a
 FeedError naming its cause and leaves the store exactly as it was.
@@ -36,6 +38,7 @@ from typing import IO, Any, TypeVar
 
 from portique.revocation.errors import (
     FeedCancelledError,
+    FeedCountError,
     FeedError,
     FeedFormatError,
     FeedFutureError,
@@ -83,6 +86,9 @@ class SyncOutcome(enum.StrEnum):
     """Same sequence, newer signed time."""
     UNCHANGED = "unchanged"
     """The server has nothing newer (HTTP 304 or the same index)."""
+    REPAIRED = "repaired"
+    """Same sequence, but the store contradicted its signed counts: replaced by the
+    sequence's snapshot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +223,17 @@ class FeedClient:
                         exc.status, ",".join(sorted(headers)))
             headers = {}
             response = self._fetch_index(headers)
+        if response.status == 304 and headers and current is not None:
+            held = self.store.held_counts(self.event)
+            if held != (current.revocations, current.manifest):
+                # the validator would hide it for as long as the index stays the same
+                log.warning("feed store contradicts its signed counts, asking for the index "
+                            "again without validators: event=%s sequence=%d holds "
+                            "revocations=%d manifest=%d signed revocations=%d manifest=%d",
+                            self.event, current.sequence, *held, current.revocations,
+                            current.manifest)
+                headers = {}
+                response = self._fetch_index(headers)
         fetched_at = self._clock()
         if response.status == 304:
             if not headers or current is None:
@@ -260,7 +277,11 @@ class FeedClient:
             outcome = (SyncOutcome.UNCHANGED if current is not None
                        and index.published_at == current.published_at
                        else SyncOutcome.TIME_ONLY)
-            status = self.store.apply(index, [], fetched_at=fetched_at, http_cache=new_cache)
+            try:
+                status = self.store.apply(index, [], fetched_at=fetched_at,
+                                          http_cache=new_cache)
+            except FeedCountError as exc:
+                return self._repair(index, have, fetched_at, new_cache, exc)
             return SyncResult(self.event, outcome, have, have, index.published_at,
                               len(response.data), (), status)
         with _work_folder(self.work_dir) as tmp:
@@ -287,6 +308,34 @@ class FeedClient:
             status = self.store.apply(index, files, fetched_at=fetched_at,
                                       http_cache=new_cache)
             return self._done(SyncOutcome.SNAPSHOT, have, index, files, status)
+
+    def _repair(self, index: FeedIndex, have: int, fetched_at: float, cache: HttpCache,
+                cause: FeedCountError) -> SyncResult:
+        """Replace a store contradicting the signed counts of its own sequence with that
+        sequence's snapshot (checked like any other). If that fails too, the validators
+        are dropped, so that the next sync asks for the index unconditionally and meets
+        the contradiction again instead of an HTTP 304."""
+        log.warning("feed store contradicts its signed index, repairing it from the "
+                    "snapshot: event=%s sequence=%d cause=%s", self.event, have, cause)
+        try:
+            with _work_folder(self.work_dir) as tmp:
+                files = [self._download(index.snapshot, Path(tmp))]
+                status = self.store.apply(index, files, fetched_at=fetched_at,
+                                          http_cache=cache, repair=True)
+        except FeedError as exc:
+            try:
+                self.store.forget_http_cache(self.event)
+            except FeedError as forget:
+                log.error("feed validators not dropped: event=%s cause=%s", self.event,
+                          forget)
+            log.error("feed store still contradicts its signed index (repair failed, the "
+                      "next sync asks again without validators): event=%s sequence=%d "
+                      "error=%s cause=%s", self.event, have, type(exc).__name__, exc)
+            raise
+        log.warning("feed store repaired from the snapshot: event=%s sequence=%d "
+                    "revocations=%d manifest=%d", self.event, have, status.revocations,
+                    status.manifest)
+        return self._done(SyncOutcome.REPAIRED, have, index, files, status)
 
     def _done(self, outcome: SyncOutcome, have: int, index: FeedIndex,
               files: list[FeedFile], status: StoreStatus) -> SyncResult:

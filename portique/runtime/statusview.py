@@ -43,6 +43,8 @@ def render_status(s: dict[str, Any]) -> str:
                      f"{mesh['outbox']} to publish, {mesh['conflicts']} conflicts")
         for why in mesh.get("outbox_stuck_why", []):
             lines.append(f"MESH OUTBOX  STUCK, the other gates miss admissions: {why}")
+        for why in mesh.get("clock_alarm_why", []):
+            lines.append(f"MESH CLOCK   CHECK THE CLOCK: {why}")
     for fault in s.get("faults", []):
         lines.append(f"FAULT        {fault['at']} {fault['kind']}: {fault['message']}")
     last = s.get("last_decision")

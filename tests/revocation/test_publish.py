@@ -208,3 +208,67 @@ def test_publish_refuses_such_a_name_from_any_caller(tmp_path: Path) -> None:
                        r"U\+2067 \(RIGHT-TO-LEFT ISOLATE\) at position 6"):
         publish_state(tmp_path, state, at=T0)
     assert not (tmp_path / EVENT / INDEX_NAME).exists()
+
+
+# --- values quoted in errors ----------------------------------------------------------------
+
+LONG_NUMBER = "9" * 5000
+
+
+def test_a_5000_digit_minimum_generation_is_quoted_cut_short(tmp_path: Path) -> None:
+    path = write(tmp_path / "rev.csv", f"ticket_id,min_generation\nT1,{LONG_NUMBER}\n")
+    with pytest.raises(PublishError) as raised:
+        read_revocations_csv(path)
+    assert str(raised.value) == (
+        f"{path}: line 2, column min_generation: must be a number (ASCII digits 0-9) or "
+        f"'cancelled', got '{'9' * 40}'... (5000 characters)")
+
+
+@pytest.mark.parametrize(("row", "column", "shown"), [
+    (f"T1,{LONG_NUMBER},ORD-1,Anne,CAT,1,", "generation",
+     f"must be a number of ASCII digits 0-9, got '{'9' * 40}'... (5000 characters)"),
+    (f'T1,0,ORD-1,Anne,CAT,"1,{LONG_NUMBER}",', "entrances",
+     f"must be a number of ASCII digits 0-9, got '{'9' * 40}'... (5000 characters)"),
+    ("T1,0,ORD-1,Anne,CAT,1," + "v" * 5000, "flags",
+     f"unknown flag '{'v' * 40}'... (5000 characters) (known: accessible, paper, reentry)"),
+], ids=["generation", "entrances", "flags"])
+def test_long_csv_values_are_quoted_cut_short(tmp_path: Path, row: str, column: str,
+                                              shown: str) -> None:
+    path = write(tmp_path / "man.csv", MANIFEST_HEADER + row + "\n")
+    with pytest.raises(PublishError) as raised:
+        read_manifest_csv(path)
+    assert str(raised.value) == f"{path}: line 2, column {column}: {shown}"
+
+
+def test_a_long_header_is_quoted_cut_short(tmp_path: Path) -> None:
+    path = write(tmp_path / "rev.csv", "ticket_id," + "x" * 5000 + "\nT1,2\n")
+    with pytest.raises(PublishError) as raised:
+        read_revocations_csv(path)
+    assert str(raised.value) == (
+        f"{path}: header must name the columns ticket_id,min_generation (got "
+        f"'ticket_id,{'x' * 30}'... (5010 characters))")
+
+
+@pytest.mark.parametrize(("state", "message"), [
+    (FeedState({"T1": 10 ** 5000}, {}),
+     "revocation of 'T1': min_generation: must be 1-65535, got an integer of 16610 bits"),
+    (FeedState({"T1": 10 ** 100}, {}),
+     f"revocation of 'T1': min_generation: must be 1-65535, got 1{'0' * 39}... "
+     "(101 characters)"),
+    (FeedState({}, {"T1": entry("T1", 10 ** 5000, "Anne")}),
+     "manifest entry 'T1': generation: must be 0-65534, got an integer of 16610 bits"),
+    (FeedState({}, {"T1": entry("T1", 0, "Anne", entrances=frozenset({10 ** 5000}))}),
+     "manifest entry 'T1': entrances: each must be 1-32, got an integer of 16610 bits"),
+    (FeedState({"T" * 5000: 2}, {}),
+     f"revocation of '{'T' * 40}'... (5000 characters): ticket_id: must be 1-32 of"),
+], ids=["min-generation-5000-digits", "min-generation-101-digits", "generation",
+        "entrance", "ticket-id-key"])
+def test_publish_quotes_a_callers_long_values_cut_short(tmp_path: Path, state: FeedState,
+                                                        message: str) -> None:
+    """From a caller in Python (not the CSV), an integer past Python's own int-to-text
+    limit was a bare ValueError: now a PublishError that quotes it by its size."""
+    with pytest.raises(PublishError) as raised:
+        publish_state(tmp_path, state, at=T0)
+    assert str(raised.value).startswith(message)
+    assert len(str(raised.value)) < 300
+    assert not (tmp_path / EVENT).exists()

@@ -61,6 +61,18 @@ _SUMMARY_MIN_GAP_S = 1.0
 _REJECTION_LOG_S = 30.0
 
 
+@dataclass(frozen=True)
+class StaleSummary:
+    """The latest summary of a gate, rejected as stale: how far from this gate's clock."""
+
+    skew_s: float
+    """This gate's clock minus the summary's signed time (positive: signed in the past)."""
+    at: float
+    """When it was rejected (this gate's wall clock)."""
+    seen: float
+    """When it was rejected (monotonic)."""
+
+
 @dataclass
 class PeerSeen:
     """What this gate knows of another gate's messages (since it started)."""
@@ -91,6 +103,10 @@ class MeshMetrics:
         self.outbox_oldest = Gauge("portique_mesh_outbox_oldest_seconds", "How long the "
                                    "oldest record not yet acknowledged has waited (0: none)",
                                    registry=r)
+        self.clock_alarm = Gauge("portique_mesh_clock_alarm", "1 while other gates' summaries "
+                                 "are rejected as stale (signed too far from this gate's "
+                                 "clock): a clock may be wrong, anti-entropy with them has "
+                                 "stopped", registry=r)
         self.quarantined = Gauge("portique_mesh_quarantined", "This gate's journal rows that "
                                  "no record can carry, set aside (the other gates do not "
                                  "know of them)", registry=r)
@@ -187,6 +203,9 @@ class MeshNode:
         self.rejections = RejectionLog()
         self.answers_sent = 0
         self.answers_postponed = 0
+        self.stale: dict[str, StaleSummary] = {}
+        """Per gate whose latest summary was rejected as stale (a believed one clears it)."""
+        self._clock_alarmed = False
         self._summary_sent_ms: dict[str, int] = {}
         """Per gate: the signed time of its latest summary believed (older ones: replays)."""
         self._answered_at: dict[str, float] = {}
@@ -402,6 +421,7 @@ class MeshNode:
                 elif isinstance(parsed, Summary):
                     self._saw(parsed.origin, received)
                     self._summary_sent_ms[parsed.origin] = parsed.sent_ms
+                    self.stale.pop(parsed.origin, None)
                     self._answer(parsed)
         if records:
             self._merge(records, live)
@@ -460,7 +480,36 @@ class MeshNode:
                        f"after {self.config.outbox_stuck_after_s:g} s)")
         return why, quarantined, age
 
+    def stale_now(self, now: float) -> dict[str, StaleSummary]:
+        """The gates whose latest summary was rejected as stale within the last three
+        summary intervals (`now` monotonic): a believed summary from a gate, or silence,
+        ends its entry."""
+        window = 3 * self.config.summary_interval_s
+        return {g: s for g, s in sorted(self.stale.items()) if now - s.seen <= window}
+
+    def clock_alarm(self, now: float) -> list[str]:
+        """Why anti-entropy has stopped with some gates because their summaries are
+        rejected as stale (empty: none is); `now` monotonic."""
+        current = self.stale_now(now)
+        if not current:
+            return []
+        offsets = ", ".join(f"gate {g}: {abs(s.skew_s):.0f} s "
+                            f"{'behind' if s.skew_s > 0 else 'ahead'}"
+                            for g, s in current.items())
+        return [f"summaries of gate(s) {', '.join(current)} rejected as stale, signed more "
+                f"than {self.config.summary_max_age_s:g} s from this gate's clock "
+                f"({offsets}): this gate's clock (or theirs) may be wrong; anti-entropy "
+                "with them has stopped (missed records are not re-sent either way)"]
+
     def _update_gauges(self) -> None:
+        clock = self.clock_alarm(time.monotonic())
+        if bool(clock) != self._clock_alarmed:
+            self._clock_alarmed = bool(clock)
+            if clock:
+                log.error("mesh: %s", clock[0])
+            else:
+                log.warning("mesh: no summary rejected as stale any more, clock alarm over")
+        self.metrics.clock_alarm.set(1 if clock else 0)
         why, quarantined, age = self.outbox_alarm(time.time())
         self.metrics.outbox.set(self.store.outbox_size())
         self.metrics.outbox_stuck.set(1 if why else 0)
@@ -495,6 +544,7 @@ class MeshNode:
         skew = time.time() - summary.sent_ms / 1000
         bound = self.config.summary_max_age_s
         if abs(skew) > bound:
+            self.stale[summary.origin] = StaleSummary(skew, time.time(), time.monotonic())
             when = f"{skew:.0f} s ago" if skew > 0 else f"{-skew:.0f} s ahead"
             raise MeshMessageError(f"summary of gate {summary.origin} signed {when} (more "
                                    f"than {bound:g} s from this gate's clock)",
@@ -669,6 +719,7 @@ class MeshNode:
                 "last_record_at": None if received is None else format_time(received)})
         conflicts = self.store.conflicts(limit=20)
         stuck, quarantined, oldest = self.outbox_alarm(now)
+        clock = self.clock_alarm(time.monotonic())
         return {
             "venue": self.config.venue,
             "broker": f"{self.config.host}:{self.config.port}",
@@ -688,6 +739,11 @@ class MeshNode:
             "rejected_by": {r.value: n for r, n in sorted(self.rejected_by.items())},
             "answers": {"sent": self.answers_sent, "postponed": self.answers_postponed},
             "last_rejection": self.last_rejection,
+            "clock_alarm": bool(clock),
+            "clock_alarm_why": clock,
+            "stale_summaries": [
+                {"gate": g, "skew_s": round(s.skew_s, 1), "at": format_time(s.at)}
+                for g, s in self.stale_now(time.monotonic()).items()],
             "peers": peers,
             "conflicts": self.store.conflict_count(),
             "recent_conflicts": [c.as_json() for c in conflicts],

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from portique.revocation.format import sanitise_holder_name
 from portique.runtime.events import DecisionMade, Event
 from portique.runtime.steward.i18n import T, tr
 from portique.ticket.credential import Flag
@@ -20,7 +21,10 @@ from portique.ticket.reasons import Lang, Reason, Verdict, sentence
 
 
 def _text(value: object, default: str = "-") -> str:
-    return default if value is None or value == "" else str(value)
+    """A text of the daemon's answer as the screen shows it: what a feed's parser lets
+    through (controls, bidi and other format characters replaced by U+FFFD, whatever the
+    store or the daemon holds)."""
+    return default if value is None or value == "" else sanitise_holder_name(str(value))
 
 
 def _int(value: object, default: int = 0) -> int:
@@ -150,7 +154,7 @@ class FeedRow:
             category=_text(e.category),
             entrances=",".join(str(n) for n in e.entrances) if e.entrances else "-",
             sentence_fr=_text(e.sentence_fr, ""), sentence_en=_text(e.sentence_en, ""),
-            steward=e.steward, scan_id=e.scan_id,
+            steward=None if e.steward is None else _text(e.steward), scan_id=e.scan_id,
         )
 
     def sentence(self, lang: Lang) -> str:
