@@ -138,13 +138,13 @@ _WORD_SEARCH_TABLES = (
     "CREATE VIRTUAL TABLE manifest_words USING fts5(name_key, content='', detail=none, "
     "tokenize='unicode61 remove_diacritics 0')",
 )
-_WORD_SEARCH_FILL = (
-    "INSERT INTO manifest_word_key (event, ticket_id) SELECT event, ticket_id FROM manifest "
-    "WHERE name_key != ''",
+_WORD_SEARCH_FILL = (  # in key order throughout: FTS5 takes ascending rowids far faster
+    "INSERT INTO manifest_word_key (event, ticket_id) SELECT event, ticket_id "
+    "FROM manifest NOT INDEXED WHERE name_key != '' ORDER BY event, ticket_id",
     "CREATE UNIQUE INDEX manifest_word_key_by_ticket ON manifest_word_key (event, ticket_id)",
     "INSERT INTO manifest_words (rowid, name_key) SELECT k.id, m.name_key "
-    "FROM manifest_word_key AS k JOIN manifest AS m "
-    "ON m.event = k.event AND m.ticket_id = k.ticket_id",
+    "FROM manifest_word_key AS k CROSS JOIN manifest AS m "
+    "ON m.event = k.event AND m.ticket_id = k.ticket_id ORDER BY k.id",
 )
 _UNINDEX_OLD = (  # the entry's words leave the index (`{row}` is OLD or NEW)
     "INSERT INTO manifest_words (manifest_words, rowid, name_key) "
