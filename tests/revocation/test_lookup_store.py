@@ -203,7 +203,11 @@ def test_the_purge_leaves_no_word_of_a_name_in_the_file(tmp_path: Path) -> None:
     assert b"oeuvray" not in data and b"Oeuvray" not in data and b"\xc5\x92uvray" not in data
 
 
-def test_the_word_index_follows_deltas_replacements_and_removals(tmp_path: Path) -> None:
+@pytest.mark.parametrize("recursive_triggers", ["OFF", "ON"])
+def test_the_word_index_follows_deltas_replacements_and_removals(
+        tmp_path: Path, recursive_triggers: str) -> None:
+    """Whether replacing an entry fires the delete trigger or not (SQLite's recursive
+    triggers, off on the store's own connection, on by default in some builds)."""
     from tests.revocation.test_store import craft
 
     folder = tmp_path / "files"
@@ -212,14 +216,18 @@ def test_the_word_index_follows_deltas_replacements_and_removals(tmp_path: Path)
         "M\tA1\t0\tO-1\tAnne Zanzibar\tC\t1\t0\n", "M\tA2\t0\tO-2\tBruno Zanzibar\tC\t1\t0\n",
         "M\tA3\t0\tO-3\tCarla Quince\tC\t1\t0\n"], sequence=1, manifest=3)
     with FeedStore.open(tmp_path / "feeds.db") as store:
+        store._conn.execute(f"PRAGMA recursive_triggers = {recursive_triggers}")
         store.apply(index, [first], fetched_at=0.0)
-        index, delta = craft(folder, FileKind.DELTA, [
+        index, delta = craft(folder, FileKind.DELTA, [  # renamed, removed, same name, new
             "M\tA1\t1\tO-1\tAnne Other\tC\t1\t0\n", "M-\tA2\n",
+            "M\tA3\t1\tO-3\tCarla Quince\tC\t2\t0\n",
             "M\tA4\t0\tO-4\tDora Zanzibar\tC\t1\t0\n"], sequence=2, start=1, manifest=3)
         store.apply(index, [delta], fetched_at=0.0)
         assert [c.entry.ticket_id for c in store.lookup(EVENT, "zanzibar")] == ["A4"]
         assert [c.entry.ticket_id for c in store.lookup(EVENT, "other")] == ["A1"]
-        assert [c.entry.ticket_id for c in store.lookup(EVENT, "quince")] == ["A3"]
+        assert [(c.entry.ticket_id, c.entry.generation)
+                for c in store.lookup(EVENT, "quince")] == [("A3", 1)]
+        assert store.lookup(EVENT, "bruno") == ()  # removed, words and all
         connection = store._conn
         (keys,) = connection.execute("SELECT count(*) FROM manifest_word_key").fetchone()
         (entries,) = connection.execute("SELECT count(*) FROM manifest").fetchone()
