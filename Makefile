@@ -1,5 +1,5 @@
 # Portique: two commands. `make demo` runs the gate on its embedded default; `make test`
-# passes the whole suite. Both set everything up on first run: system packages (as root,
+# passes the functional suite (`make test-slow` the long suites; CI runs both). Both set everything up on first run: system packages (as root,
 # or through sudo on Raspberry Pi OS), a .venv and the Python dependencies.
 
 PYTHON ?= python3

@@ -192,7 +192,11 @@ def new_key_pair(
     _check_events(events, "events")
     if valid_from is not None and valid_until is not None and valid_from >= valid_until:
         raise KeyFileError("valid_from must be before valid_until")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KeyFileError(f"{out_dir}: cannot create the key folder "
+                           f"({exc.strerror or exc})") from None
     private_path, public_path = out_dir / f"{kid}.key", out_dir / f"{kid}.pub"
     for path in (private_path, public_path):
         if path.exists():

@@ -229,7 +229,10 @@ def _ticket_issue(args: argparse.Namespace) -> int:
     if args.out:
         if args.out.exists():
             raise UsageError(f"--out {args.out}: already exists; not overwritten")
-        args.out.write_text(text, encoding="utf-8")
+        try:
+            args.out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
         emit(args, f"wrote ticket {fields.ticket_id} (event {fields.event}, generation "
              f"{fields.generation}) to {args.out}", {"out": str(args.out), **document})
     else:
@@ -273,7 +276,10 @@ def _ticket_code(args: argparse.Namespace) -> int:
     if args.png:
         import segno
 
-        segno.make(text, error="m").save(str(args.png), scale=4, border=4)
+        try:
+            segno.make(text, error="m").save(str(args.png), scale=4, border=4)
+        except OSError as exc:
+            raise UsageError(f"--png {args.png}: cannot write ({exc.strerror or exc})") from None
     emit(args, text, {"code": text, "step": step, "at": format_time(at),
                       "png": None if args.png is None else str(args.png)})
     return EXIT_OK

@@ -537,7 +537,11 @@ class ControlServer:
         self.dropped_watchers = 0
         """Watch streams dropped because the watcher stopped reading."""
         gid = self._group_id(config.group)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ControlError(f"control.socket {self.path}: cannot create its folder "
+                               f"({exc.strerror or exc})") from None
         with contextlib.suppress(FileNotFoundError):
             if self.path.is_socket():
                 self.path.unlink()

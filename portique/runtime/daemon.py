@@ -417,6 +417,7 @@ class Daemon:
                 ticket_id=ticket_id, reason=reason, in_manifest=entry is not None,
                 generation=0 if entry is None else int(entry.generation),
                 flags=0 if entry is None else int(entry.flags),
+                entrances=None if entry is None else frozenset(entry.entrances),
                 manual_admits_in_window=len(self._manual_times),
                 manual_admit_limit=self.steward_config.manual_admit_limit, window_s=window,
                 supervisor=supervisor is not None)

@@ -304,11 +304,15 @@ class ManualCheck(enum.StrEnum):
     """The ticket is cancelled, or this copy superseded by a newer one (check 5)."""
     ALREADY_INSIDE = "already_inside"
     """Anti-passback (check 9): admitted already and not allowed back in."""
+    WRONG_ENTRANCE = "wrong_entrance"
+    """The manifest's entrances for the ticket do not include this gate's (check 4)."""
+    EXIT_GATE = "exit_gate"
+    """This gate records exits: nobody is admitted by hand here. Never overridable."""
 
 
 SUPERVISOR_MAY_OVERRIDE: frozenset[ManualCheck] = frozenset({
-    ManualCheck.LIMIT, ManualCheck.NOT_IN_MANIFEST, ManualCheck.VOID,
-    ManualCheck.ALREADY_INSIDE})
+    ManualCheck.LIMIT, ManualCheck.NOT_IN_MANIFEST, ManualCheck.WRONG_ENTRANCE,
+    ManualCheck.VOID, ManualCheck.ALREADY_INSIDE})
 """The checks an authenticated supervisor may override; every other one holds."""
 
 
@@ -336,6 +340,8 @@ class ManualRequest:
     """The manifest's generation of the ticket (0 when not in the manifest)."""
     flags: int = 0
     """The manifest's flags of the ticket (REENTRY matters here)."""
+    entrances: frozenset[int] | None = None
+    """The manifest's entrances of the ticket (None when not in the manifest)."""
     manual_admits_in_window: int = 0
     manual_admit_limit: int = 10
     window_s: float = 600.0
@@ -354,14 +360,19 @@ def decide_manual(
     """A steward's manual admit: the camera's revocation and anti-passback checks (5 and 9,
     the same functions), after the checks only a manual admit has. Pure.
 
-    Order: ticket id (never overridable) -> limit -> manifest -> revoked or superseded ->
-    anti-passback -> admit (MANUAL_ADMIT). A supervisor's override skips the overridable
-    refusals; the next check still runs, so the override never hides an invalid id.
+    Order: ticket id and exit gate (never overridable) -> limit -> manifest -> entrance ->
+    revoked or superseded -> anti-passback -> admit (MANUAL_ADMIT). The manifest carries
+    no validity window, so check 6 has nothing to compare here. A supervisor's override
+    skips the overridable refusals; the next check still runs, so the override never
+    hides an invalid id.
     """
     t, r = now.unix, request
     if not valid_ticket_id(r.ticket_id):
         return ManualRefusal(ManualCheck.INVALID_TICKET_ID,
                              f"ticket_id {r.ticket_id[:40]!r} is not a ticket id")
+    if profile.direction is Direction.EXIT:
+        return ManualRefusal(ManualCheck.EXIT_GATE, "this gate records exits: admit the "
+                             "ticket at an entry gate")
     refusals: list[ManualRefusal] = []
     if r.manual_admits_in_window >= r.manual_admit_limit:
         refusals.append(ManualRefusal(
@@ -371,6 +382,11 @@ def decide_manual(
         refusals.append(ManualRefusal(
             ManualCheck.NOT_IN_MANIFEST, f"ticket {r.ticket_id} is not in this event's "
             "manifest: a supervisor must override"))
+    if r.entrances is not None and profile.entrance not in r.entrances:
+        refusals.append(ManualRefusal(
+            ManualCheck.WRONG_ENTRANCE, f"ticket {r.ticket_id} is for entrance "
+            f"{', '.join(str(e) for e in sorted(r.entrances))}, not {profile.entrance}: a "
+            "supervisor must override"))
     void = _void(revocations, profile.event, r.ticket_id, r.generation)
     if void is not None:
         what = "cancelled" if void[0] is Reason.CANCELLED else "superseded by a newer copy"

@@ -71,6 +71,11 @@ def state_folder_cannot_be_made(tmp: Path, table: dict[str, Any]) -> list[str]:
     return ["--replay", str(clip("empty"))]
 
 
+def control_folder_cannot_be_made(tmp: Path, table: dict[str, Any]) -> list[str]:
+    table["control"]["socket"] = "/proc/no-such-folder/control.sock"
+    return ["--replay", str(clip("empty"))]
+
+
 def malformed_clip(tmp: Path, table: dict[str, Any]) -> list[str]:
     return ["--replay", str(broken_clip(tmp))]
 
@@ -85,6 +90,8 @@ CASES: list[tuple[str, Change, str]] = [
     ("key folder missing", key_folder_missing, "no-keys"),
     ("key folder is a file", key_folder_is_a_file, "keys-file"),
     ("state folder cannot be made", state_folder_cannot_be_made, "plain-file"),
+    ("control socket folder cannot be made", control_folder_cannot_be_made,
+     "no-such-folder"),
     ("malformed clip", malformed_clip, "clip"),
     ("missing clip", missing_clip, "no-such-clip"),
 ]

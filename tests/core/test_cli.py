@@ -414,3 +414,19 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).with_name("gate")
     done = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "check" in done.stdout
+
+
+@pytest.mark.parametrize("argv", [
+    ["keys", "new", "--kid", "x-1", "--out", "/proc/no-such-folder/keys"],
+    ["ticket", "issue", "--key", "{world}/keys/iss-1.key", "--event", "PAR24-ATH05",
+     "--ticket", "T9", "--paper", "--valid-from", "0", "--valid-until", "10",
+     "--entrances", "2", "--out", "/proc/no-such-folder/t.json"],
+    ["ticket", "code", "{world}/t1.json", "--device-key", "{world}/phone/phone-1.key",
+     "--at", AT, "--png", "{world}/no-such-folder/code.png"],
+], ids=["keys new", "ticket issue", "ticket code --png"])
+def test_an_output_that_cannot_be_written_is_one_error_line(
+        capsys: pytest.CaptureFixture[str], world: Path, argv: list[str]) -> None:
+    rc, _, err = run(capsys, *(a.replace("{world}", str(world)) for a in argv))
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("gate: error:"), err
+    assert "no-such-folder" in err

@@ -11,6 +11,7 @@ from portique.ticket.credential import Flag
 from portique.ticket.decision import (
     SUPERVISOR_MAY_OVERRIDE,
     Decision,
+    Direction,
     ManualCheck,
     ManualRefusal,
     ManualRequest,
@@ -96,4 +97,20 @@ def test_a_supervisor_overrides_the_overridable_checks_and_only_those() -> None:
     assert isinstance(result, Decision) and result.reason is Reason.MANUAL_ADMIT
     assert refused(manual(gate, supervisor=True, ticket_id="T" * 33, **everything)) \
         is ManualCheck.INVALID_TICKET_ID
-    assert set(ManualCheck) - SUPERVISOR_MAY_OVERRIDE == {ManualCheck.INVALID_TICKET_ID}
+    assert set(ManualCheck) - SUPERVISOR_MAY_OVERRIDE == {ManualCheck.INVALID_TICKET_ID,
+                                                          ManualCheck.EXIT_GATE}
+
+
+def test_a_ticket_for_another_entrance_is_refused_by_hand_as_by_the_camera() -> None:
+    gate = Gate()
+    assert gate.decide(phone_code(entrances=frozenset({1}))).reason is Reason.WRONG_ENTRANCE
+    assert refused(manual(gate, entrances=frozenset({1}))) is ManualCheck.WRONG_ENTRANCE
+    result = manual(gate, entrances=frozenset({1}), supervisor=True)
+    assert isinstance(result, Decision) and result.reason is Reason.MANUAL_ADMIT
+    assert isinstance(manual(gate, entrances=frozenset({2})), Decision)
+
+
+def test_nobody_is_admitted_by_hand_at_an_exit_gate() -> None:
+    gate = replace(Gate(), profile=replace(Gate().profile, direction=Direction.EXIT))
+    assert refused(manual(gate)) is ManualCheck.EXIT_GATE
+    assert refused(manual(gate, supervisor=True)) is ManualCheck.EXIT_GATE
