@@ -160,6 +160,25 @@ class Outgoing:
     message: bytes
 
 
+
+_OWN_RECORD_SOURCES: tuple[tuple[State, str, str], ...] = (
+    (State.ADMITTED, "admissions", "1"),
+    (State.VOIDED, "admissions", "x.state = 'voided'"),
+    (State.EXITED, "decisions", "x.reason = 'EXIT' AND x.verdict = 'admit'"),
+)
+"""Where this gate's own records come from: each state, its table and its condition."""
+
+
+def _pending_query(table: str, state: State, condition: str) -> str:
+    """This gate's rows of one state that are neither a mesh record yet nor quarantined
+    (the table and condition are the constants above, never input)."""
+    return (f"SELECT x.scan_id, x.event, x.ticket_id, x.generation, x.at FROM {table} x "
+            f"WHERE x.gate = ? AND {condition} AND NOT EXISTS (SELECT 1 FROM mesh_records m "
+            f"WHERE m.scan_id = x.scan_id AND m.state = '{state.name.lower()}' AND m.origin = ?) "
+            f"AND NOT EXISTS (SELECT 1 FROM mesh_quarantine q WHERE q.scan_id = x.scan_id "
+            f"AND q.state = '{state.name.lower()}') ORDER BY x.rowid")
+
+
 class MeshStore:
     """The mesh's view of the journal. Every write is one journal transaction."""
 
@@ -192,25 +211,9 @@ class MeshStore:
         the stream has no gap that would hold up every peer's head."""
         me = self.gate_id
         with self.journal.reading() as db:
-            todo = [(State.ADMITTED, row) for row in db.execute(
-                "SELECT a.scan_id, a.event, a.ticket_id, a.generation, a.at FROM admissions a "
-                "WHERE a.gate = ? AND NOT EXISTS (SELECT 1 FROM mesh_records m WHERE "
-                "m.scan_id = a.scan_id AND m.state = 'admitted' AND m.origin = ?) "
-                "AND NOT EXISTS (SELECT 1 FROM mesh_quarantine q WHERE q.scan_id = a.scan_id "
-                "AND q.state = 'admitted') ORDER BY a.rowid", (me, me))]
-            todo += [(State.VOIDED, row) for row in db.execute(
-                "SELECT a.scan_id, a.event, a.ticket_id, a.generation, a.at FROM admissions a "
-                "WHERE a.gate = ? AND a.state = 'voided' AND NOT EXISTS (SELECT 1 FROM "
-                "mesh_records m WHERE m.scan_id = a.scan_id AND m.state = 'voided' AND "
-                "m.origin = ?) AND NOT EXISTS (SELECT 1 FROM mesh_quarantine q WHERE "
-                "q.scan_id = a.scan_id AND q.state = 'voided') ORDER BY a.rowid", (me, me))]
-            todo += [(State.EXITED, row) for row in db.execute(
-                "SELECT d.scan_id, d.event, d.ticket_id, d.generation, d.at FROM decisions d "
-                "WHERE d.gate = ? AND d.reason = 'EXIT' AND d.verdict = 'admit' AND NOT EXISTS "
-                "(SELECT 1 FROM mesh_records m WHERE m.scan_id = d.scan_id AND "
-                "m.state = 'exited' AND m.origin = ?) AND NOT EXISTS (SELECT 1 FROM "
-                "mesh_quarantine q WHERE q.scan_id = d.scan_id AND q.state = 'exited') "
-                "ORDER BY d.rowid", (me, me))]
+            todo = [(state, row)
+                    for state, table, condition in _OWN_RECORD_SOURCES
+                    for row in db.execute(_pending_query(table, state, condition), (me, me))]
         if not todo:
             return Collected([], [])
         out: list[Outgoing] = []
