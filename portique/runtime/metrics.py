@@ -11,6 +11,7 @@ Names are stable (dashboards and alerts depend on them):
 | portique_feed_sequence / portique_feed_age_seconds | gauge | |
 | portique_clock_trusted / portique_fire_alarm / portique_camera_up | gauge (0/1) | |
 | portique_upload_backlog | gauge | |
+| portique_no_revocation_feed | gauge (0/1): 1 when the config says feeds.required = false | |
 | portique_ready | gauge (0/1): every line of `gate ready` passes | |
 | portique_ready_check | gauge (0/1) per line of `gate ready` | check |
 | portique_turnstile_outcomes_total | counter | outcome |
@@ -74,6 +75,10 @@ class GateMetrics:
         self.camera_up = Gauge("portique_camera_up", "1 while frames arrive", registry=r)
         self.upload_backlog = Gauge("portique_upload_backlog",
                                     "Journal records waiting for upload", registry=r)
+        self.no_revocation_feed = Gauge(
+            "portique_no_revocation_feed", "1 when the gate runs without a revocation feed "
+            "(feeds.required = false): no revocation feed: resold tickets cannot be refused",
+            registry=r)
         self.ready = Gauge("portique_ready", "1 when every line of `gate ready` passes",
                            registry=r)
         self.ready_check = Gauge("portique_ready_check", "1 when this line of `gate ready` "

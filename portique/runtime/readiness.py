@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from portique.runtime.config import NO_FEED_WARNING
 from portique.scanner.quality import FrameQuality
 from portique.ticket.trust import KeyRole, KeyStatus, TrustStore
 
@@ -48,10 +49,6 @@ CHECKS = ("feed", "keys", "clock", "camera", "relay", "fire_loop", "journal", "m
 """Every line of the checklist, in the order it is printed (stable: metrics and fleet
 views use these names)."""
 
-NO_FEED_WARNING = "no revocation feed: resold tickets cannot be refused"
-"""What every status output says of a gate configured without a feed (feeds.required)."""
-NO_FEED_WARNING_FR = ("pas de flux de révocations : les billets revendus ne peuvent pas "
-                      "être refusés")
 
 MIN_FREE_BYTES = 64 * 1024 * 1024
 """Free space the journal's file system needs for a day of doors (a day's journal of a

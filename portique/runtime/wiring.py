@@ -28,7 +28,7 @@ from portique.hardware.pins import open_pin_factory
 from portique.hardware.turnstile import EventKind, Turnstile, TurnstileEvent
 from portique.runtime import notify, readiness
 from portique.runtime.clock import FrameClock, GateClock, journal_clock_events
-from portique.runtime.config import Config
+from portique.runtime.config import NO_FEED_WARNING, Config, run_problems
 from portique.runtime.control import ControlServer, EventBus
 from portique.runtime.credentials import read_credential
 from portique.runtime.daemon import Daemon, ManualRefusedError
@@ -140,6 +140,7 @@ class GateApp:
                        "dropped": stats.dropped,
                        "fps": round(counters.frames / uptime, 1)},
             "feed": feed,
+            "feed_waived": self.config.feeds_waived,
             "fire_alarm": {"active": t.fire_alarm_active, "latched": t.free_egress_latched},
             "faults": [{"kind": str(f.kind), "message": f.message, "at": format_time(f.at)}
                        for f in t.faults],
@@ -325,17 +326,18 @@ def build(config: Config, options: RunOptions = RunOptions(), *,
 
 def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[Any]
            ) -> GateApp:
-    if config.hardware is None:
-        raise ConfigError("hardware: required to run a gate (pins and timings of the "
-                          "turnstile; pin_factory = \"mock\" for a simulated one)")
+    problems = run_problems(config)  # the same checks as `gate config check`
+    if problems:
+        raise ConfigError(problems=tuple(problems))
+    assert config.hardware is not None
     scanner_config = config.scanner or ScannerConfig()
     profile, policy = config.profile(), config.policy_record()
     trust = keyfiles.load_trust_dir(config.keys.trust_dir)
-    if len(trust) == 0:
-        raise ConfigError(f"keys.trust_dir {config.keys.trust_dir}: no issuer key")
     revocations: RevocationView = NoRevocations()
     feed_store = None
-    if config.feeds is not None:
+    if config.feeds is None:
+        log.warning("%s gate=%s (feeds.required = false)", NO_FEED_WARNING, profile.gate_id)
+    else:
         from portique.runtime.feedview import SharedFeedView
 
         feed_store = SharedFeedView(config.feeds.store, event=profile.event)
@@ -366,6 +368,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
                               backoff_max=cam.reopen_backoff_max_seconds)
     bus = EventBus()
     metrics = GateMetrics()
+    metrics.no_revocation_feed.set(1 if config.feeds is None else 0)
     daemon = Daemon(profile=profile, policy=policy, trust=trust, revocations=revocations,
                     journal=journal, turnstile=turnstile,
                     decoder=make_decoder(scanner_config.decoder.value),
