@@ -326,13 +326,13 @@ def build(config: Config, options: RunOptions = RunOptions(), *,
 
 def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[Any]
            ) -> GateApp:
+    trust = keyfiles.load_trust_dir(config.keys.trust_dir)  # an unsafe folder: its own error
     problems = run_problems(config)  # the same checks as `gate config check`
     if problems:
         raise ConfigError(problems=tuple(problems))
     assert config.hardware is not None
     scanner_config = config.scanner or ScannerConfig()
     profile, policy = config.profile(), config.policy_record()
-    trust = keyfiles.load_trust_dir(config.keys.trust_dir)
     revocations: RevocationView = NoRevocations()
     feed_store = None
     if config.feeds is None:
