@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portique.runtime.config import NO_FEED_WARNING
+from portique.revocation.config import NO_FEED_WARNING
 from portique.scanner.quality import FrameQuality
 from portique.ticket.trust import KeyRole, KeyStatus, TrustStore
 

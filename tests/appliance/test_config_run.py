@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from portique.commands.main import main
-from portique.runtime.config import NO_FEED, NO_FEED_WARNING
+from portique.revocation.config import NO_FEED_WARNING
+from portique.runtime.config import NO_FEED
 from portique.runtime.statusview import render_status
 
 from .conftest import FIXTURES, World, clip, feed_store, gate_table
