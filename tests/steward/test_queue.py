@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from textual.app import App
 from textual.command import CommandPalette
-from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
 from portique.runtime import events
@@ -364,7 +363,7 @@ def test_catch_up_merges_with_what_the_list_had_and_takes_voided_states() -> Non
             assert scan_ids == ["e1", "e2", "e3", "e4", "e5", "e6", "r1", "r2"]
             assert [r.voided for r in app.session.rows] == [False] * 5 + [True, False, False]
             newest = feed.get_row_at(0)[-1].plain
-            assert newest == "This ticket was already admitted at gate 1 at 19:11:00."
+            assert newest == "This ticket was already admitted at gate 1 at 19:11."
 
     run(scenario)
 

@@ -165,7 +165,7 @@ class FeedRow:
                            and x.get("ticket_id") == e.get("ticket_id")), None)
             if before is not None:
                 details = {"gate": _text(before.get("gate")),
-                           "time": clock_time(before.get("at"), tz)}
+                           "time": clock_time(before.get("at"), tz)[:5]}  # as the gate says
         said = {}
         for lang in Lang:
             try:

@@ -70,7 +70,7 @@ class DecisionFeed(DataTable[Text]):
         self.rows_shown = tuple(reversed(rows))
         cursor = self.cursor_row
         self.clear(columns=True)
-        width = self.size.width or WIDE
+        width = self.size.width or self.app.size.width  # not laid out yet: the terminal
         columns = COLUMNS if width >= WIDE else NARROW
         widths = fixed_widths(self.rows_shown, lang, columns)
         reason = max(MIN_REASON, width - SCROLLBAR

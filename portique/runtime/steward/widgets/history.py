@@ -44,7 +44,7 @@ class HistoryTable(DataTable[Text]):
         self.entries = None if entries is None else tuple(entries)
         self._lang, self._tz = lang, tz
         self.clear(columns=True)
-        width = self.size.width or WIDE
+        width = self.size.width or self.app.size.width  # not laid out yet: the terminal
         narrow = width < WIDE
         columns = NARROW if narrow else COLUMNS
         rows = self._cells(lang, tz, narrow=narrow)
