@@ -1,0 +1,36 @@
+"""docs/credential.md's numbers are the vectors': the contexts' bytes, the worked
+example's length and its shortened hex lines."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from portique.ticket import credential
+
+ROOT = Path(__file__).parents[2]
+DOC = (ROOT / "docs" / "credential.md").read_text(encoding="utf-8")
+VECTORS = json.loads((ROOT / "tests" / "vectors" / "credential.json").read_text())
+
+
+def test_contexts_in_hex_in_the_doc_and_the_vectors() -> None:
+    for context, name in ((credential.ISSUER_CONTEXT, "issuer"),
+                          (credential.DEVICE_CONTEXT, "device")):
+        assert f"`{context.hex()}`" in DOC
+        assert VECTORS[f"{name}_context_hex"] == context.hex()
+        assert bytes.fromhex(VECTORS[f"{name}_context_hex"]).endswith(b"\x00")
+
+
+def test_the_worked_example_is_the_vector() -> None:
+    vector = next(v for v in VECTORS["vectors"] if v["name"] == "valid-phone")
+    binary = bytes.fromhex(vector["code_binary_hex"])
+    assert f"`PQ1:V50%21ZQE5W5…`, {len(vector['code'])} characters" in DOC
+    assert f"{len(binary)} bytes in all" in DOC
+    example = DOC.split("### Worked example")[1].split("```")[1]
+    hexes = [line.split()[0] for line in example.strip().splitlines()]
+    for part in hexes:  # every shortened line: whole bytes, and found in the binary
+        for piece in [p for p in part.split("...") if p]:
+            assert len(piece) % 2 == 0, part
+            assert bytes.fromhex(piece) in binary, part
+    assert re.search(r"\b327\b", DOC) is None
