@@ -1,0 +1,28 @@
+"""README's "Try it by hand", run as written from a checkout: it works, and writes nothing
+(no private key above all) inside the checkout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_try_it_by_hand_writes_nothing_in_the_checkout(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Try it by hand")[1].split("```sh\n")[1].split("```")[0]
+    checkout = tmp_path / "checkout"
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    (checkout / ".venv" / "bin" / "gate").symlink_to(Path(sys.executable).parent / "gate")
+    done = subprocess.run(["bash", "-e", "-c", block + "\necho \"exit $?\""], cwd=checkout,
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    # the last check refuses (a screenshot): exit 1, which ends `bash -e` there
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "ADMIT" in done.stdout and "STALE_CODE" in done.stdout
+    assert sorted(p.name for p in checkout.iterdir()) == [".venv"]
+    written = [p for p in tmp_path.rglob("*.key") if checkout not in p.parents]
+    assert written  # the keys went to the temporary folder
