@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from typing import NoReturn
 
-
 SKIPPED = 3
 """The exit status of a benchmark that cannot run here (its data is missing): `make bench`
 says so and runs the others."""
