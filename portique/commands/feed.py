@@ -17,6 +17,7 @@ from typing import Any
 from portique import keyfiles
 from portique.base.cli import EXIT_OK, EXIT_USAGE, emit, time_arg
 from portique.base.errors import UsageError
+from portique.base.logformat import FieldsFormatter
 from portique.base.timeparse import format_time
 from portique.revocation.errors import FeedError
 from portique.runtime.config import Config
@@ -306,8 +307,7 @@ def _log_to_stderr() -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
-                                               "%(message)s"))
+        handler.setFormatter(FieldsFormatter())
         root.addHandler(handler)
         root.setLevel(logging.INFO)
 

@@ -465,9 +465,11 @@ def _register_run(sub: Any) -> None:
 def setup_logging(level: str) -> None:
     import logging
 
-    logging.basicConfig(
-        level=getattr(logging, level), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from portique.base.logformat import FieldsFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(FieldsFormatter())
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler])
 
 
 def _run(args: argparse.Namespace) -> int:
