@@ -49,6 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except GateError as exc:
         print(f"gate: error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reads the failure too
+            failure: dict[str, object] = {"ok": False, "error": str(exc),
+                                          "error_type": type(exc).__name__}
+            if handler is _config_check:
+                failure.update(file=str(args.file), valid=False)
+            print(json.dumps(failure, ensure_ascii=False, sort_keys=True))
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
@@ -403,7 +409,9 @@ def _register_config(sub: Any) -> None:
     check.add_argument("file", type=Path)
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=_config_check)
-    keys = csub.add_parser("keys", help="every config key with its type and meaning")
+    keys = csub.add_parser("keys", help="every config key: its type, default or whether it "
+                           "is required, bounds and meaning")
+    keys.add_argument("--json", action="store_true")
     keys.set_defaults(handler=_config_keys)
 
 
@@ -421,12 +429,18 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _config_keys(args: argparse.Namespace) -> int:
-    from portique.base.configschema import describe
+    from portique.base.configschema import keys
     from portique.runtime.config import Config
 
-    for key, kind, text in describe(Config):
-        if key != "source":
-            print(f"{key:<28} {kind:<20} {text}")
+    rows = [k for k in keys(Config) if k.key != "source"]
+    human = "\n".join(
+        f"{k.key:<32} {k.type}\n{'':<32} default: {k.default_text}"
+        + (f"; bounds: {k.bounds}" if k.bounds else "") + f"\n{'':<32} {k.description}"
+        for k in rows)
+    emit(args, human, {"keys": [{"key": k.key, "type": k.type, "required": k.required,
+                                 "default": k.default, "minimum": k.minimum,
+                                 "maximum": k.maximum, "description": k.description}
+                                for k in rows]})
     return EXIT_OK
 
 

@@ -26,3 +26,28 @@ def test_try_it_by_hand_writes_nothing_in_the_checkout(tmp_path: Path) -> None:
     assert sorted(p.name for p in checkout.iterdir()) == [".venv"]
     written = [p for p in tmp_path.rglob("*.key") if checkout not in p.parents]
     assert written  # the keys went to the temporary folder
+
+
+def test_json_is_on_every_command_the_readme_says() -> None:
+    import argparse
+
+    from portique.commands.main import build_parser
+
+    without: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            if not any("--json" in a.option_strings for a in parser._actions):
+                without.append(name)
+            return
+        for sub, child in subs[0].choices.items():
+            walk(child, f"{name} {sub}")
+
+    walk(build_parser(), "gate")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    said = readme.split("The commands that run or talk to a person have no `--json`:")[1]
+    said = said.split(". Times")[0]
+    named = {" ".join(n.split()) for n in __import__("re").findall(r"`(gate [a-z ]+)`", said)}
+    assert {n if not n.startswith("gate supervisor") else "gate supervisor"
+            for n in without} == named
