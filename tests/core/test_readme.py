@@ -51,3 +51,16 @@ def test_json_is_on_every_command_the_readme_says() -> None:
     named = {" ".join(n.split()) for n in __import__("re").findall(r"`(gate [a-z ]+)`", said)}
     assert {n if not n.startswith("gate supervisor") else "gate supervisor"
             for n in without} == named
+
+
+def test_every_option_of_gate_run_is_documented() -> None:
+    from portique.commands.main import build_parser
+
+    parser = build_parser()
+    run = next(a for a in parser._actions if hasattr(a, "choices") and a.choices
+               and "run" in a.choices).choices["run"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    options = [o for a in run._actions for o in a.option_strings if o.startswith("--")
+               and o != "--help"]
+    assert {"--simulate-passage", "--stay", "--pin-log"} <= set(options)
+    assert [o for o in options if o not in readme] == []
