@@ -34,3 +34,15 @@ def test_the_worked_example_is_the_vector() -> None:
             assert len(piece) % 2 == 0, part
             assert bytes.fromhex(piece) in binary, part
     assert re.search(r"\b327\b", DOC) is None
+
+
+def test_every_signature_context_is_given_in_hex_in_its_doc() -> None:
+    from portique.revocation.format import INDEX_CONTEXT
+    from portique.runtime.mesh.wire import RECORD_CONTEXT, SUMMARY_CONTEXT
+
+    feeds = (ROOT / "docs" / "feeds.md").read_text(encoding="utf-8")
+    mesh = (ROOT / "docs" / "mesh.md").read_text(encoding="utf-8")
+    assert f"`{INDEX_CONTEXT.hex()}`" in feeds
+    assert f"`{RECORD_CONTEXT.hex()}`" in mesh and f"`{SUMMARY_CONTEXT.hex()}`" in mesh
+    for doc in (DOC, feeds, mesh):
+        assert "\\0`" not in doc  # never a backslash-zero to copy
