@@ -50,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GateError as exc:
         for line in str(exc).splitlines() or [""]:  # a config error: one line per problem
             print(f"gate: error: {line}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reads the failure too
+            failure: dict[str, object] = {"ok": False, "error": str(exc),
+                                          "error_type": type(exc).__name__}
+            if handler is _config_check:
+                failure.update(file=str(args.file), valid=False)
+            print(json.dumps(failure, ensure_ascii=False, sort_keys=True))
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
@@ -405,7 +411,9 @@ def _register_config(sub: Any) -> None:
     check.add_argument("file", type=Path)
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=_config_check)
-    keys = csub.add_parser("keys", help="every config key with its type and meaning")
+    keys = csub.add_parser("keys", help="every config key: its type, default or whether it "
+                           "is required, bounds and meaning")
+    keys.add_argument("--json", action="store_true")
     keys.set_defaults(handler=_config_keys)
 
 
@@ -417,7 +425,10 @@ def _config_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         if not args.json:
             raise
-        print(json.dumps({"file": str(args.file), "valid": False,
+        for line in str(exc).splitlines() or [""]:
+            print(f"gate: error: {line}", file=sys.stderr)
+        print(json.dumps({"ok": False, "file": str(args.file), "valid": False,
+                          "error": str(exc), "error_type": type(exc).__name__,
                           "errors": list(exc.problems)}, ensure_ascii=False, sort_keys=True))
         return EXIT_USAGE
     trust = keyfiles.load_trust_dir(config.keys.trust_dir)
@@ -432,12 +443,18 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _config_keys(args: argparse.Namespace) -> int:
-    from portique.base.configschema import describe
+    from portique.base.configschema import keys
     from portique.runtime.config import Config
 
-    for key, kind, text in describe(Config):
-        if key not in ("source", "feeds_waived"):
-            print(f"{key:<28} {kind:<20} {text}")
+    rows = [k for k in keys(Config) if k.key not in ("source", "feeds_waived")]
+    human = "\n".join(
+        f"{k.key:<32} {k.type}\n{'':<32} default: {k.default_text}"
+        + (f"; bounds: {k.bounds}" if k.bounds else "") + f"\n{'':<32} {k.description}"
+        for k in rows)
+    emit(args, human, {"keys": [{"key": k.key, "type": k.type, "required": k.required,
+                                 "default": k.default, "minimum": k.minimum,
+                                 "maximum": k.maximum, "description": k.description}
+                                for k in rows]})
     return EXIT_OK
 
 
@@ -476,9 +493,11 @@ def _register_run(sub: Any) -> None:
 def setup_logging(level: str) -> None:
     import logging
 
-    logging.basicConfig(
-        level=getattr(logging, level), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from portique.base.logformat import FieldsFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(FieldsFormatter())
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler])
 
 
 def _run(args: argparse.Namespace) -> int:
