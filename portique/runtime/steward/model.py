@@ -93,6 +93,8 @@ class GateStatus:
     steward_calls: int
     fire_active: bool
     fire_latched: bool
+    camera_device: str = ""
+    camera_why: str = ""
 
     @classmethod
     def from_json(cls, s: Mapping[str, Any]) -> GateStatus:
@@ -107,6 +109,8 @@ class GateStatus:
             clock_trusted=bool(clock.get("trusted", False)),
             camera_state=_text(camera.get("state"), "unknown"),
             camera_fps=_float(camera.get("fps")) or 0.0,
+            camera_device=_text(camera.get("device")),
+            camera_why=_text(camera.get("why")),
             admitted=_int(decisions.get("admit")), refused=_int(decisions.get("refuse")),
             steward_calls=_int(decisions.get("steward")),
             fire_active=bool(fire.get("active", False)),
@@ -115,16 +119,18 @@ class GateStatus:
 
     @property
     def camera_lost(self) -> bool:
-        return self.camera_state != "running"
+        """No ticket read by the camera (lost, black, frozen, starting ...): steward-only."""
+        return self.camera_state != "ok"
 
 
-CAMERA_STATES = {"opening": T.CAMERA_OPENING, "reconnecting": T.CAMERA_RECONNECTING,
+CAMERA_STATES = {"starting": T.CAMERA_STARTING, "lost": T.CAMERA_LOST,
+                 "black": T.CAMERA_BLACK, "frozen": T.CAMERA_FROZEN,
                  "ended": T.CAMERA_ENDED, "closed": T.CAMERA_CLOSED}
 
 
 def camera_state_text(state: str, lang: Lang) -> str:
     key = CAMERA_STATES.get(state)
-    return state if key is None else tr(key, lang)
+    return f"CAMERA {state.upper()}" if key is None else tr(key, lang)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,7 +103,9 @@ class MainScreen(Screen[None]):
                 fire = s.t(T.BANNER_FIRE_LATCHED)
             if status.camera_lost:
                 camera = s.t(T.BANNER_CAMERA,
-                             state=camera_state_text(status.camera_state, s.lang))
+                             state=camera_state_text(status.camera_state, s.lang),
+                             device=status.camera_device or "?",
+                             why=status.camera_why or "-")
         self.query_one("#fire-banner", Banner).say(fire)
         self.query_one("#camera-banner", Banner).say(camera)
         self.query_one(StatusBar).show(status, s.lang, s.settings.steward)
