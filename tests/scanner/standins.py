@@ -107,8 +107,8 @@ class Picamera2StandIn:
     """The few Picamera2 methods the gate uses, recorded, with the behaviour documented by
     picamera2: ``camera_controls`` maps each control to (min, max, default);
     ``create_video_configuration`` returns a dict; ``capture_metadata`` reports what the
-    camera runs with (exposure, gain, frame duration, lens position: not every control set is reported back,
-    as on a real module)."""
+    camera runs with (exposure, gain, frame duration, lens position: not every control set
+    is reported back, as on a real module)."""
 
     def __init__(self, controls: dict[str, tuple[Any, Any, Any]], image: Image,
                  exposure_us: int = 4000) -> None:

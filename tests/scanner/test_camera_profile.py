@@ -237,10 +237,11 @@ def test_a_module_that_fails_is_lost_and_reopened_with_its_profile() -> None:
 
 
 def test_profile_keys_are_checked() -> None:
-    with pytest.raises(ConfigError, match="scanner.camera.anti_flicker: must be one of"):
+    with pytest.raises(ConfigError, match=r"scanner\.camera\.anti_flicker: must be one of"):
         camera_config(anti_flicker="55")
-    with pytest.raises(ConfigError, match="scanner.camera.exposure_value: must be at least"):
+    with pytest.raises(ConfigError,
+                       match=r"scanner\.camera\.exposure_value: must be at least"):
         camera_config(exposure_value=-9)
-    with pytest.raises(ConfigError, match="scanner.camera.source: must be one of"):
+    with pytest.raises(ConfigError, match=r"scanner\.camera\.source: must be one of"):
         camera_config(source="gstreamer")
     assert camera_config(**PHONE).exposure_value == -1.0
