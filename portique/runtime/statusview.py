@@ -20,7 +20,8 @@ def camera_lines(camera: dict[str, Any]) -> list[str]:
                  f"             since {camera.get('since')}, {counts}, "
                  f"{camera.get('withheld', 0)} withheld"]
     else:
-        lines = [f"camera       {state} {device}, {counts}".replace("  ", " ")]
+        lines = [f"camera       {state} {device}, {counts}" if device
+                 else f"camera       {state}, {counts}"]
     profile = camera.get("profile")
     if profile:
         effective = ", ".join(f"{name}={c['effective']}"
