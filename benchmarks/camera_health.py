@@ -4,7 +4,8 @@ same frame, in the same run.
 The frames are the committed 1280x720 clip two_phones (tests/fixtures/clips), in memory.
 Ours: ``FrameHealth.feed`` (subsample, mean, standard deviation, BLAKE2b digest) on each
 frame in turn. Anchor: ``zxingcpp.read_barcodes`` for QR codes (as the gate's decoders ask)
-on the same frames, already grey: the least the decoder does with every frame. Interleaved rounds, median printed.
+on the same frames, already grey: the least the decoder does with every frame.
+Interleaved rounds, median printed.
 
     .venv/bin/python benchmarks/camera_health.py
 """

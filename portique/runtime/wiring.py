@@ -467,6 +467,8 @@ class Housekeeping:
         m.upload_backlog.set(app.journal.upload_backlog())
         if health.state.value != self._camera_state:
             self._camera_state = health.state.value
+            log.log(logging.WARNING if health.state in TROUBLE else logging.INFO,
+                    "camera gate=%s %s", app.config.gate.id, health.headline())
             app.bus.publish(CameraChanged(state=health.state.value, device=health.device,
                                           why=health.why))
             notify.status(systemd_status(app.config.gate.id, health))

@@ -325,6 +325,12 @@ class CameraSource(_Grabbed):
         self.profile_report: ProfileReport | None = None
         self.retry_at: float | None = None
         """While LOST: when the next attempt to reopen is due (Unix seconds)."""
+        self.stall_s = max(3.0, 10.0 / fps)
+        """An open camera without a single frame for this long is LOST (a hung driver)."""
+        self._last_read = time.monotonic()
+        self._read_since_open = 0
+        self._delay = backoff
+        """The next wait before reopening: doubled at each failure, reset by a frame."""
 
     @classmethod
     def from_config(cls, cam: CameraConfig, **seams: Any) -> CameraSource:
@@ -338,7 +344,13 @@ class CameraSource(_Grabbed):
     def health(self) -> CameraHealth:
         if self._state is SourceState.CLOSED:
             return CameraHealth(CameraState.CLOSED, self.name, "", self._health.since)
-        return self._health
+        health = self._health
+        silent = time.monotonic() - self._last_read
+        if health.state is not CameraState.LOST and self._state is SourceState.RUNNING \
+                and silent > self.stall_s:  # the grabber is stuck inside a read
+            return CameraHealth(CameraState.LOST, self.name, f"no frame for {silent:.0f} s "
+                                "(the device does not answer)", time.time() - silent)
+        return health
 
     def __enter__(self) -> Self:
         self._try_open()  # at once, so a camera that is there is OK before the gate is ready
@@ -404,6 +416,7 @@ class CameraSource(_Grabbed):
             self._set_health(CameraState.LOST, why)
             return False
         self._capture = capture
+        self._last_read, self._read_since_open = time.monotonic(), 0
         self._set_state(SourceState.RUNNING)
         if self._health.state in (CameraState.LOST, CameraState.STARTING):
             self._set_health(CameraState.STARTING, "opened, waiting for a frame")
@@ -420,6 +433,9 @@ class CameraSource(_Grabbed):
                 ok, image = False, None
             at = self._clock()
             if ok and image is not None:
+                self._last_read = time.monotonic()
+                self._read_since_open += 1
+                self._delay = self._backoff[0]
                 self._frame(np.asarray(image, np.uint8), at)
                 continue
             self._lost()
@@ -445,6 +461,10 @@ class CameraSource(_Grabbed):
         log.warning("camera stopped delivering frames", extra={"device": self.name})
         self._release()
         self._capture = None
+        if self._read_since_open == 0:  # it opens but gives nothing: wait, do not spin
+            self._set_health(CameraState.LOST, "opens but delivers no frame")
+            self._set_state(SourceState.RECONNECTING)
+            return
         with self._cond:
             self._count(reopen_attempts=1)
         if not self._try_open():  # a stream that merely ended reopens at once
@@ -453,8 +473,10 @@ class CameraSource(_Grabbed):
     def _reopen(self) -> bool:
         """Reopen with backoff until the camera is back (True) or the source closes."""
         self._set_state(SourceState.RECONNECTING)
-        delay, ceiling = self._backoff
+        ceiling = self._backoff[1]
         while True:
+            delay = self._delay
+            self._delay = min(delay * 2, ceiling)
             self.retry_at = time.time() + delay
             if self._stop.wait(delay):
                 return False
@@ -464,7 +486,6 @@ class CameraSource(_Grabbed):
                 self.retry_at = None
                 log.info("camera back", extra={"device": self.name})
                 return True
-            delay = min(delay * 2, ceiling)
 
     def _set_health(self, state: CameraState, why: str) -> None:
         if state is self._health.state and why == self._health.why:

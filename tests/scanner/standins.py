@@ -29,6 +29,11 @@ class ArrayDevice:
     def __init__(self, images: list[Image]) -> None:
         self._lock = threading.Lock()
         self.unplugged = False
+        self.empty = False
+        """Opens, but every read fails (a camera that enumerates and gives nothing)."""
+        self.answering = threading.Event()
+        """Cleared: a read hangs inside the driver until it is set again."""
+        self.answering.set()
         self.opens = 0
         self.show(images)
 
@@ -40,7 +45,8 @@ class ArrayDevice:
         return not self.unplugged
 
     def read(self) -> tuple[bool, Image | None]:
-        if self.unplugged:
+        self.answering.wait()
+        if self.unplugged or self.empty:
             return False, None
         with self._lock:
             return True, np.array(next(self._cycle))  # a fresh buffer, as a driver gives

@@ -178,3 +178,29 @@ def test_frozen_frames_are_reported_withheld_and_recovered() -> None:
         device.show(clip_images("valid_step_change", 3))  # the driver delivers again
         wait_until(lambda: cam.health.state is CameraState.OK, "the camera ok again")
         assert next_frame(frames).image.shape == photo.shape
+
+
+def test_a_camera_that_opens_but_gives_nothing_is_lost_and_retried_with_growing_waits(
+        ) -> None:
+    device = ArrayDevice(clip_images("empty", 2))
+    device.empty = True
+    with ArrayCamera(device, backoff=0.01, backoff_max=0.08) as cam:
+        wait_until(lambda: device.opens >= 5, "reopened again and again")
+        assert cam.health.state is CameraState.LOST
+        assert cam.health.why == "opens but delivers no frame"
+        assert cam._delay == 0.08  # the waits grew to their ceiling instead of spinning
+        device.empty = False
+        wait_until(lambda: cam.health.state is CameraState.OK, "frames at last")
+        assert cam._delay == 0.01  # a frame resets the backoff
+
+
+def test_a_camera_hung_inside_a_read_is_reported_lost() -> None:
+    device = ArrayDevice(clip_images("empty", 2))
+    with ArrayCamera(device) as cam:
+        wait_until(lambda: cam.health.state is CameraState.OK, "camera ok")
+        cam.stall_s = 0.05
+        device.answering.clear()  # the driver stops answering, the grabber is stuck
+        wait_until(lambda: cam.health.state is CameraState.LOST, "reported lost")
+        assert cam.health.why.startswith("no frame for ")
+        device.answering.set()
+        wait_until(lambda: cam.health.state is CameraState.OK, "answering again")
