@@ -114,6 +114,11 @@ class FrameHealth:
         return self.verdict
 
     @property
+    def last(self) -> FrameVerdict:
+        """What the last frame looked like on its own (before any window)."""
+        return self._kind
+
+    @property
     def verdict(self) -> FrameVerdict:
         if self._kind is FrameVerdict.GOOD or self._run < self.window:
             return FrameVerdict.GOOD

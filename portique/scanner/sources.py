@@ -443,7 +443,10 @@ class CameraSource(_Grabbed):
     def _frame(self, image: Image, at: float) -> None:
         verdict = self._judge.feed(image)
         if verdict is FrameVerdict.GOOD:
-            if self._health.state is not CameraState.OK:
+            # OK on a good frame only: a camera that starts black stays "starting" until
+            # its window says black, rather than showing "ok" for a moment
+            if self._health.state is not CameraState.OK and \
+                    self._judge.last is FrameVerdict.GOOD:
                 self._set_health(CameraState.OK, "")
             self._put(Frame(image, at, self._index))
         else:

@@ -10,6 +10,7 @@ frames. Waits are on conditions with a hang guard, never on time.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -204,3 +205,14 @@ def test_a_camera_hung_inside_a_read_is_reported_lost() -> None:
         assert cam.health.why.startswith("no frame for ")
         device.answering.set()
         wait_until(lambda: cam.health.state is CameraState.OK, "answering again")
+
+
+def test_a_camera_that_starts_black_is_never_reported_ok_on_the_way(
+        caplog: pytest.LogCaptureFixture) -> None:
+    dark = [(image * 0.03).astype(np.uint8) for image in clip_images("second_scan", 3)]
+    device = ArrayDevice(dark)
+    with caplog.at_level(logging.INFO, logger="portique.scanner.sources"), \
+            ArrayCamera(device, health_window=WINDOW) as cam:
+        wait_until(lambda: cam.health.state is CameraState.BLACK, "reported black")
+    states = [r.camera_state for r in caplog.records if hasattr(r, "camera_state")]
+    assert states[:2] == ["starting", "black"]
