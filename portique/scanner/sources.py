@@ -331,6 +331,8 @@ class CameraSource(_Grabbed):
         self._read_since_open = 0
         self._delay = backoff
         """The next wait before reopening: doubled at each failure, reset by a frame."""
+        self._unfreeze_at = 0.0
+        """While FROZEN: when the device is reopened (every backoff_max seconds)."""
 
     @classmethod
     def from_config(cls, cam: CameraConfig, **seams: Any) -> CameraSource:
@@ -454,8 +456,15 @@ class CameraSource(_Grabbed):
             if self._health.state is not state:
                 self._set_health(state, f"{self._judge.window} frames in a row "
                                  + ("black" if state is CameraState.BLACK else "identical"))
+                self._unfreeze_at = time.monotonic() + self._backoff[1]
             with self._cond:
                 self._count(read=1, withheld=1)
+            if state is CameraState.FROZEN and time.monotonic() >= self._unfreeze_at:
+                # a driver stuck on one buffer is usually cured by reopening the device
+                log.warning("camera frozen: reopening device=%s", self.name)
+                self._unfreeze_at = time.monotonic() + self._backoff[1]
+                self._release()
+                self._capture = None
         self._index += 1
 
     def _lost(self) -> None:

@@ -216,3 +216,15 @@ def test_a_camera_that_starts_black_is_never_reported_ok_on_the_way(
         wait_until(lambda: cam.health.state is CameraState.BLACK, "reported black")
     states = [r.camera_state for r in caplog.records if hasattr(r, "camera_state")]
     assert states[:2] == ["starting", "black"]
+
+
+def test_a_frozen_camera_is_reopened_now_and_then_and_stays_frozen_meanwhile() -> None:
+    photo = clip_images("valid_step_change", 1)[0]
+    device = ArrayDevice([photo])
+    with ArrayCamera(device, health_window=WINDOW, backoff=0.01, backoff_max=0.05) as cam:
+        wait_until(lambda: cam.health.state is CameraState.FROZEN, "reported frozen")
+        opens = device.opens
+        wait_until(lambda: device.opens >= opens + 2, "the stuck device reopened")
+        assert cam.health.state is CameraState.FROZEN  # reopening does not hide it
+        device.show(clip_images("valid_step_change", 3))
+        wait_until(lambda: cam.health.state is CameraState.OK, "ok again")
