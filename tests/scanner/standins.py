@@ -116,10 +116,10 @@ class Picamera2StandIn:
     camera runs with (exposure, gain, frame duration, lens position: not every control set
     is reported back, as on a real module)."""
 
-    def __init__(self, controls: dict[str, tuple[Any, Any, Any]], image: Image,
+    def __init__(self, controls: dict[str, tuple[Any, Any, Any]], images: list[Image],
                  exposure_us: int = 4000) -> None:
         self.camera_controls = controls
-        self.image = image
+        self._images = itertools.cycle(images)
         self.exposure_us = exposure_us
         self.calls: list[tuple[str, Any]] = []
         self.controls: dict[str, Any] = {}
@@ -157,7 +157,7 @@ class Picamera2StandIn:
     def capture_array(self, name: str = "main") -> Image:
         if self.fail_capture:
             raise RuntimeError("Camera frontend has timed out!")
-        return np.array(self.image)
+        return np.array(next(self._images))
 
     def stop(self) -> None:
         self.calls.append(("stop", None))
