@@ -87,7 +87,8 @@ class Systemd:
 
     def last_status(self) -> str:
         self.saw("")
-        return [m for m in self.messages if "STATUS=" in m][-1]
+        statuses = [m for m in self.messages if "STATUS=" in m]
+        return statuses[-1] if statuses else ""
 
 
 @dataclass
