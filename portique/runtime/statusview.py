@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from portique.revocation.config import NO_FEED_WARNING
+
 TROUBLE = ("lost", "black", "frozen")
 
 
@@ -43,7 +45,9 @@ def render_status(s: dict[str, Any]) -> str:
         f"clock        {'trusted' if clock['trusted'] else 'NOT TRUSTED'}: {clock['why']}",
         *camera_lines(camera),
     ]
-    if feed is not None and "error" in feed:
+    if s.get("feed_waived"):
+        lines.append(f"FEED         NONE: {NO_FEED_WARNING} (feeds.required = false)")
+    elif feed is not None and "error" in feed:
         lines.append(f"FEED         UNREADABLE, tickets go to the steward: {feed['error']}")
     elif feed is None:
         lines.append("feed         none in force (no revocations known)")
@@ -70,6 +74,12 @@ def render_status(s: dict[str, Any]) -> str:
             lines.append(f"MESH OUTBOX  STUCK, the other gates miss admissions: {why}")
         for why in mesh.get("clock_alarm_why", []):
             lines.append(f"MESH CLOCK   CHECK THE CLOCK: {why}")
+    ready = s.get("ready")
+    if isinstance(ready, dict):
+        failing = [c["name"] for c in ready.get("checks", []) if not c.get("ok")]
+        lines.append("ready        for doors (`gate ready`: every check passes)" if not failing
+                     else f"NOT READY    for doors, failing: {', '.join(failing)} "
+                     "(`gate ready` says why)")
     for fault in s.get("faults", []):
         lines.append(f"FAULT        {fault['at']} {fault['kind']}: {fault['message']}")
     last = s.get("last_decision")
