@@ -76,7 +76,7 @@ def test_live_feed_shows_each_decision_coloured_with_its_sentence(gate: LiveGate
             assert "Admitted 1 · Refused 1" in text
             assert "Feed #1" in text and "Clock trusted" in text
             # the clip has ended: the gate has no camera any more, and says so
-            await until(pilot, lambda: "CAMERA LOST (no more frames)" in screen_text(app),
+            await until(pilot, lambda: "CAMERA: no more frames" in screen_text(app),
                         "the camera banner")
 
     asyncio.run(scenario())

@@ -88,8 +88,10 @@ class T(enum.StrEnum):
     BANNER_CAMERA = "banner_camera"
     BANNER_LINK_CONNECTING = "banner_link_connecting"
     BANNER_LINK_DOWN = "banner_link_down"
-    CAMERA_OPENING = "camera_opening"
-    CAMERA_RECONNECTING = "camera_reconnecting"
+    CAMERA_STARTING = "camera_starting"
+    CAMERA_LOST = "camera_lost"
+    CAMERA_BLACK = "camera_black"
+    CAMERA_FROZEN = "camera_frozen"
     CAMERA_ENDED = "camera_ended"
     CAMERA_CLOSED = "camera_closed"
     HELP_TITLE = "help_title"
@@ -297,19 +299,21 @@ CATALOGUE: Mapping[T, tuple[str, str]] = {
                             "maintenue : F8 pour acquitter et remettre le portique en service.",
                             "Fire alarm over (loop closed again), free egress stays on: "
                             "F8 to acknowledge and return the gate to service."),
-    T.BANNER_CAMERA: ("CAMÉRA PERDUE ({state}) : le portique ne lit plus les billets, "
+    T.BANNER_CAMERA: ("{state} {device} : le portique ne lit plus les billets ({why}), "
                       "utilisez la recherche manuelle.",
-                      "CAMERA LOST ({state}): the gate cannot read tickets, "
+                      "{state} {device}: the gate cannot read tickets ({why}), "
                       "use the manual lookup."),
     T.BANNER_LINK_CONNECTING: ("Connexion au portique ({path})…",
                                "Connecting to the gate ({path})…"),
     T.BANNER_LINK_DOWN: ("PORTIQUE INJOIGNABLE ({path}) : {error}. Nouvel essai dans "
                          "{seconds} s.",
                          "GATE UNREACHABLE ({path}): {error}. Retrying in {seconds} s."),
-    T.CAMERA_OPENING: ("ouverture", "opening"),
-    T.CAMERA_RECONNECTING: ("reconnexion", "reconnecting"),
-    T.CAMERA_ENDED: ("plus d'images", "no more frames"),
-    T.CAMERA_CLOSED: ("fermée", "closed"),
+    T.CAMERA_STARTING: ("CAMÉRA EN DÉMARRAGE", "CAMERA STARTING"),
+    T.CAMERA_LOST: ("CAMÉRA PERDUE", "CAMERA LOST"),
+    T.CAMERA_BLACK: ("CAMÉRA NOIRE", "CAMERA BLACK"),
+    T.CAMERA_FROZEN: ("CAMÉRA FIGÉE", "CAMERA FROZEN"),
+    T.CAMERA_ENDED: ("CAMÉRA : plus d'images", "CAMERA: no more frames"),
+    T.CAMERA_CLOSED: ("CAMÉRA FERMÉE", "CAMERA CLOSED"),
     T.HELP_TITLE: ("Aide : toutes les touches", "Help: every key"),
     T.HELP_CLOSE: ("Échap, F1 ou ? pour fermer l'aide.", "Esc, F1 or ? closes the help."),
     T.HELP_EVERYWHERE: ("Partout", "Everywhere"),

@@ -106,6 +106,8 @@ class GateStatus:
     steward_calls: int
     fire_active: bool
     fire_latched: bool
+    camera_device: str = ""
+    camera_why: str = ""
     feed_waived: bool = False
     """The config says feeds.required = false: resold tickets cannot be refused."""
     ready: tuple[ReadyLine, ...] | None = None
@@ -129,6 +131,8 @@ class GateStatus:
             clock_trusted=bool(clock.get("trusted", False)),
             camera_state=_text(camera.get("state"), "unknown"),
             camera_fps=_float(camera.get("fps")) or 0.0,
+            camera_device=_text(camera.get("device")),
+            camera_why=_text(camera.get("why")),
             admitted=_int(decisions.get("admit")), refused=_int(decisions.get("refuse")),
             steward_calls=_int(decisions.get("steward")),
             fire_active=bool(fire.get("active", False)),
@@ -139,7 +143,8 @@ class GateStatus:
 
     @property
     def camera_lost(self) -> bool:
-        return self.camera_state != "running"
+        """No ticket read by the camera (lost, black, frozen, starting ...): steward-only."""
+        return self.camera_state != "ok"
 
 
 def _ready_lines(value: object) -> tuple[ReadyLine, ...] | None:
@@ -150,13 +155,14 @@ def _ready_lines(value: object) -> tuple[ReadyLine, ...] | None:
                  for c in value["checks"] if isinstance(c, Mapping))
 
 
-CAMERA_STATES = {"opening": T.CAMERA_OPENING, "reconnecting": T.CAMERA_RECONNECTING,
+CAMERA_STATES = {"starting": T.CAMERA_STARTING, "lost": T.CAMERA_LOST,
+                 "black": T.CAMERA_BLACK, "frozen": T.CAMERA_FROZEN,
                  "ended": T.CAMERA_ENDED, "closed": T.CAMERA_CLOSED}
 
 
 def camera_state_text(state: str, lang: Lang) -> str:
     key = CAMERA_STATES.get(state)
-    return state if key is None else tr(key, lang)
+    return f"CAMERA {state.upper()}" if key is None else tr(key, lang)
 
 
 @dataclass(frozen=True, slots=True)

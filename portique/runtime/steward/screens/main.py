@@ -114,7 +114,9 @@ class MainScreen(Screen[None]):
                 fire = s.t(T.BANNER_FIRE_LATCHED)
             if status.camera_lost:
                 camera = s.t(T.BANNER_CAMERA,
-                             state=camera_state_text(status.camera_state, s.lang))
+                             state=camera_state_text(status.camera_state, s.lang),
+                             device=status.camera_device or "?",
+                             why=status.camera_why or "-")
         if stale is not None:  # what the gate said last, not what it is now
             fire, camera = (None if text is None else s.t(T.STALE_BANNER, text=text,
                                                            time=stale)
