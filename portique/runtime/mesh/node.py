@@ -115,6 +115,9 @@ class MeshMetrics:
                                ["outcome"], registry=r)
         self.resent = Counter("portique_mesh_resent_records", "Records re-sent to gates that "
                               "lacked them", registry=r)
+        self.failovers = Counter("portique_mesh_failovers", "Moves to the next broker of "
+                                 "mesh.brokers after one died or could not be reached",
+                                 registry=r)
         self.lag = Histogram("portique_mesh_lag_seconds", "From a record's making at its gate "
                              "to its merge here (live records)", buckets=_LAG_BUCKETS,
                              registry=r)
@@ -224,9 +227,33 @@ class MeshNode:
         self._last_summary = 0.0
         self._summary_wanted = False
         self._threads: list[threading.Thread] = []
+        self.brokers = config.broker_list
+        self._broker_index = 0
+        """The broker tried now (or connected to): an index into `brokers`."""
+        self.failovers = 0
         self._client = self._make_client(password)
 
     # --- the broker client ------------------------------------------------------------
+
+    @property
+    def broker(self) -> str:
+        """The broker this gate is connected to, or trying now, as host:port."""
+        host, port = self.brokers[self._broker_index]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def _next_broker(self, client: Any) -> None:
+        """Move to the next broker of the list (round it) for paho's next attempt."""
+        if len(self.brokers) < 2:
+            return
+        was = self.broker
+        self._broker_index = (self._broker_index + 1) % len(self.brokers)
+        self.failovers += 1
+        self.metrics.failovers.inc()
+        # paho's host and port setters refuse while its state still says "connection lost"
+        # although the socket is closed by then; its reconnect() reads these two.
+        client._host, client._port = self.brokers[self._broker_index]
+        log.warning("mesh: broker %s unavailable, trying %s next: venue=%s", was, self.broker,
+                    self.config.venue)
 
     def _make_client(self, password: str | None) -> Any:
         c = self.config
@@ -267,21 +294,23 @@ class MeshNode:
                           (f"{self.topics['summary']}/+", options),
                           (f"{self.topics['resend']}/{self.gate_id}", options)])
         self._set_state(True, None)
-        log.info("mesh connected venue=%s broker=%s:%s session_present=%s", self.config.venue,
-                 self.config.host, self.config.port, getattr(flags, "session_present", None))
+        log.info("mesh connected venue=%s broker=%s session_present=%s", self.config.venue,
+                 self.broker, getattr(flags, "session_present", None))
         self._work.put(("connected",))
 
-    def _on_connect_fail(self, _client: Any, _userdata: Any) -> None:
-        self._set_state(False, f"cannot reach the broker at {self.config.host}:"
-                        f"{self.config.port}")
+    def _on_connect_fail(self, client: Any, _userdata: Any) -> None:
+        self._set_state(False, f"cannot reach the broker at {self.broker}")
+        self._next_broker(client)
 
-    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any,
+    def _on_disconnect(self, client: Any, _userdata: Any, _flags: Any, reason: Any,
                        _properties: Any) -> None:
         if self.connected and not self._stop.is_set():
             log.warning("mesh: broker lost, deciding alone: venue=%s reason=%s",
                         self.config.venue, reason)
         refused = not self.connected and (self.why or "").startswith("the broker refused")
         self._set_state(False, self.why if refused else f"broker connection lost ({reason})")
+        if not self._stop.is_set():
+            self._next_broker(client)
 
     def _set_state(self, connected: bool, why: str | None) -> None:
         if connected != self.connected:
@@ -314,7 +343,8 @@ class MeshNode:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = c.session_expiry_s
         properties.MaximumPacketSize = MAX_PACKET_BYTES  # the broker sends nothing larger
-        self._client.connect_async(c.host, c.port, keepalive=c.keepalive_s, clean_start=False,
+        host, port = self.brokers[self._broker_index]
+        self._client.connect_async(host, port, keepalive=c.keepalive_s, clean_start=False,
                                    properties=properties)
         self._client.loop_start()
         worker = threading.Thread(target=self._run, name="mesh", daemon=True)
@@ -449,8 +479,8 @@ class MeshNode:
         interval (or on reconnection), not every second."""
         if self.publish_refused is None:
             log.error("mesh: the broker refused this gate's record, the other gates will not "
-                      "learn of it until it accepts: seq=%d reason=%s broker=%s:%s", seq,
-                      reason, self.config.host, self.config.port)
+                      "learn of it until it accepts: seq=%d reason=%s broker=%s", seq,
+                      reason, self.broker)
         self.publish_refused = {"at": format_time(time.time()), "seq": seq, "reason": reason}
         self._hold_outbox_until = time.monotonic() + self.config.summary_interval_s
 
@@ -722,7 +752,9 @@ class MeshNode:
         clock = self.clock_alarm(time.monotonic())
         return {
             "venue": self.config.venue,
-            "broker": f"{self.config.host}:{self.config.port}",
+            "broker": self.broker,
+            "brokers": [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.brokers],
+            "failovers": self.failovers,
             "tls": self.config.tls is not None,
             "state": "connected" if self.connected else "alone",
             "since": format_time(self.state_since),
