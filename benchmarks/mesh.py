@@ -100,7 +100,7 @@ def _worker(ids: list[str], keys: str, root: str, brokers: dict[str, list[str]],
             break
         if command[0] == "failover":  # when each gate that was on `dead` is connected again
             dead: str = command[1]
-            moved = [n for n in nodes.values() if n.broker == dead]
+            moved = [nodes[g] for g in ids if brokers[g][0] == dead]
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and not all(
                     n.connected and n.broker != dead for n in moved):
