@@ -74,6 +74,10 @@ class RunOptions:
         """Called when the gate is built, before its frame source opens; returns closers."""
         return []
 
+    def make_source(self, config: Config) -> tuple[FrameSource, GateClock | FrameClock] | None:
+        """The frame source and clock instead of the camera's or the replay's (None)."""
+        return None
+
     def started(self) -> None:
         """Called when the gate's loop starts."""
 
@@ -98,6 +102,12 @@ class GateApp:
     mesh: Any = None
     """The venue mesh node (portique.runtime.mesh.node.MeshNode) when [mesh] is configured."""
     started_at: float = field(default_factory=time.time)
+    extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = field(
+        default_factory=dict)
+    """Control-socket ops a development build adds (training simulations)."""
+    status_overlays: list[Callable[[dict[str, Any]], dict[str, Any]]] = field(
+        default_factory=list)
+    """Applied to the status in order (a training run says so in every status)."""
     stop: threading.Event = field(default_factory=threading.Event)
     _closers: list[Any] = field(default_factory=list)
 
@@ -123,7 +133,7 @@ class GateApp:
         if counters.feed_error is not None:
             feed = {**(feed or {}), "error": counters.feed_error}
         uptime = max(time.time() - self.started_at, 1e-9)
-        return {
+        status: dict[str, Any] = {
             "gate": g.id, "event": g.event, "entrance": g.entrance, "timezone": g.timezone,
             "direction": g.direction.value,
             "uptime_s": round(uptime, 1),
@@ -148,6 +158,9 @@ class GateApp:
             "mesh": None if self.mesh is None else self.mesh.status(),
             "control": None if self.control is None else self.control.stats(),
         }
+        for overlay in self.status_overlays:
+            status = overlay(status)
+        return status
 
     # --- control requests -------------------------------------------------------------
 
@@ -197,6 +210,8 @@ class GateApp:
                                          "no_mesh")
             answer: dict[str, Any] = self.mesh.handle(request)
             return answer
+        if op in self.extra_ops:
+            return self.extra_ops[op](request)
         raise ManualRefusedError(f"unknown op {op!r}", "invalid")
 
     # --- running ----------------------------------------------------------------------
@@ -294,11 +309,14 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
     closers.append(turnstile.close)
 
     clock: GateClock | FrameClock
-    if options.replay is not None:
+    source: FrameSource
+    made = options.make_source(config)
+    if made is not None:
+        source, clock = made
+    elif options.replay is not None:
         clock = FrameClock()
-        source: FrameSource = ClipSource.open(options.replay,
-                                              pace="fast" if options.fast else "recorded",
-                                              lossless=options.fast)
+        source = ClipSource.open(options.replay, pace="fast" if options.fast else "recorded",
+                                 lossless=options.fast)
     else:
         clock = GateClock(config.clock, on_event=journal_clock_events(journal))
         cam = scanner_config.camera
