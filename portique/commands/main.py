@@ -31,6 +31,7 @@ from portique.commands import (
     steward,
     supervisor,
     train,
+    venue,
     wallet,
 )
 from portique.commands.common import ask_gate
@@ -76,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     _register_check(sub)
     _register_config(sub)
     _register_run(sub)
-    for group in (feed, hw, decode, steward, mesh, supervisor, ready, platform, wallet, train):
+    for group in (feed, hw, decode, steward, mesh, supervisor, ready, platform, wallet, train,
+                  venue):
         group.register(sub)
     return parser
 

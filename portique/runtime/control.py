@@ -153,6 +153,7 @@ REQUESTS: dict[str, dict[str, tuple[str, bool]]] = {
     "mesh": {},
     "conflicts": {"limit": (_LIMIT, False)},
     "train": {"action": (_TEXT, True)},
+    "venue": {},
 }
 """Each known op's fields: (kind, required). An optional field may be absent or null."""
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portique import keyfiles
+from portique import __version__, keyfiles
 from portique.base.errors import ConfigError, GateError
 from portique.base.timeparse import format_time
 from portique.hardware.pins import open_pin_factory
@@ -35,6 +35,7 @@ from portique.runtime.daemon import Daemon, ManualRefusedError
 from portique.runtime.events import CameraChanged, FeedApplied, TurnstileChanged
 from portique.runtime.journal import Journal
 from portique.runtime.lines import LinePrinter
+from portique.runtime.mesh.heartbeat import DecisionRate, heartbeat_body
 from portique.runtime.metrics import GateMetrics
 from portique.runtime.upload import Uploader
 from portique.scanner.config import ScannerConfig
@@ -260,7 +261,7 @@ class GateApp:
             return {"ok": True, "decision": event}
         if op == "ack_fire_alarm":
             return d.acknowledge_fire_alarm(str(request.get("steward", "")))
-        if op in ("mesh", "conflicts"):
+        if op in ("mesh", "conflicts", "venue"):
             if self.mesh is None:
                 raise ManualRefusedError("this gate shares no admissions (no [mesh] configured)",
                                          "no_mesh")
@@ -484,6 +485,9 @@ class Housekeeping:
         self._camera_state = ""
         self._feed_fetched = 0.0
         self._feed_sequence: int | None = None
+        self._next_beat = 0.0
+        self._beat_seq = 0
+        self._rate = DecisionRate()
         self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
 
     def start(self) -> None:
@@ -501,6 +505,26 @@ class Housekeeping:
                 log.warning("housekeeping: %s", exc)
             except Exception:
                 log.exception("housekeeping failed")
+
+    def heartbeat(self) -> None:
+        """This gate's signed heartbeat for the fleet view (docs/mesh.md), when it is due."""
+        app = self.app
+        mesh = app.mesh
+        if mesh is None or time.monotonic() < self._next_beat:
+            return
+        self._next_beat = time.monotonic() + mesh.config.heartbeat_interval_s
+        refusals: dict[str, int] = {}
+        for metric in app.metrics.decisions.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.labels.get("verdict") == "refuse":
+                    refusals[sample.labels["reason"]] = int(sample.value)
+        self._beat_seq += 1
+        now = time.time()
+        mesh.heartbeat(heartbeat_body(
+            app.status(), venue=mesh.config.venue, seq=self._beat_seq,
+            interval_s=mesh.config.heartbeat_interval_s,
+            decisions_per_min=self._rate.rate(app.daemon.counters.decided, time.monotonic()),
+            refusals=refusals, version=__version__, now=now))
 
     def tick(self) -> None:
         app, m = self.app, self.app.metrics
@@ -532,6 +556,7 @@ class Housekeeping:
         if camera != self._camera_state:
             self._camera_state = camera
             app.bus.publish(CameraChanged(state=camera))
+        self.heartbeat()
 
 
 def install_signal_handlers(app: GateApp) -> None:

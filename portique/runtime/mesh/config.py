@@ -98,6 +98,10 @@ class MeshConfig:
     resend_min_interval_s: float = setting(5.0, description="At most one re-send answer per "
                                            "gate this often (later summaries wait for it)",
                                            minimum=0.1, maximum=3600.0)
+    heartbeat_interval_s: float = setting(10.0, description="Fleet view: this gate publishes "
+                                          "its signed heartbeat this often (retained); older "
+                                          "than 3 intervals it is shown stale",
+                                          minimum=0.2, maximum=600.0)
     outbox_stuck_after_s: float = setting(60.0, description="Alarm when this gate's oldest "
                                           "record has waited this long for the broker",
                                           minimum=0.5, maximum=86400.0)

@@ -39,6 +39,7 @@ from portique.runtime.credentials import read_credential
 from portique.runtime.events import DecisionMade, MeshConflictFound, PassageEnded
 from portique.runtime.journal import Journal, JournalError
 from portique.runtime.mesh.config import MeshConfig
+from portique.runtime.mesh.heartbeat import FleetView, sign_heartbeat, verify_heartbeat
 from portique.runtime.mesh.store import MeshStore
 from portique.runtime.mesh.wire import (
     MAX_MESSAGE_BYTES,
@@ -195,7 +196,9 @@ class MeshNode:
         self.metrics = MeshMetrics(registry or CollectorRegistry())
         base = f"{config.topic_prefix}/{config.venue}"
         self.topics = {"records": f"{base}/records", "summary": f"{base}/summary",
-                       "resend": f"{base}/resend"}
+                       "resend": f"{base}/resend", "heartbeat": f"{base}/heartbeat"}
+        self.fleet = FleetView(expected=set(peers))
+        """Every gate's latest heartbeat (this gate's own included)."""
         self.seen: dict[str, PeerSeen] = {g: PeerSeen() for g in peers if g != gate_id}
         self.connected = False
         self.state_since = time.time()
@@ -292,7 +295,8 @@ class MeshNode:
         options = SubscribeOptions(qos=1, noLocal=True)
         client.subscribe([(f"{self.topics['records']}/+", options),
                           (f"{self.topics['summary']}/+", options),
-                          (f"{self.topics['resend']}/{self.gate_id}", options)])
+                          (f"{self.topics['resend']}/{self.gate_id}", options),
+                          (f"{self.topics['heartbeat']}/+", options)])
         self._set_state(True, None)
         log.info("mesh connected venue=%s broker=%s session_present=%s", self.config.venue,
                  self.broker, getattr(flags, "session_present", None))
@@ -327,7 +331,9 @@ class MeshNode:
         if size > MAX_MESSAGE_BYTES:  # neither copied nor queued: dropped here
             self._work.put(("oversized", message.topic, size, time.time()))
             return
-        self._work.put(("message", message.topic, bytes(message.payload), time.time()))
+        kind = "heartbeat" if message.topic.startswith(self.topics["heartbeat"] + "/") \
+            else "message"
+        self._work.put((kind, message.topic, bytes(message.payload), time.time()))
 
     def _on_publish(self, _client: Any, _userdata: Any, mid: int, reason: Any,
                     _properties: Any) -> None:
@@ -370,6 +376,10 @@ class MeshNode:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected_event.wait(timeout)
+
+    def heartbeat(self, body: dict[str, Any]) -> None:
+        """Sign and publish this gate's heartbeat (retained), from the worker."""
+        self._work.put(("beat", body))
 
     def wake(self) -> None:
         """Publish what the journal holds and the mesh does not, now."""
@@ -440,6 +450,20 @@ class MeshNode:
                 self._reject(topic, MeshMessageError(
                     f"message of {size} bytes is too long (at most {MAX_MESSAGE_BYTES})",
                     Rejection.OVERSIZED))
+            elif kind == "heartbeat":
+                _, topic, payload, received = item
+                try:
+                    body = verify_heartbeat(payload, self.peers, venue=self.config.venue,
+                                            topic_gate=topic.rsplit("/", 1)[-1])
+                except MeshMessageError as exc:
+                    self._reject(topic, exc)
+                else:
+                    self.fleet.note(body, received)
+            elif kind == "beat":
+                body = item[1]
+                self.fleet.note(body, time.time())
+                self._publish(f"{self.topics['heartbeat']}/{self.gate_id}",
+                              sign_heartbeat(body, self._key), retain=True)
             elif kind == "message":
                 _, topic, payload, received = item
                 parsed = self._verify(topic, payload)
@@ -639,10 +663,10 @@ class MeshNode:
 
     # --- publishing -------------------------------------------------------------------
 
-    def _publish(self, topic: str, payload: bytes) -> int | None:
+    def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int | None:
         if not self.connected:
             return None
-        info = self._client.publish(topic, payload, qos=1)
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return None
         return int(info.mid)
@@ -782,7 +806,11 @@ class MeshNode:
         }
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Control-socket ops: ``mesh`` (the status above) and ``conflicts``."""
+        """Control-socket ops: ``mesh`` (the status above), ``conflicts`` and ``venue``
+        (every gate's latest heartbeat, the fleet view)."""
+        if request["op"] == "venue":
+            return {"ok": True, "venue": {"venue": self.config.venue,
+                                          "rows": self.fleet.rows(time.time())}}
         if request["op"] == "conflicts":
             limit = max(1, min(int(request.get("limit", 100)), 1000))
             return {"ok": True, "conflicts": [c.as_json()
