@@ -20,7 +20,8 @@ kill to each gate connected to the core; anchor: a bare paho connect to the core
 same run) and a last phase on the core alone, every delivery counted.
 
     .venv/bin/python benchmarks/mesh.py [--gates 50] [--processes 5]
-    .venv/bin/python benchmarks/mesh.py --bridged --gates 200 --rate 0.075 --no-stress
+    .venv/bin/python benchmarks/mesh.py --bridged --gates 200 --processes 4 --rate 0.01 \
+        --seconds 30 --summary-interval 600
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def _worker(ids: list[str], keys: str, root: str, brokers: dict[str, list[str]],
-            conn: Any) -> None:
+            conn: Any, summary_interval_s: float = 60.0) -> None:
     """Run some gates: connect, admit on command, report merge latencies."""
     import logging
     logging.getLogger("portique").setLevel(logging.ERROR)  # failovers are counted, not logged
@@ -73,7 +74,7 @@ def _worker(ids: list[str], keys: str, root: str, brokers: dict[str, list[str]],
             "keys": {"trust_dir": keys},
             "mesh": {"venue": VENUE, "brokers": brokers[gate_id],
                      "key_file": f"{keys}/{gate_id}.key",
-                     "gates_dir": keys, "summary_interval_s": 60.0,
+                     "gates_dir": keys, "summary_interval_s": summary_interval_s,
                      "reconnect_min_s": 0.1, "reconnect_max_s": 1.0}}).mesh
         assert mesh is not None
         journal = Journal(folder / "journal.sqlite", gate_id=gate_id)
@@ -260,6 +261,10 @@ def main() -> int:
     parser.add_argument("--stress-rate", type=float, default=20.0)
     parser.add_argument("--stress-seconds", type=float, default=10.0)
     parser.add_argument("--no-stress", action="store_true", help="skip the stress phase")
+    parser.add_argument("--summary-interval", type=float, default=60.0, help="anti-entropy "
+                        "summaries this often per gate (with --bridged)")
+    parser.add_argument("--settle", type=float, default=10.0, help="with --bridged: seconds "
+                        "for the connection summaries to drain before measuring")
     parser.add_argument("--bridged", action="store_true", help="two brokers, a stand's "
                         "bridged to the core, half the gates on each; then kill the stand's")
     args = parser.parse_args()
@@ -333,12 +338,14 @@ def bridged(args: Any) -> int:
             for n, chunk in enumerate(PROCESS_IDS):
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(target=_worker, args=(chunk, str(keys), str(root / f"p{n}"),
-                                                         brokers, child))
+                                                         brokers, child,
+                                                         args.summary_interval))
                 proc.start()
                 pipes.append(parent)
                 procs.append(proc)
             for p in pipes:
                 assert p.recv() == "ready"
+            time.sleep(args.settle)  # the first summaries of every gate, answered
             print(f"{args.gates} gates in {args.processes} processes on two loopback "
                   "Mosquitto brokers, a stand's bridged to the venue core (QoS 1, signed "
                   "records, SQLite WAL synchronous FULL); half the gates on each")

@@ -156,3 +156,19 @@ def test_heartbeat_verification_names_what_is_wrong() -> None:
         assert exc.reason is Rejection.WRONG_TOPIC
     else:
         raise AssertionError("a heartbeat on another gate's topic was believed")
+
+
+def test_heartbeat_vector_signs_and_verifies_as_written_down() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    vector = json.loads((ROOT / "tests" / "vectors" / "mesh" / "heartbeat.json")
+                        .read_text(encoding="utf-8"))
+    message = bytes.fromhex(vector["message_hex"])
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vector["seed_hex"]))
+    # an implementation from docs/mesh.md alone: 0x01, the signature over context + body
+    body = vector["body_utf8"].encode("utf-8")
+    assert message == b"\x01" + key.sign(bytes.fromhex(vector["context_hex"]) + body) + body
+    assert sign_heartbeat(vector["body"], key) == message
+    public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(vector["public_key_hex"]))
+    assert verify_heartbeat(message, {"3": public}, venue="stade-de-france",
+                            topic_gate="3") == vector["body"]
