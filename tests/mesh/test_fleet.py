@@ -48,12 +48,19 @@ def test_every_gate_sees_every_gates_heartbeat_and_flags_a_dead_one(venue: Venue
     wait_for(lambda: all(r["heard"] for r in venue_rows(socket).values())
              and venue_rows(socket)["2"]["heartbeat"]["refusals"] == {"ALREADY_ADMITTED": 1},
              "gate 1 holds a fresh heartbeat of every gate, gate 2's refusal counted")
-    rows = venue_rows(socket)
-    assert set(rows) == {"1", "2", "3"}
+    assert set(venue_rows(socket)) == {"1", "2", "3"}
     for gate in gates:
         assert gate.app is not None
-        own = gate.app.status()
-        beat = rows[gate.id]["heartbeat"]
+        app = gate.app
+
+        def current(gate_id: str = gate.id, app: Any = app) -> Any:
+            own, row = app.status(), venue_rows(socket)[gate_id]
+            beat = row["heartbeat"]
+            same = beat["camera"]["state"] == own["camera"]["state"] and \
+                beat["ready"]["ok"] == own["ready"]["ok"]
+            return (own, row, beat) if same else None
+
+        own, row, beat = wait_for(current, f"a heartbeat of gate {gate.id} as it is now")
         assert beat["gate"] == gate.id and beat["venue"] == VENUE
         assert beat["camera"]["state"] == own["camera"]["state"]
         assert beat["feeds"][0]["event"] == own["event"]
@@ -62,8 +69,8 @@ def test_every_gate_sees_every_gates_heartbeat_and_flags_a_dead_one(venue: Venue
         assert beat["version"] == "0.1.0" and beat["mesh"]["state"] == "connected"
         # flagged unready exactly when the gate's own `gate ready` says so
         assert beat["ready"]["ok"] == own["ready"]["ok"]
-        assert ("UNREADY" in rows[gate.id]["flags"]) == (not own["ready"]["ok"])
-        assert "STALE" not in rows[gate.id]["flags"]
+        assert ("UNREADY" in row["flags"]) == (not own["ready"]["ok"])
+        assert "STALE" not in row["flags"]
 
     gates[2].stop()  # its machine dies: the last heartbeat stays, retained, and ages
     wait_for(lambda: "STALE" in venue_rows(socket)["3"]["flags"], "gate 3 flagged stale")
