@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from portique.base.errors import ConfigError
-    from portique.commands.main import setup_logging
+    from portique.commands.common import setup_logging
     from portique.devtools.training import TrainingRun
     from portique.hardware.config import PinFactoryName
     from portique.runtime.config import load as load_config

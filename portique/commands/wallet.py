@@ -15,7 +15,7 @@ from portique.base.errors import UsageError
 
 
 def register(sub: Any) -> None:
-    from portique.commands.main import _entrances_arg
+    from portique.commands.common import entrances_arg
 
     wallet = sub.add_parser("wallet", help="rehearsal with real phones: TEST tickets and the "
                             "page that shows their live code")
@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
     mint.add_argument("--prefix", default="TEST-", help="ticket ids are PREFIX + a number")
     mint.add_argument("--valid-from", required=True, type=time_arg)
     mint.add_argument("--valid-until", required=True, type=time_arg)
-    mint.add_argument("--entrances", required=True, type=_entrances_arg)
+    mint.add_argument("--entrances", required=True, type=entrances_arg)
     mint.add_argument("--out", required=True, type=Path, help="the batch's folder")
     mint.add_argument("--json", action="store_true")
     mint.set_defaults(handler=_mint)
@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
 
 
 def _mint(args: argparse.Namespace) -> int:
-    from portique.commands.main import ticket_document
+    from portique.commands.common import ticket_document
     from portique.devtools.wallet import mint
 
     result = mint(args.out, issuer_key=args.issuer_key, feed_key=args.feed_key,

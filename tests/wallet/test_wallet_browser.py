@@ -142,3 +142,27 @@ def test_mint_writes_the_sessions_feed_and_refuses_to_mint_over_a_batch(batch: B
 def test_serve_refuses_a_folder_without_wallets(tmp_path: Path) -> None:
     with pytest.raises(WalletError, match="no wallet files"):
         WalletServer(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_page_reproduces_the_credential_vector(tmp_path: Path) -> None:
+    """The page as the phone side of docs/credential.md: from the vector's level 1 and
+    device seed alone, at the vector's time, it shows the vector's exact code."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from portique.devtools.wallet import wallet_document
+
+    vectors = json.loads((ROOT / "tests" / "vectors" / "credential.json")
+                         .read_text(encoding="utf-8"))
+    vector = next(v for v in vectors["vectors"] if v["name"] == "valid-phone")
+    seed = vectors["keys"][vector["signed_by"]["device"]]["seed_hex"]
+    device = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed))
+    folder = tmp_path / "wallet"
+    folder.mkdir()
+    doc = wallet_document(bytes.fromhex(vector["level1_hex"]), device)
+    (folder / "vector.json").write_text(json.dumps(doc), encoding="utf-8")
+    with WalletServer(tmp_path) as server:
+        dom = chromium("--dump-dom",
+                       f"{server.url}t/{doc['ticket_id']}?at={vector['now']}")
+    assert shown_code(dom) == vector["code"]
+    assert f"step {vector['step']}" in dom
