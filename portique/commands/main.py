@@ -21,8 +21,26 @@ from portique import keyfiles
 from portique.base.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, emit, time_arg
 from portique.base.errors import ConfigError, GateError, UsageError
 from portique.base.timeparse import format_time
-from portique.commands import decode, feed, hw, mesh, ready, steward, supervisor
-from portique.commands.common import ask_gate
+from portique.commands import (
+    decode,
+    feed,
+    hw,
+    mesh,
+    platform,
+    ready,
+    steward,
+    supervisor,
+    train,
+    venue,
+    wallet,
+)
+from portique.commands.common import (
+    TICKET_FORMAT,
+    ask_gate,
+    setup_logging,
+    ticket_document,
+)
+from portique.commands.common import entrances_arg as _entrances_arg
 from portique.runtime.config import Config, load_for_run
 from portique.runtime.config import load as load_config
 from portique.ticket import credential
@@ -31,8 +49,6 @@ from portique.ticket.decision import Decision, GateProfile, Now, Policy, decide
 from portique.ticket.reasons import Lang, Verdict
 from portique.ticket.trust import KeyRole
 from portique.ticket.views import MemoryAdmissions, NoRevocations, RevocationView
-
-TICKET_FORMAT = "portique-ticket/1"
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -71,20 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     _register_check(sub)
     _register_config(sub)
     _register_run(sub)
-    for group in (feed, hw, decode, steward, mesh, supervisor, ready):
+    for group in (feed, hw, decode, steward, mesh, supervisor, ready, platform, wallet, train,
+                  venue):
         group.register(sub)
     return parser
-
-
-def _entrances_arg(value: str) -> frozenset[int]:
-    try:
-        numbers = frozenset(int(part) for part in value.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"entrances must be numbers separated by commas, got {value!r}") from None
-    if not numbers:
-        raise argparse.ArgumentTypeError("at least one entrance is needed")
-    return numbers
 
 
 # --- keys -----------------------------------------------------------------------------
@@ -182,33 +188,6 @@ def _register_ticket(sub: Any) -> None:
     code.add_argument("--png", type=Path, help="also render the QR code as a PNG file")
     code.add_argument("--json", action="store_true")
     code.set_defaults(handler=_ticket_code)
-
-
-def ticket_document(level1: bytes) -> dict[str, Any]:
-    fields = credential.parse_level1(level1)
-    doc: dict[str, Any] = {
-        "format": TICKET_FORMAT,
-        "level1": base64.b64encode(level1).decode("ascii"),
-        "fields": fields_json(fields),
-    }
-    if fields.paper:
-        doc["code"] = credential.paper_code(level1)
-    return doc
-
-
-def fields_json(fields: TicketFields) -> dict[str, Any]:
-    return {
-        "kid": fields.kid,
-        "event": fields.event,
-        "ticket_id": fields.ticket_id,
-        "generation": fields.generation,
-        "valid_from": format_time(fields.valid_from),
-        "valid_until": format_time(fields.valid_until),
-        "entrances": sorted(fields.entrances),
-        "category": fields.category,
-        "flags": sorted(f.name.lower() for f in Flag if f in fields.flags and f.name),
-        "device_key": None if fields.device_key is None else fields.device_key.hex(),
-    }
 
 
 def _ticket_issue(args: argparse.Namespace) -> int:
@@ -488,16 +467,6 @@ def _register_run(sub: Any) -> None:
     status.add_argument("--config", type=Path)
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
-
-
-def setup_logging(level: str) -> None:
-    import logging
-
-    from portique.base.logformat import FieldsFormatter
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(FieldsFormatter())
-    logging.basicConfig(level=getattr(logging, level), handlers=[handler])
 
 
 def _run(args: argparse.Namespace) -> int:

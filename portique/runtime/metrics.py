@@ -20,6 +20,7 @@ Names are stable (dashboards and alerts depend on them):
 | portique_mesh_outbox_stuck | gauge (0/1): alarm, records not reaching the other gates | |
 | portique_mesh_quarantined / portique_mesh_outbox_oldest_seconds | gauge | |
 | portique_mesh_rejected_total | counter | reason |
+| portique_mesh_failovers_total | counter: moves to the next broker of mesh.brokers | |
 
 (The mesh's metrics are made by ``portique.runtime.mesh.node.MeshMetrics``, in this registry.)
 """

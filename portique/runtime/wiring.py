@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portique import keyfiles
+from portique import __version__, keyfiles
 from portique.base.errors import ConfigError, GateError
 from portique.base.timeparse import format_time
 from portique.hardware.pins import open_pin_factory
@@ -36,6 +36,7 @@ from portique.runtime.daemon import Daemon, ManualRefusedError
 from portique.runtime.events import CameraChanged, FeedApplied, TurnstileChanged
 from portique.runtime.journal import Journal
 from portique.runtime.lines import LinePrinter
+from portique.runtime.mesh.heartbeat import DecisionRate, heartbeat_body
 from portique.runtime.metrics import GateMetrics
 from portique.runtime.upload import Uploader
 from portique.scanner.config import CameraConfig, ScannerConfig
@@ -81,6 +82,10 @@ class RunOptions:
         """Called when the gate is built, before its frame source opens; returns closers."""
         return []
 
+    def make_source(self, config: Config) -> tuple[FrameSource, GateClock | FrameClock] | None:
+        """The frame source and clock instead of the camera's or the replay's (None)."""
+        return None
+
     def started(self) -> None:
         """Called when the gate's loop starts."""
 
@@ -105,6 +110,12 @@ class GateApp:
     mesh: Any = None
     """The venue mesh node (portique.runtime.mesh.node.MeshNode) when [mesh] is configured."""
     started_at: float = field(default_factory=time.time)
+    extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = field(
+        default_factory=dict)
+    """Control-socket ops a development build adds (training simulations)."""
+    status_overlays: list[Callable[[dict[str, Any]], dict[str, Any]]] = field(
+        default_factory=list)
+    """Applied to the status in order (a training run says so in every status)."""
     quality: QualityMeter = field(default_factory=QualityMeter)
     """Brightness and sharpness of about one frame a second, for `gate ready`."""
     stop: threading.Event = field(default_factory=threading.Event)
@@ -160,6 +171,8 @@ class GateApp:
             "mesh": None if self.mesh is None else self.mesh.status(),
             "control": None if self.control is None else self.control.stats(),
         }
+        for overlay in self.status_overlays:
+            status = overlay(status)
         return status
 
     def readiness(self, status: dict[str, Any] | None = None) -> readiness.ReadinessReport:
@@ -266,12 +279,14 @@ class GateApp:
             return {"ok": True, "decision": event}
         if op == "ack_fire_alarm":
             return d.acknowledge_fire_alarm(str(request.get("steward", "")))
-        if op in ("mesh", "conflicts"):
+        if op in ("mesh", "conflicts", "venue"):
             if self.mesh is None:
                 raise ManualRefusedError("this gate shares no admissions (no [mesh] configured)",
                                          "no_mesh")
             answer: dict[str, Any] = self.mesh.handle(request)
             return answer
+        if op in self.extra_ops:
+            return self.extra_ops[op](request)
         raise ManualRefusedError(f"unknown op {op!r}", "invalid")
 
     # --- running ----------------------------------------------------------------------
@@ -372,11 +387,14 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
     closers.append(turnstile.close)
 
     clock: GateClock | FrameClock
-    if options.replay is not None:
+    source: FrameSource
+    made = options.make_source(config)
+    if made is not None:
+        source, clock = made
+    elif options.replay is not None:
         clock = FrameClock()
-        source: FrameSource = ClipSource.open(options.replay,
-                                              pace="fast" if options.fast else "recorded",
-                                              lossless=options.fast)
+        source = ClipSource.open(options.replay, pace="fast" if options.fast else "recorded",
+                                 lossless=options.fast)
     else:
         clock = GateClock(config.clock, on_event=journal_clock_events(journal))
         source = options.make_camera(scanner_config.camera)
@@ -481,6 +499,9 @@ class Housekeeping:
         self._camera_state = ""
         self._feed_fetched = 0.0
         self._feed_sequence: int | None = None
+        self._next_beat = 0.0
+        self._beat_seq = 0
+        self._rate = DecisionRate()
         self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
 
     def start(self) -> None:
@@ -498,6 +519,26 @@ class Housekeeping:
                 log.warning("housekeeping: %s", exc)
             except Exception:
                 log.exception("housekeeping failed")
+
+    def heartbeat(self) -> None:
+        """This gate's signed heartbeat for the fleet view (docs/mesh.md), when it is due."""
+        app = self.app
+        mesh = app.mesh
+        if mesh is None or time.monotonic() < self._next_beat:
+            return
+        self._next_beat = time.monotonic() + mesh.config.heartbeat_interval_s
+        refusals: dict[str, int] = {}
+        for metric in app.metrics.decisions.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.labels.get("verdict") == "refuse":
+                    refusals[sample.labels["reason"]] = int(sample.value)
+        self._beat_seq += 1
+        now = time.time()
+        mesh.heartbeat(heartbeat_body(
+            app.status(), venue=mesh.config.venue, seq=self._beat_seq,
+            interval_s=mesh.config.heartbeat_interval_s,
+            decisions_per_min=self._rate.rate(app.daemon.counters.decided, time.monotonic()),
+            refusals=refusals, version=__version__, now=now))
 
     def tick(self) -> None:
         app, m = self.app, self.app.metrics
@@ -536,6 +577,7 @@ class Housekeeping:
             app.bus.publish(CameraChanged(state=health.state.value, device=health.device,
                                           why=health.why))
             notify.status(systemd_status(app.config.gate.id, health))
+        self.heartbeat()
 
 
 def systemd_status(gate_id: str, health: CameraHealth) -> str:
