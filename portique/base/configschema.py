@@ -79,7 +79,11 @@ def build(cls: type[T], table: Mapping[str, Any], path: str = "", *,
         values[name] = value
     try:
         return cls(**values)
-    except ConfigError:
+    except ConfigError as exc:
+        message = str(exc)
+        top = path.split("[", maxsplit=1)[0].split(".", maxsplit=1)[0]
+        if path and not message.startswith(top):
+            raise ConfigError(f"{path}.{message}") from None  # a nested section's own check
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path or 'config'}: {exc}") from None
@@ -131,6 +135,8 @@ def _check_bounds(spec: dataclasses.Field[Any], value: Any, key_path: str) -> No
 
 
 def _convert(hint: Any, value: Any, key_path: str, base_dir: Path | None) -> Any:
+    if hint is Any:
+        return value  # the section's own check says what it accepts
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]

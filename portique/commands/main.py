@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import sys
 import time
@@ -316,9 +317,11 @@ def _check_setup(args: argparse.Namespace) -> tuple[GateProfile, Policy, Path, C
         profile, policy, keys_dir = config.profile(), config.policy_record(), \
             config.keys.trust_dir
         if args.event or args.entrance or args.gate:
-            profile = GateProfile(args.gate or profile.gate_id, args.event or profile.event,
-                                  args.entrance or profile.entrance, profile.direction,
-                                  profile.allow_reentry, profile.timezone)
+            profile = dataclasses.replace(
+                profile, gate_id=args.gate or profile.gate_id,
+                event=args.event or profile.event, entrance=args.entrance or profile.entrance,
+                # --event: a gate serving that session alone, always open
+                sessions=() if args.event else profile.sessions)
         keys_dir = args.keys or keys_dir
     else:
         missing = [n for n, v in (("--event", args.event), ("--entrance", args.entrance),
@@ -338,7 +341,7 @@ def revocation_view(config: Config | None, event: str) -> RevocationView:
     from portique.revocation.store import FeedStore, open_view
 
     path = config.feeds.store
-    if event != config.gate.event and path.is_file():
+    if event not in config.events and path.is_file():
         # --event names another event than the one this config's gate syncs: its feed is
         # only there if another gate's sync put it in this store.
         with FeedStore.open(path) as store:
@@ -346,7 +349,8 @@ def revocation_view(config: Config | None, event: str) -> RevocationView:
         if not held:
             raise UsageError(
                 f"--event {event}: feeds.store {path} holds no feed of event {event!r} "
-                f"(this config syncs {config.gate.event!r}), so its revocations are unknown: "
+                f"(this config syncs {', '.join(config.events)}), so its revocations are "
+                "unknown: "
                 f"run `gate sync --config FILE` with a config whose gate.event is "
                 f"{event!r} (and the same feeds.store) first")
     return open_view(path, event=event)
@@ -413,9 +417,10 @@ def _config_check(args: argparse.Namespace) -> int:
     if len(trust) == 0:
         raise UsageError(f"keys.trust_dir {config.keys.trust_dir}: no issuer key found")
     g = config.gate
-    emit(args, f"{args.file}: valid (gate {g.id}, event {g.event}, entrance {g.entrance}, "
-         f"{len(trust)} issuer key(s))",
-         {"file": str(args.file), "valid": True, "gate": g.id, "event": g.event,
+    emit(args, f"{args.file}: valid (gate {g.id}, event {', '.join(config.events)}, "
+         f"entrance {g.entrance}, {len(trust)} issuer key(s))",
+         {"file": str(args.file), "valid": True, "gate": g.id, "event": config.event,
+          "sessions": list(config.events),
           "entrance": g.entrance, "issuer_keys": len(trust)})
     return EXIT_OK
 

@@ -36,6 +36,7 @@ from portique.base.configschema import setting
 from portique.base.errors import GateError
 from portique.ticket.decision import Decision
 from portique.ticket.reasons import Reason, Verdict
+from portique.ticket.rules import Stay
 from portique.ticket.views import Admission
 
 log = logging.getLogger("portique.runtime.journal")
@@ -418,6 +419,14 @@ class Journal:
         scan_id = uuid.uuid4().hex
         try:
             with self._write("an admission", same_file=True) as db:
+                if decision.auto_exit is not None:
+                    # The session's automatic exit let the holder out: the earlier stay
+                    # ends then, in the same transaction as the re-entry.
+                    db.execute(
+                        "UPDATE admissions SET state = 'exited', updated_at = ? "
+                        "WHERE event = ? AND ticket_id = ? AND state IN ('open', 'passed') "
+                        "AND at < ?", (decision.auto_exit, ticket.event, ticket.ticket_id,
+                                       decision.auto_exit))
                 self._insert(db, scan_id, decision, method, latency_ms, steward, note)
                 db.execute(
                     "INSERT INTO admissions (scan_id, event, ticket_id, generation, gate, at, "
@@ -485,6 +494,57 @@ class Journal:
         if row is None:
             return None
         return Admission(event, ticket_id, row[0], row[1], row[2], inside=row[3] != "exited")
+
+    def stays(self, event: str, ticket_id: str) -> tuple[Stay, ...]:
+        """HistoryView: the ticket's admissions into `event` not voided, here and at the
+        venue's other gates, each with the time of its recorded exit."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, state, updated_at, gate FROM admissions "
+                "WHERE event = ? AND ticket_id = ? AND state != 'voided' UNION ALL "
+                "SELECT at, state, updated_at, gate FROM peer_admissions "
+                "WHERE event = ? AND ticket_id = ? AND state != 'voided' ORDER BY 1",
+                (event, ticket_id, event, ticket_id)).fetchall()
+        return tuple(Stay(at, updated if state == "exited" else None, gate)
+                     for at, state, updated, gate in rows)
+
+    def occupancy(self, cutoffs: dict[str, float | None]
+                  ) -> dict[tuple[str, str], tuple[int, int, int]]:
+        """(event, gate) -> (inside, entries, exits) over this gate's admissions and the
+        venue's other gates' (the mesh), for the sessions in `cutoffs`.
+
+        entries: admissions not voided; exits: those an exit gate recorded out, plus those
+        still in at the session's last automatic exit (`cutoffs[event]`, or None);
+        inside = entries - exits. An admission whose lock is open counts as inside.
+        """
+        if not cutoffs:
+            return {}
+        marks = ", ".join("?" for _ in cutoffs)
+        events = list(cutoffs)
+        union = ("SELECT event, gate, state, at FROM admissions WHERE state != 'voided' "
+                 f"AND event IN ({marks}) UNION ALL SELECT event, gate, state, at FROM "
+                 f"peer_admissions WHERE state != 'voided' AND event IN ({marks})")
+        counts: dict[tuple[str, str], list[int]] = {}
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT event, gate, state = 'exited', COUNT(*) FROM ({union}) "
+                "GROUP BY 1, 2, 3", events + events).fetchall()
+            for event, gate, exited, n in rows:
+                entry = counts.setdefault((event, gate), [0, 0, 0])
+                entry[1] += n
+                entry[0 if not exited else 2] += n
+            for event, cutoff in cutoffs.items():
+                if cutoff is None:
+                    continue
+                stale = self._db.execute(
+                    f"SELECT gate, COUNT(*) FROM ({union}) WHERE event = ? AND "
+                    "state != 'exited' AND at < ? GROUP BY gate",
+                    events + events + [event, cutoff]).fetchall()
+                for gate, n in stale:
+                    entry = counts[(event, gate)]
+                    entry[0] -= n
+                    entry[2] += n
+        return {key: (v[0], v[1], v[2]) for key, v in counts.items()}
 
     def entries(self, *, limit: int = 100, event: str | None = None,
                 ticket_id: str | None = None) -> list[Entry]:
