@@ -50,6 +50,7 @@ from portique.runtime.supervisors import (
 )
 from portique.scanner.errors import ScannerError
 from portique.ticket import credential
+from portique.ticket.credential import Flag
 from portique.ticket.decision import (
     AccessibleAtStandard,
     Decision,
@@ -134,7 +135,7 @@ class Clock(Protocol):
 
 
 class Turnstile(Protocol):
-    def admit(self, timeout: float | None = None) -> Any: ...
+    def admit(self, timeout: float | None = None, *, accessible: bool = False) -> Any: ...
     def refuse(self) -> float: ...
     def call_steward(self) -> float: ...
     def acknowledge_fire_alarm(self, steward_id: str) -> bool: ...
@@ -350,7 +351,11 @@ class Daemon:
             if self.before_unlock is not None:
                 self.before_unlock(scan_id)
             try:
-                outcome = self.turnstile.admit()
+                if self._accessible_opening(decision):
+                    outcome = self.turnstile.admit(timeout=self.lane_config.accessible_open_s,
+                                                   accessible=True)
+                else:
+                    outcome = self.turnstile.admit()
             finally:
                 self.busy_until = 0.0
                 self.heartbeat = time.monotonic()
@@ -378,6 +383,12 @@ class Daemon:
         self.last_decision = event.to_json()
         return self.last_decision
 
+    def _accessible_opening(self, decision: Decision) -> bool:
+        """An ACCESSIBLE ticket going in at an accessible lane: the longer opening."""
+        f = decision.fields
+        return f is not None and bool(int(f.flags) & int(Flag.ACCESSIBLE)) \
+            and self.lane_config.kind is LaneKind.ACCESSIBLE and decision.reason is not Reason.EXIT
+
     def _count(self, decision: Decision) -> None:
         self.counters.decided += 1
         self.counters.by_verdict[decision.verdict.value] += 1
@@ -397,7 +408,8 @@ class Daemon:
             entrances=None if f is None else tuple(sorted(f.entrances)),
             method=method.value, steward=steward,
             latency_ms=None if latency_ms is None else round(latency_ms, 3),
-            turnstile=action)
+            turnstile=action,
+            accessible=None if f is None else bool(int(f.flags) & int(Flag.ACCESSIBLE)))
 
     # --- manual actions (control socket) ----------------------------------------------
 

@@ -19,6 +19,7 @@ No clock is read: ``now`` comes in. No I/O.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import zoneinfo
@@ -146,7 +147,15 @@ def zone(name: str) -> tzinfo:
 
 def minutes_of(text: object) -> int:
     """Minutes since midnight of "HH:MM" (00:00 to 24:00); RuleUnevaluable otherwise."""
-    if not isinstance(text, str) or not _HHMM.fullmatch(text):
+    if not isinstance(text, str):
+        raise RuleUnevaluable(f"time of day {text!r} is not HH:MM (00:00 to 24:00)")
+    return _minutes(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _minutes(text: str) -> int:
+    # a session's few times of day are read at every decision: parsed once
+    if not _HHMM.fullmatch(text):
         raise RuleUnevaluable(f"time of day {text!r} is not HH:MM (00:00 to 24:00)")
     hours, minutes = text.split(":")
     return int(hours) * 60 + int(minutes)
@@ -231,7 +240,7 @@ def _evaluate(session: Session, facts: Facts, history: Sequence[Stay] | None, no
         raise RuleUnevaluable(f"now {now!r} is not a finite number of seconds")
     rules = session.rules_for(facts.category)
     if rules is not None:
-        _validate(rules)
+        _validated(rules)
     for text in session.exit_all_at:
         minutes_of(text)
     if history is None:
@@ -277,7 +286,7 @@ def _evaluate(session: Session, facts: Facts, history: Sequence[Stay] | None, no
                 return no(Reason.TOO_SOON, f"{(now - previous.at) / 60:.1f} min since the "
                           "last entry", moment=back)
         for number, condition in enumerate(rules.conditions):
-            if not _holds(condition, _variables(facts, counts, now)):
+            if not _holds(condition, _variable(condition.var, facts, counts, now)):
                 name = condition.name or f"conditions[{number}]"
                 return no(Reason.RULE_NOT_MET, f"{name}: {condition.var} {condition.op} "
                           f"{condition.value!r}")
@@ -361,6 +370,13 @@ def _window(windows: Sequence[tuple[str, str]], now_wall: datetime, tz: tzinfo
     return min(starts)
 
 
+@functools.lru_cache(maxsize=256)
+def _validated(rules: EntryRules) -> None:
+    """_validate, once per rule set (a gate's rules do not change between decisions; a
+    rule set that fails is checked again each time, and refused each time)."""
+    _validate(rules)
+
+
 def _validate(rules: EntryRules) -> None:
     for start, end in rules.windows:
         minutes_of(start)
@@ -381,31 +397,38 @@ def _validate(rules: EntryRules) -> None:
             raise RuleUnevaluable(f"unknown operator {condition.op!r}")
 
 
-def _variables(facts: Facts, counts: _Counts, now: float) -> dict[str, Scalar | None]:
-    last = counts.last
-    return {
-        "entries": counts.entries,
-        "entries_today": counts.entries_today,
-        "minutes_since_last_entry": None if last is None else (now - last.at) / 60,
-        "now_isoweekday": counts.now_wall.isoweekday(),
-        "now_time": counts.now_wall.strftime("%H:%M"),
-        "now_date": counts.now_wall.date().isoformat(),
-        "category": facts.category,
-        "entrance": facts.entrance,
-        "inside": counts.inside,
-        "accessible": facts.accessible,
-        "paper": facts.paper,
-    }
+def _variable(name: str, facts: Facts, counts: _Counts, now: float) -> Scalar | None:
+    """The value of variable `name` (docs/rules.md, "Variables"), computed when asked."""
+    if name == "entries":
+        return counts.entries
+    if name == "entries_today":
+        return counts.entries_today
+    if name == "minutes_since_last_entry":
+        return None if counts.last is None else (now - counts.last.at) / 60
+    if name == "now_isoweekday":
+        return counts.now_wall.isoweekday()
+    if name == "now_time":
+        return f"{counts.now_wall.hour:02d}:{counts.now_wall.minute:02d}"
+    if name == "now_date":
+        return counts.now_wall.date().isoformat()
+    if name == "category":
+        return facts.category
+    if name == "entrance":
+        return facts.entrance
+    if name == "inside":
+        return counts.inside
+    if name == "accessible":
+        return facts.accessible
+    if name == "paper":
+        return facts.paper
+    raise RuleUnevaluable(f"unknown variable {name!r}")
+
+
+_KINDS: dict[type, str] = {bool: "boolean", int: "number", float: "number", str: "string"}
 
 
 def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return type(value).__name__
+    return _KINDS.get(type(value)) or type(value).__name__
 
 
 def _same_kind(left: object, right: object, condition: Condition) -> None:
@@ -414,8 +437,7 @@ def _same_kind(left: object, right: object, condition: Condition) -> None:
                               f"{_kind(right)} {right!r}")
 
 
-def _holds(condition: Condition, variables: dict[str, Scalar | None]) -> bool:
-    left = variables[condition.var]
+def _holds(condition: Condition, left: Scalar | None) -> bool:
     op, right = condition.op, condition.value
     if op in ("in", "not_in", "between"):
         if not isinstance(right, tuple) or (op == "between" and len(right) != 2):
@@ -423,8 +445,10 @@ def _holds(condition: Condition, variables: dict[str, Scalar | None]) -> bool:
                                   f", got {right!r}")
         if left is None:
             return True
+        kind = _kind(left)
         for item in right:
-            _same_kind(left, item, condition)
+            if _KINDS.get(type(item)) != kind:
+                _same_kind(left, item, condition)
         if op == "between":
             low, high = right
             return bool(low <= left < high)  # type: ignore[operator]

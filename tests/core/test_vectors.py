@@ -62,7 +62,7 @@ def test_vectors_cover_every_reason_the_decision_can_give() -> None:
     from tests.core.test_rules_vectors import RULE_REASONS
 
     # Sessions and entry rules have their own vectors (tests/vectors/rules.json); the lane
-    # check is the gate's own configuration (tests/hardware/test_lanes.py).
+    # check is the gate's own configuration (tests/appliance/test_lanes.py).
     elsewhere = (RULE_REASONS - given) | {Reason.SESSION_ELSEWHERE, Reason.ACCESSIBLE_LANE}
     assert set(Reason) - given == not_from_decide | elsewhere
 

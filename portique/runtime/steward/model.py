@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from portique.base import localtime
 from portique.revocation.format import sanitise_holder_name
 from portique.runtime.events import DecisionMade, Event
 from portique.runtime.steward.i18n import T, tr
@@ -48,7 +49,8 @@ def _dict(value: object) -> Mapping[str, Any]:
 def clock_time(iso: object, tz: tzinfo) -> str:
     """An ISO-8601 time from the daemon as HH:MM:SS in the venue's time zone."""
     try:
-        return datetime.fromisoformat(str(iso)).astimezone(tz).strftime("%H:%M:%S")
+        moment = datetime.fromisoformat(str(iso)).astimezone(tz)
+        return moment.strftime("%H:%M:%S") + localtime.label(moment)
     except ValueError:
         return "--:--:--"
 
@@ -93,6 +95,8 @@ class GateStatus:
     steward_calls: int
     fire_active: bool
     fire_latched: bool
+    zones: tuple[tuple[str, str, int], ...] = ()
+    """(zone, session, inside) of the session in force, from the gate's status."""
 
     @classmethod
     def from_json(cls, s: Mapping[str, Any]) -> GateStatus:
@@ -111,6 +115,9 @@ class GateStatus:
             steward_calls=_int(decisions.get("steward")),
             fire_active=bool(fire.get("active", False)),
             fire_latched=bool(fire.get("latched", False)),
+            zones=tuple((_text(z.get("zone")), _text(z.get("session")), _int(z.get("inside")))
+                        for z in (s.get("zones") or []) if isinstance(z, dict)
+                        and z.get("session") == s.get("event")),
         )
 
     @property
@@ -141,6 +148,8 @@ class FeedRow:
     sentence_en: str
     steward: str | None
     scan_id: str | None
+    accessible: bool = False
+    """The ticket's ACCESSIBLE flag, shown on every decision."""
 
     @classmethod
     def from_event(cls, e: Event) -> FeedRow | None:
@@ -155,6 +164,7 @@ class FeedRow:
             entrances=",".join(str(n) for n in e.entrances) if e.entrances else "-",
             sentence_fr=_text(e.sentence_fr, ""), sentence_en=_text(e.sentence_en, ""),
             steward=None if e.steward is None else _text(e.steward), scan_id=e.scan_id,
+            accessible=bool(e.accessible),
         )
 
     def sentence(self, lang: Lang) -> str:

@@ -37,6 +37,9 @@ class StatusBar(Static):
                           style="bold red" if status.camera_lost else ""))
         parts.append(Text(tr(T.STATUS_COUNTS, lang, admitted=status.admitted,
                              refused=status.refused, steward=status.steward_calls)))
+        for zone, session, inside in status.zones:
+            parts.append(Text(tr(T.STATUS_ZONE, lang, zone=zone, session=session,
+                                 inside=inside)))
         parts.append(Text(tr(T.STATUS_STEWARD, lang, steward=steward)))
         self.update(Text(" │ ").join(parts))
 

@@ -38,6 +38,9 @@ class DecisionFeed(DataTable[Text]):
                 Text(clock_time(row.at, tz)),
                 Text(f" {tr(VERDICT_TEXT[row.verdict], lang):<7} ",
                      style=VERDICT_STYLE[row.verdict]),
-                Text(row.ticket_id), Text(row.category), Text(row.entrances),
+                Text(row.ticket_id),
+                Text(row.category) if not row.accessible else Text.assemble(
+                    row.category, " ", (f"♿ {tr(T.ACCESSIBLE_MARK, lang)}", "bold cyan")),
+                Text(row.entrances),
                 Text(said, style=SENTENCE_STYLE[row.verdict]),
             )
