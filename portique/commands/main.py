@@ -298,6 +298,9 @@ def _register_check(sub: Any) -> None:
     check.add_argument("--event", help="the gate's event (overrides the config)")
     check.add_argument("--entrance", type=int, help="the gate's entrance (overrides the config)")
     check.add_argument("--gate", default=None, help="the gate's id (overrides the config)")
+    check.add_argument("--timezone", default=None, help="the venue's IANA time zone for the "
+                       "times in sentences (default: the config's gate.timezone, else "
+                       "Europe/Paris)")
     check.add_argument("--clock-untrusted", action="store_true",
                        help="decide as a gate whose clock is not synchronised")
     check.add_argument("--lang", choices=[lang.value for lang in Lang], default=None,
@@ -328,9 +331,21 @@ def _check_setup(args: argparse.Namespace) -> tuple[GateProfile, Policy, Path, C
                                   ("--keys", args.keys)) if v is None]
         if missing:
             raise UsageError(f"without --config, {' and '.join(missing)} must be given")
-        profile = GateProfile(args.gate or "cli", args.event, args.entrance)
+        profile = GateProfile(args.gate or "cli", args.event, args.entrance,
+                              timezone=_venue_zone(args.timezone or "Europe/Paris"))
         policy, keys_dir = Policy(), args.keys
+    if config is not None and args.timezone:
+        profile = dataclasses.replace(profile, timezone=_venue_zone(args.timezone))
     return profile, policy, keys_dir, config
+
+
+def _venue_zone(name: str) -> Any:
+    import zoneinfo
+
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--timezone: unknown time zone {name!r}") from None
 
 
 def revocation_view(config: Config | None, event: str) -> RevocationView:

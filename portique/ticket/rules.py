@@ -117,6 +117,21 @@ class Stay:
     gate: str = ""
 
 
+def stays_of(entries: Sequence[tuple[float, str]], exits: Sequence[float]) -> tuple[Stay, ...]:
+    """A ticket's stays from its admissions (time, gate) and its recorded exits (times),
+    wherever the venue learnt them: each exit ends the latest stay before it that has not
+    ended yet. Oldest first."""
+    ordered = sorted(entries)
+    ended: list[float | None] = [None] * len(ordered)
+    for out in sorted(exits):
+        for i in range(len(ordered) - 1, -1, -1):
+            if ordered[i][0] < out:
+                if ended[i] is None:
+                    ended[i] = out
+                break
+    return tuple(Stay(at, ended[i], gate) for i, (at, gate) in enumerate(ordered))
+
+
 @dataclass(frozen=True, slots=True)
 class RuleOutcome:
     """What the rules say: nothing against (reason None), or why not."""

@@ -19,6 +19,7 @@ from gpiozero.pins.mock import MockFactory
 from portique.devtools.simulation import SimulatedRun
 from portique.runtime.config import from_dict
 from portique.runtime.events import DecisionMade
+from portique.runtime.statusview import render_status
 from portique.runtime.wiring import GateApp, build
 
 from .conftest import PINS, World, clip, gate_table
@@ -113,6 +114,11 @@ def test_a_day_of_two_sessions_at_one_entrance(world: World, tmp_path: Path) -> 
     assert zone_counts(status) == {("north stand", AM): (0, 1, 1),
                                    ("north stand", PM): (1, 1, 0)}
     assert journal_inside(world, PM) == 1
+    text = render_status(status)  # `gate status`: the venue's clock, not UTC
+    assert f"session      {PM}: open, gates 2024-08-05 15:00 to 2024-08-05 23:30, " \
+        "1 rule set(s)" in text
+    assert "venue time   2024-08-05 15:00:" in text
+    assert f"zone         north stand, session {PM}: 1 inside (1 entries, 0 exits)" in text
 
     # Exit gate at 15:20.
     out = Run(world, "x1", "exit", "day_exit_1")

@@ -155,3 +155,25 @@ def test_an_accessible_ticket_at_each_lane(lane: LaneKind, policy: AccessibleAtS
         assert "lane 1, on the left" in decision.sentence(Lang.FR)
     plain = decide_at(at, profile)  # a ticket without the flag opens any lane
     assert (plain.verdict, plain.reason) == (Verdict.ADMIT, Reason.VALID)
+
+
+def test_gate_check_says_times_in_the_venues_zone(capsys: pytest.CaptureFixture[str]) -> None:
+    import base64
+    import json as jsonlib
+
+    from portique.commands.main import main
+    from tests.appliance.conftest import FIXTURES, fixture_key
+
+    at = parse_time("2024-08-05T16:00:00+02:00")  # the fixture tickets are valid from 17:00
+    ticket = jsonlib.loads((FIXTURES / "tickets" / "alice.json").read_text(encoding="utf-8"))
+    level1 = base64.b64decode(ticket["level1"])
+    text = credential.dynamic_code(level1, fixture_key("dev-alice"), credential.step_at(at))
+    base = ["check", text, "--keys", str(FIXTURES / "keys"), "--event", "PAR24-ATH05",
+            "--entrance", "2", "--at", str(at), "--lang", "en"]
+    main(base)
+    out = capsys.readouterr().out
+    assert "NOT_YET_VALID" in out and "valid only from 2024-08-05 17:00." in out
+    main([*base, "--timezone", "UTC"])
+    assert "valid only from 2024-08-05 15:00." in capsys.readouterr().out
+    main([*base, "--json"])
+    assert jsonlib.loads(capsys.readouterr().out)["at"] == "2024-08-05T14:00:00Z"
