@@ -431,6 +431,11 @@ def _write_latch(path: Path, why: str) -> None:
         log.error("cannot record the fire-alarm latch at %s: %s", path, exc)
 
 
+ZONE_EVERY = 5
+"""Housekeeping ticks between two recounts of the zone gauges (a recount reads every
+admission of the gate's sessions; `gate status` counts afresh at each call)."""
+
+
 class Housekeeping:
     """Every second: feed time into the clock, gauges into metrics, camera state changes."""
 
@@ -440,6 +445,7 @@ class Housekeeping:
         self._camera_state = ""
         self._feed_fetched = 0.0
         self._feed_sequences: dict[str, int] = {}
+        self._ticks = 0
         self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
 
     def start(self) -> None:
@@ -486,7 +492,9 @@ class Housekeeping:
         m.frames_dropped.inc(max(0, stats.dropped - getattr(self, "_dropped", 0)))
         self._dropped = stats.dropped
         m.upload_backlog.set(app.journal.upload_backlog())
-        for zone in app.zones(app.clock.now().unix):
+        self._ticks += 1
+        zones = app.zones(app.clock.now().unix) if self._ticks % ZONE_EVERY == 1 else ()
+        for zone in zones:
             labels = (zone["zone"], zone["session"])
             m.zone_inside.labels(*labels).set(zone["inside"])
             m.zone_entries.labels(*labels).set(zone["entries"])
