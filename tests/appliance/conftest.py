@@ -69,7 +69,9 @@ def gate_table(state: Path, **sections: dict[str, Any]) -> dict[str, Any]:
                      "lock_active_high": False, "open_timeout_s": 1.0, "pins": PINS},
     }
     for name, values in sections.items():
-        table[name] = {**table.get(name, {}), **values}
+        # a table is merged over the default one; an array of tables ([[sessions]]) is set
+        table[name] = values if isinstance(values, list) else {**table.get(name, {}),
+                                                                **values}
     return table
 
 

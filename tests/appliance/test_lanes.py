@@ -112,3 +112,37 @@ def test_the_steward_ui_shows_the_flag_on_every_decision(lane: Lane) -> None:
             for t, flags in (("ACC-4", Flag.ACCESSIBLE), ("STD-4", Flag(0)))]
     assert [(r.ticket_id, r.accessible) for r in rows if r is not None] == \
         [("ACC-4", True), ("STD-4", False)]
+
+
+def test_a_manual_admit_is_for_the_session_whose_gates_are_open(lane: Lane) -> None:
+    from portique.runtime.steward.model import GateStatus
+    from portique.ticket.decision import Decision, ManualRequest, Now, decide_manual
+    from portique.ticket.views import Admission, MemoryAdmissions, NoRevocations
+
+    lane.sections["gate"] = {"event": ""}  # the sessions list replaces the one-event form
+    lane.sections["sessions"] = [  # type: ignore[assignment]
+        {"event": "PAR24-DAY-AM", "opens": "2024-08-05T08:00:00+02:00",
+         "closes": "2024-08-05T13:30:00+02:00"},
+        {"event": "PAR24-DAY-PM", "opens": "2024-08-05T15:00:00+02:00",
+         "closes": "2024-08-05T23:30:00+02:00"}]
+    profile = lane.config().profile()
+    evening, before, morning = 1722862800.0 + 600, 1722862800.0 - 3600, 1722834000.0 + 3600
+    assert profile.current_event(evening) == "PAR24-DAY-PM"  # 15:10: its gates are open
+    assert profile.current_event(before) == "PAR24-DAY-PM"  # 14:00: none open, it is next
+    assert profile.current_event(morning) == "PAR24-DAY-AM"  # 08:00
+    inside_am = MemoryAdmissions.of([Admission("PAR24-DAY-AM", "T-PAPER-1", 0, "1", morning)])
+    for at, expected in ((evening, "PAR24-DAY-PM"), (morning, None)):
+        request = ManualRequest("T-PAPER-1", "printed", in_manifest=True,
+                                entrances=frozenset({2}), event=profile.current_event(at))
+        decided = decide_manual(request, Now(at), revocations=NoRevocations(),
+                                admissions=inside_am, profile=profile)
+        if expected is None:  # inside the morning session already: anti-passback holds
+            assert not isinstance(decided, Decision) and decided.check.value == "already_inside"
+        else:  # the same ticket id is not inside the evening session
+            assert isinstance(decided, Decision) and decided.ticket is not None
+            assert decided.ticket.event == expected
+    # the steward's status bar takes the counts of the session in force
+    status = GateStatus.from_json({"event": "PAR24-DAY-AM", "zones": [
+        {"zone": "north stand", "session": "PAR24-DAY-AM", "inside": 1},
+        {"zone": "north stand", "session": "PAR24-DAY-PM", "inside": 7}]})
+    assert status.zones == (("north stand", "PAR24-DAY-AM", 1),)
