@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from portique.commands.main import EXIT_OK, main
+from portique.commands.main import EXIT_OK
 from portique.revocation.store import FeedStore
 from tests.revocation.test_cli import (
     MANIFEST,
@@ -73,7 +73,6 @@ def test_a_session_whose_feed_fails_does_not_stop_the_others(
     with FeedStore.open(tmp_path / "state" / "feeds.db") as store:
         assert store.status(MORNING) is None
         assert store.min_valid_generation(EVENING, "T-GONE") == 0xFFFF
-    assert main(["config", "check", str(config)]) == EXIT_OK
 
 
 def test_the_gate_reads_the_next_sessions_feed_once_synced_without_restart(

@@ -40,6 +40,9 @@ class StatusBar(Static):
         for zone, session, inside in status.zones:
             parts.append(Text(tr(T.STATUS_ZONE, lang, zone=zone, session=session,
                                  inside=inside)))
+        if status.ready_ok is not None:
+            parts.append(Text(tr(T.STATUS_READY, lang)) if status.ready_ok
+                         else Text(tr(T.STATUS_NOT_READY, lang), style="bold yellow"))
         parts.append(Text(tr(T.STATUS_STEWARD, lang, steward=steward)))
         self.update(Text(" │ ").join(parts))
 
