@@ -26,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import hardset  # noqa: E402
-from benchmarks.decode_real import raw_decoders  # noqa: E402
-from portique.scanner.decoders import Decoder, PipelineDecoder  # noqa: E402
-from portique.ticket import credential  # noqa: E402
-from portique.base.errors import CredentialError  # noqa: E402
+from benchmarks import hardset
+from benchmarks.decode_real import raw_decoders
+from portique.base.errors import CredentialError
+from portique.scanner.decoders import Decoder, PipelineDecoder
+from portique.ticket import credential
 
 
 def strict(text: str) -> bool:

@@ -145,21 +145,20 @@ def _issuer() -> Ed25519PrivateKey:
     return key
 
 
-_ISSUER: Ed25519PrivateKey | None = None
+_ISSUER: list[Ed25519PrivateKey] = []
 
 
 def ticket_code(seed: int, at: float = START) -> str:
     """A real dynamic code of a ticket made from `seed` (issuer: the fixture issuer)."""
-    global _ISSUER
-    if _ISSUER is None:
-        _ISSUER = _issuer()
+    if not _ISSUER:
+        _ISSUER.append(_issuer())
     device = Ed25519PrivateKey.from_private_bytes(
         hashlib.sha256(f"hardset-device-{seed}".encode()).digest())
     fields = TicketFields(
         kid="fixture-issuer", event=EVENT, ticket_id=f"HARD-{seed:07d}", generation=0,
         valid_from=START - 7200, valid_until=START + 6 * 3600, entrances=frozenset({2}),
         category="CAT-B", device_key=device.public_key().public_bytes_raw())
-    return credential.dynamic_code(credential.issue(fields, _ISSUER), device,
+    return credential.dynamic_code(credential.issue(fields, _ISSUER[0]), device,
                                    credential.step_at(at))
 
 
@@ -228,7 +227,7 @@ def _line(length: float, angle_deg: float) -> np.ndarray:
     dx, dy = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
     for t in np.linspace(-length / 2, length / 2, max(2, int(length * 4))):
         x, y = c + t * dx, c + t * dy
-        x0, y0 = int(math.floor(x)), int(math.floor(y))
+        x0, y0 = math.floor(x), math.floor(y)
         fx, fy = x - x0, y - y0
         for ox, oy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
                           (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):

@@ -35,13 +35,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpiozero.pins.mock import MockFactory  # noqa: E402
+from gpiozero.pins.mock import MockFactory
 
-from portique.devtools.simulation import BEAM_S, SimulatedRun  # noqa: E402
-from portique.runtime.config import from_dict  # noqa: E402
-from portique.runtime.wiring import build  # noqa: E402
-from tests.appliance.conftest import PINS, UNLOCKED_LEVEL, gate_table  # noqa: E402
-from tests.appliance.crowd import make_crowd_clip  # noqa: E402
+from portique.devtools.simulation import BEAM_S, SimulatedRun
+from portique.runtime.config import from_dict
+from portique.runtime.wiring import build
+from tests.appliance.conftest import PINS, UNLOCKED_LEVEL, gate_table
+from tests.appliance.crowd import make_crowd_clip
 
 
 def timeline(states: list[Any]) -> list[tuple[float, bool]]:
@@ -114,8 +114,8 @@ def main() -> int:
           f"{bounce * 1000:.0f} ms")
     print(f"admissions: {states.count('passed')} passed of {len(states)}; "
           f"released {len(unlocks)}")
-    print(f"people per minute: {people_per_min:.1f} (the physical cycle alone would allow {ideal:.1f}; "
-          "anchors: Green Guide ~11, vendors 20-40)")
+    print(f"people per minute: {people_per_min:.1f} (the physical cycle alone would allow "
+          f"{ideal:.1f}; anchors: Green Guide ~11, vendors 20-40)")
     print(f"cycle unlock->unlock ms: median {statistics.median(cycles) * 1000:.1f}, "
           f"p95 {pct(cycles, 0.95) * 1000:.1f}")
     print(f"physical per cycle ms (walk + debounce): median "
