@@ -49,3 +49,30 @@ def test_the_tiers_grow_harder_in_every_nuisance_they_share() -> None:
     assert easy["tilt"][1] <= medium["tilt"][1] <= hard["tilt"][1] == 45
     assert easy["brightness"][0] >= medium["brightness"][0] >= hard["brightness"][0] == 0.2
     assert easy["jpeg"][0] >= medium["jpeg"][0] >= hard["jpeg"][0]
+
+
+def _tuning(seed: int) -> hardset.Sample:
+    return next(s for s in hardset.samples("tuning", per_cell=8, empty=0) if s.seed == seed)
+
+
+def test_a_tilted_dim_code_zxing_cannot_locate_is_read_once_its_perspective_is_undone() -> None:
+    """Two medium frames of the tuning part (640x480, ~18 and ~16 degrees of tilt, dim
+    screens, motion blur): raw zxing-cpp and the pipeline without rectification read
+    nothing, the pipeline reads the right text."""
+    from portique.scanner.decoders import PipelineDecoder, ZxingDecoder
+
+    for seed in (2001, 2003):
+        sample = _tuning(seed)
+        image = sample.image()
+        assert ZxingDecoder().decode(image) == []
+        assert PipelineDecoder(rectify=False).decode(image) == []
+        assert PipelineDecoder().decode(image) == [sample.text]
+
+
+def test_frames_without_a_code_get_no_rectification() -> None:
+    from portique.scanner.decoders import PipelineDecoder
+
+    decoder = PipelineDecoder()
+    for sample in hardset.samples("tuning", per_cell=0, empty=4):
+        assert decoder.decode(sample.image()) == []
+    assert decoder.retries == 0  # nothing code-like: one zxing-cpp pass each
