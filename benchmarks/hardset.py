@@ -6,7 +6,7 @@ Each nuisance follows how the screen or the camera really fails:
 
 * **screen pixel grid and moiré**: the code is drawn on the phone's pixel grid (a few
   screen pixels per module, a dark gap between pixels, RGB sub-pixel stripes); the
-  camera samples that grid at 1.5-3 pixels per *module*, far below the grid's own
+  camera samples that grid at 1.8-3 pixels per *module*, far below the grid's own
   frequency, so it aliases into moiré stripes (the sensor is point-sampled at twice
   the frame's resolution, then binned, as a sensor without an optical low-pass filter;
   the sub-pixel stripes are weighed as a grey sensor sees them);
@@ -15,7 +15,7 @@ Each nuisance follows how the screen or the camera really fails:
   the screen shows horizontal bands whose depth grows as the brightness falls (a lower
   duty cycle);
 * **motion blur** along a direction (the hand moving during the exposure), a line
-  kernel of 0-8 pixels; **defocus**, a disk kernel (the phone nearer than the focus);
+  kernel of 0-3.5 pixels; **defocus**, a disk kernel (the phone nearer than the focus);
 * **tilt** of the phone up to 45 degrees about any axis in its plane, seen through a
   pinhole camera (perspective, not just a shear);
 * **phone brightness** 20-100 %: the camera's auto-exposure raises the gain for a dim
@@ -23,7 +23,7 @@ Each nuisance follows how the screen or the camera really fails:
   noise scaled by the gain);
 * **glare**: a specular reflection of a lamp on the screen's glass, a bright elliptic
   spot that washes the code out and saturates;
-* **JPEG / MJPG** artefacts: the frame compressed at quality 30-90, as a USB camera's
+* **JPEG / MJPG** artefacts: the frame compressed at quality 35-90, as a USB camera's
   MJPG stream compresses each frame (in grey: the readers only see the luma, which
   4:2:0 chroma subsampling leaves at full resolution).
 
