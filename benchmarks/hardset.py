@@ -7,9 +7,9 @@ Each nuisance follows how the screen or the camera really fails:
 * **screen pixel grid and moiré**: the code is drawn on the phone's pixel grid (a few
   screen pixels per module, a dark gap between pixels, RGB sub-pixel stripes); the
   camera samples that grid at 1.8-3 pixels per *module*, far below the grid's own
-  frequency, so it aliases into moiré stripes (the sensor is point-sampled at twice
-  the frame's resolution, then binned, as a sensor without an optical low-pass filter;
-  the sub-pixel stripes are weighed as a grey sensor sees them);
+  frequency, so it aliases into moiré stripes (each sensor pixel integrates 3x3 point
+  samples, as a sensor without an optical low-pass filter, the grid's contrast reduced
+  by the lens; the sub-pixel stripes are weighed as a grey sensor sees them);
 * **rolling-shutter banding**: the screen's brightness is pulse-width modulated (OLED
   dimming, 240 Hz here) while the rolling shutter reads the rows one after the other, so
   the screen shows horizontal bands whose depth grows as the brightness falls (a lower
