@@ -29,14 +29,21 @@ from portique.hardware.config import HardwareConfig
 from portique.hardware.turnstile import Turnstile
 from portique.runtime.config import Config
 from portique.runtime.control import EventBus
-from portique.runtime.events import DecisionMade
+from portique.runtime.events import LaneReleased
 from portique.runtime.wiring import GateApp, RunOptions
 
 log = logging.getLogger(__name__)
 
 
+BEAM_S = 0.15
+"""How long a simulated visitor holds the passage beam, and the least time it is seen
+clear before the next one enters it."""
+
+
 class SimulatedVisitors:
-    """Drives the passage sensor's mock pin after each unlock announced on the bus."""
+    """Drives the passage sensor's mock pin after each release announced on the bus (the
+    lock opening for an admitted visitor, which may come after the decision when the
+    lane was busy)."""
 
     def __init__(self, bus: EventBus, *, pin_factory: Any, passage_pin: int,
                  active_low: bool, walk_s: float = 0.3, stay: Collection[str] = ()) -> None:
@@ -49,6 +56,7 @@ class SimulatedVisitors:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self.walked = 0
+        self._last_clear = 0.0
         self._thread = threading.Thread(target=self._run, name="simulated-visitors",
                                         daemon=True)
 
@@ -68,13 +76,17 @@ class SimulatedVisitors:
                     event = events.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                if not isinstance(event, DecisionMade) or event.turnstile != "unlock":
+                if not isinstance(event, LaneReleased):
                     continue
                 ticket = None if event.ticket is None else event.ticket.ticket_id
                 if ticket in self._stay:
                     log.info("simulated visitor stays back ticket=%s", ticket)
                     continue
-                time.sleep(self._walk_s)
+                released = time.monotonic()
+                # a body length behind the person before: the beam is seen clear for a
+                # while between two people, whatever the walk
+                start = max(released + self._walk_s, self._last_clear + BEAM_S)
+                time.sleep(max(0.0, start - time.monotonic()))
                 self._walk_through()
 
     def _walk_through(self) -> None:
@@ -82,8 +94,9 @@ class SimulatedVisitors:
             else (self._pin.drive_high, self._pin.drive_low)
         with contextlib.suppress(Exception):
             present()
-            time.sleep(0.15)
+            time.sleep(BEAM_S)
             clear()
+            self._last_clear = time.monotonic()
             self.walked += 1
 
 

@@ -5,9 +5,16 @@ source -> decode -> debounce -> decide (pure, `now` read once) -> journal -> tur
 * The same code in consecutive frames is decided once (the debouncer); the same *ticket*
   shown again while its holder is still at the gate (a new step of the same phone, a
   second look) is displayed, not decided again.
-* One person at a time: the lane is held from the admission until the passage sensor
-  counts the person or the timeout voids the admission. Two valid codes in one frame are
-  decided one after the other.
+* The loop never stops reading: a code is decided at once, also while someone is passing
+  (against the admissions in force, so a ticket decided but not yet through counts as
+  inside). What the turnstile must do (unlock, refuse, call a steward) goes to the lane's
+  own thread, which does it in the order decided, one person at a time: an admitted
+  visitor is released (the lock opens) the moment the person before them has passed or
+  the timeout voided their admission. The decision's time and the release's time are
+  both journalled (decisions.at, admissions.released_at). Two valid codes in one frame
+  are decided one after the other and released one after the other.
+* Manual actions and direct calls of `handle_code` wait for their turnstile cycle and
+  answer with its outcome, as the steward expects.
 * An admission is committed to the journal before the lock opens; if the journal cannot
   be written nobody is admitted (JOURNAL_UNAVAILABLE) and the gate says why.
 
@@ -34,6 +41,7 @@ from portique.runtime.control import EventBus, text_problem
 from portique.runtime.events import (
     DecisionMade,
     FireAlarmAcknowledged,
+    LaneReleased,
     OverrideRefused,
     PassageEnded,
     TicketDisplayed,
@@ -168,6 +176,20 @@ OVERRIDES_LOCKED = "supervisor_overrides_locked"
 
 
 @dataclass
+class _LaneJob:
+    """What the turnstile must do for one decision, waiting for the lane."""
+
+    decision: Decision
+    scan_id: str | None
+    admits: bool
+    event: DecisionMade
+    done: threading.Event = field(default_factory=threading.Event)
+    result: dict[str, Any] | None = None
+    error: BaseException | None = None
+    started: bool = False
+
+
+@dataclass
 class Counters:
     frames: int = 0
     decided: int = 0
@@ -215,6 +237,14 @@ class Daemon:
         """Called with the admission's scan id right before the lock opens (tests' pin log)."""
         self.cycle_budget_s = 130.0
         """The longest a turnstile cycle may take (open timeout plus signals); wiring sets it."""
+        self._jobs: collections.deque[_LaneJob] = collections.deque()
+        self._jobs_cond = threading.Condition()
+        self._job_running: _LaneJob | None = None
+        self._lane_thread: threading.Thread | None = None
+        self._closing = False
+        self.lockstep = False
+        """Take the next frame only once the lane is idle (a replay played as fast as it
+        can be read: its clock would otherwise run ahead of its simulated visitors)."""
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -230,6 +260,8 @@ class Daemon:
                 break
             if frame is None:
                 continue
+            if self.lockstep:
+                self._wait_idle(stop)
             try:
                 self.process_frame(frame)
             except GateError as exc:
@@ -245,7 +277,56 @@ class Daemon:
                 self.counters.frame_errors += 1
                 log.exception("frame failed gate=%s frame=%s", self.profile.gate_id,
                               getattr(frame, "index", "?"))
+        self._drain(stop)
         return self.counters
+
+    def _drain(self, stop: threading.Event) -> None:
+        """At the end of the frames: the visitors already decided are let through (a clip
+        ends, the last of its visitors still walk); on a stop, those not released yet are
+        voided (nobody was let in for them)."""
+        self._wait_idle(stop)
+        if stop.is_set():
+            self.close()
+
+    def _wait_idle(self, stop: threading.Event) -> None:
+        with self._jobs_cond:
+            while (self._jobs or self._job_running is not None) and not stop.is_set() \
+                    and not self._closing:
+                self.heartbeat = time.monotonic()
+                self._jobs_cond.wait(0.1)
+
+    def close(self) -> None:
+        """Stop the lane's thread; admissions still waiting for the lane are voided."""
+        with self._jobs_cond:
+            self._closing = True
+            pending = list(self._jobs)
+            self._jobs.clear()
+            self._jobs_cond.notify_all()
+        for job in pending:
+            self._void_unreleased(job)
+            job.error = ManualRefusedError("the gate stopped before the lane was free",
+                                           "busy")
+            job.done.set()
+
+    def _void_unreleased(self, job: _LaneJob) -> None:
+        if job.admits and job.scan_id is not None:
+            try:
+                self.journal.passage(job.scan_id, passed=False, at=self.clock.now().unix)
+            except JournalError as exc:
+                log.error("journal unavailable, unreleased admission not voided: "
+                          "scan_id=%s cause=%s", job.scan_id, exc)
+        log.warning("gate stopping: decided visitor never released gate=%s ticket=%s "
+                    "scan_id=%s", self.profile.gate_id, _who(job.decision), job.scan_id)
+
+    def _check_running(self) -> None:
+        if self._closing:
+            raise ManualRefusedError("the gate is stopping: nothing is decided", "busy")
+
+    def lane_overrun(self, now: float | None = None) -> bool:
+        """True when a turnstile cycle has run past its budget (a stuck lane): the
+        watchdog stops pinging then, as it did when the loop itself was stuck."""
+        until = self.busy_until
+        return bool(until) and (time.monotonic() if now is None else now) > until
 
     def process_frame(self, frame: Frame) -> list[dict[str, Any]]:
         received = time.perf_counter()
@@ -257,12 +338,24 @@ class Daemon:
             self.metrics.decode.observe(decoded - received)
         events = []
         for text in self.debouncer.feed(texts, frame.captured_at):
-            events.append(self.handle_code(text, received=received))
+            events.append(self.handle_code(text, received=received, wait=False))
         return events
 
-    def handle_code(self, text: str, *, received: float | None = None) -> dict[str, Any]:
-        """Decide on one new code text and carry the decision out."""
+    def handle_code(self, text: str, *, received: float | None = None,
+                    wait: bool = True) -> dict[str, Any]:
+        """Decide on one new code text and carry the decision out.
+
+        With `wait` (a direct call) the answer comes once the turnstile's cycle is over,
+        with its outcome; the frame loop does not wait (it goes on reading).
+        """
+        job = self._decide_code(text, received=received)
+        if isinstance(job, dict):
+            return job
+        return self._finish(job) if wait else job.event.to_json()
+
+    def _decide_code(self, text: str, *, received: float | None) -> dict[str, Any] | _LaneJob:
         with self._lane:
+            self._check_running()
             now = self.clock.now()  # once for this code: the hold check and the decision
             cred = read_code(text, now, self.profile)
             key = None if isinstance(cred, Decision) else TicketKey(
@@ -304,7 +397,8 @@ class Daemon:
     # --- carrying a decision out (the lane is held) -----------------------------------
 
     def _carry_out(self, decision: Decision, method: Method, *, latency_ms: float | None,
-                   steward: str | None = None, note: str | None = None) -> dict[str, Any]:
+                   steward: str | None = None, note: str | None = None) -> _LaneJob:
+        """Journal the decision and give the turnstile's part to the lane (in order)."""
         admits = decision.verdict is Verdict.ADMIT and decision.reason is not Reason.EXIT
         scan_id: str | None = None
         if admits:
@@ -346,8 +440,66 @@ class Daemon:
         log.info("decision gate=%s verdict=%s reason=%s ticket=%s method=%s scan_id=%s",
                  self.profile.gate_id, decision.verdict.value, decision.reason.value,
                  _who(decision), method.value, scan_id)
+        self.last_decision = event.to_json()
+        job = _LaneJob(decision, scan_id, admits, event)
+        self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: _LaneJob) -> None:
+        with self._jobs_cond:
+            if self._closing:  # closed between the check and now: undo the admission
+                self._void_unreleased(job)
+                raise ManualRefusedError("the gate is stopping", "busy")
+            if self._lane_thread is None:
+                self._lane_thread = threading.Thread(target=self._lane_loop, name="lane",
+                                                     daemon=True)
+                self._lane_thread.start()
+            self._jobs.append(job)
+            self._jobs_cond.notify_all()
+
+    def _finish(self, job: _LaneJob) -> dict[str, Any]:
+        """Wait for the job's turnstile cycle; its decision event with the outcome."""
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _lane_loop(self) -> None:
+        """The lane's thread: each decision's turnstile part, in order, one at a time."""
+        while True:
+            with self._jobs_cond:
+                while not self._jobs and not self._closing:
+                    self._jobs_cond.wait()
+                if self._closing:
+                    return
+                job = self._jobs.popleft()
+                self._job_running = job
+            try:
+                job.result = self._perform(job)
+            except BaseException as exc:
+                job.error = exc
+                self.counters.frame_errors += 1
+                if isinstance(exc, HardwareError):
+                    log.error("turnstile cycle failed gate=%s scan_id=%s cause=%s",
+                              self.profile.gate_id, job.scan_id, exc)
+                else:
+                    log.exception("turnstile cycle failed gate=%s scan_id=%s",
+                                  self.profile.gate_id, job.scan_id)
+            finally:
+                with self._jobs_cond:
+                    self._job_running = None
+                    self._jobs_cond.notify_all()
+                job.done.set()
+
+    def _perform(self, job: _LaneJob) -> dict[str, Any]:
+        """The turnstile's part of one decision (on the lane's thread)."""
+        decision, scan_id, admits, event = job.decision, job.scan_id, job.admits, job.event
         if decision.verdict is Verdict.ADMIT:
             self.busy_until = time.monotonic() + self.cycle_budget_s
+            released_at = self.clock.now().unix
+            self.bus.publish(LaneReleased(scan_id=scan_id, at=format_time(released_at),
+                                          decided_at=event.at, ticket=event.ticket))
             if self.before_unlock is not None:
                 self.before_unlock(scan_id)
             try:
@@ -362,7 +514,8 @@ class Daemon:
             passed = self._passed(outcome)
             if admits and scan_id is not None:
                 try:
-                    self.journal.passage(scan_id, passed=passed, at=self.clock.now().unix)
+                    self.journal.passage(scan_id, passed=passed, at=self.clock.now().unix,
+                                         released_at=released_at)
                 except JournalError as exc:
                     log.error("journal unavailable, passage not recorded: scan_id=%s cause=%s",
                               scan_id, exc)
@@ -371,17 +524,23 @@ class Daemon:
             self.bus.publish(PassageEnded(scan_id=scan_id, outcome=str(outcome),
                                           voided=admits and not passed,
                                           ticket=event.ticket))
-            log.info("passage gate=%s scan_id=%s outcome=%s", self.profile.gate_id, scan_id,
-                     outcome)
+            log.info("passage gate=%s scan_id=%s outcome=%s released_at=%s", self.profile.gate_id,
+                     scan_id, outcome, format_time(released_at))
             event = replace(event, outcome=str(outcome), voided=admits and not passed)
             if decision.ticket is not None:  # the hold starts when the person has gone
-                self._remember(decision.ticket, self.clock.now().unix)
-        elif decision.verdict is Verdict.REFUSE:
+                with self._lane:
+                    self._remember(decision.ticket, self.clock.now().unix)
+            result = event.to_json()
+            with self._lane:
+                if self.last_decision is not None and scan_id is not None and \
+                        self.last_decision.get("scan_id") == scan_id:
+                    self.last_decision = result
+            return result
+        if decision.verdict is Verdict.REFUSE:
             self.turnstile.refuse()
         else:
             self.turnstile.call_steward()
-        self.last_decision = event.to_json()
-        return self.last_decision
+        return event.to_json()
 
     def _accessible_opening(self, decision: Decision) -> bool:
         """An ACCESSIBLE ticket going in at an accessible lane: the longer opening."""
@@ -433,6 +592,7 @@ class Daemon:
         elif pin is not None:
             raise ManualRefusedError("a PIN without a supervisor id: give both", "invalid")
         with self._lane_or_busy():
+            self._check_running()
             now = self.clock.now()
             window = self.steward_config.manual_admit_window_s
             while self._manual_times and self._manual_times[0] < now.unix - window:
@@ -454,20 +614,23 @@ class Daemon:
                 raise ManualRefusedError(decided.message, decided.check.value)
             note = reason if supervisor is None else f"{reason} (override by {supervisor})"
             self._manual_times.append(now.unix)
-            return self._carry_out(decided, Method.PAPER if paper else Method.STEWARD,
-                                   latency_ms=None, steward=steward, note=note)
+            job = self._carry_out(decided, Method.PAPER if paper else Method.STEWARD,
+                                  latency_ms=None, steward=steward, note=note)
+        return self._finish(job)
 
     def manual_deny(self, ticket_id: str, *, steward: str, reason: str) -> dict[str, Any]:
         _require(steward, "steward")
         _require(reason, "reason")
         self._require_ticket(ticket_id)
         with self._lane_or_busy():
+            self._check_running()
             at = self.clock.now().unix
             decision = Decision(Verdict.REFUSE, Reason.MANUAL_DENY, at,
                                 TicketKey(self.profile.current_event(at), ticket_id, 0),
                                 detail=reason, timezone=self.profile.timezone)
-            return self._carry_out(decision, Method.STEWARD, latency_ms=None, steward=steward,
-                                   note=reason)
+            job = self._carry_out(decision, Method.STEWARD, latency_ms=None, steward=steward,
+                                  note=reason)
+        return self._finish(job)
 
     def _require_ticket(self, ticket_id: object) -> None:
         """A ticket id the credential could carry: anything else could never have been

@@ -151,6 +151,30 @@ class PassageEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class LaneReleased:
+    """The lock opened for an admitted visitor: at once when the lane was free, or as
+    soon as the person before them had passed (``at``, while ``decided_at`` is when the
+    code was decided)."""
+
+    TYPE: ClassVar[str] = "released"
+    scan_id: str | None
+    at: str
+    decided_at: str
+    ticket: TicketRef | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "scan_id": self.scan_id, "at": self.at,
+                "decided_at": self.decided_at,
+                "ticket": None if self.ticket is None else self.ticket.to_json()}
+
+    @classmethod
+    def from_json(cls, m: Mapping[str, Any]) -> LaneReleased:
+        return cls(scan_id=_opt_str(m, "scan_id"), at=_str(m, "at"),
+                   decided_at=_str(m, "decided_at"),
+                   ticket=TicketRef.from_json(m.get("ticket")))
+
+
+@dataclass(frozen=True, slots=True)
 class TurnstileChanged:
     """The turnstile's own news: fire alarm raised, loop closed, free egress ended, a
     fault, a passage without an admission (``kind`` is the turnstile's event kind)."""
@@ -279,13 +303,14 @@ class OverrideRefused:
                    ticket_id=_str(m, "ticket_id"), code=_str(m, "code"))
 
 
-Event: TypeAlias = (DecisionMade | TicketDisplayed | PassageEnded | TurnstileChanged
+Event: TypeAlias = (DecisionMade | TicketDisplayed | PassageEnded | LaneReleased
+                    | TurnstileChanged
                     | FireAlarmAcknowledged | CameraChanged | MeshConflictFound
                     | FeedApplied | OverrideRefused)
 
 EVENT_TYPES: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     cls.TYPE: cls.from_json for cls in (
-        DecisionMade, TicketDisplayed, PassageEnded, TurnstileChanged,
+        DecisionMade, TicketDisplayed, PassageEnded, LaneReleased, TurnstileChanged,
         FireAlarmAcknowledged, CameraChanged, MeshConflictFound, FeedApplied,
         OverrideRefused)
 }

@@ -3,6 +3,9 @@
 An admission is committed (and fsynced) *before* the lock opens. Its passage outcome
 follows: ``passed`` when the sensor saw the person through, ``voided`` at the timeout
 (the ticket can be used again), ``exited`` when an exit gate recorded them going out.
+The admission's ``at`` is the decision's time; ``released_at``, written with the outcome,
+is when the lock opened for it (later than ``at`` when the visitor was decided while the
+person before them was still passing; empty for an admission voided before its release).
 An admission whose outcome was never written (the process died with the lock open)
 stays ``open`` and counts as inside: after a crash nobody gets in twice.
 
@@ -71,7 +74,8 @@ CREATE TABLE IF NOT EXISTS admissions (
     gate        TEXT NOT NULL,
     at          REAL NOT NULL,
     state       TEXT NOT NULL CHECK (state IN ('open', 'passed', 'voided', 'exited')),
-    updated_at  REAL NOT NULL
+    updated_at  REAL NOT NULL,
+    released_at REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS admissions_one_inside
     ON admissions (event, ticket_id) WHERE state IN ('open', 'passed');
@@ -257,6 +261,13 @@ def _create_file(path: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+def _add_released_at(db: sqlite3.Connection) -> None:
+    """A journal written before admissions had `released_at` gets the column (empty)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(admissions)")}
+    if "released_at" not in columns:
+        db.execute("ALTER TABLE admissions ADD COLUMN released_at REAL")
+
+
 class Journal:
     """The gate's durable record. Thread-safe: one connection behind a lock."""
 
@@ -278,6 +289,7 @@ class Journal:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            _add_released_at(self._db)
             self._check_same_file()
         except JournalError:
             with contextlib.suppress(AttributeError):
@@ -438,12 +450,19 @@ class Journal:
                                 "admitted") from None
         return scan_id
 
-    def passage(self, scan_id: str, *, passed: bool, at: float) -> None:
-        """The passage outcome of an open admission: passed, or voided at the timeout."""
+    def passage(self, scan_id: str, *, passed: bool, at: float,
+                released_at: float | None = None) -> None:
+        """The passage outcome of an open admission: passed, or voided at the timeout.
+
+        `released_at` is when the lock opened for it (the decision's time is the
+        admission's `at`; a visitor decided while the lane was busy is released later).
+        None for an admission voided before its release (the gate stopped first).
+        """
         state = AdmissionState.PASSED if passed else AdmissionState.VOIDED
         with self._write("a passage") as db:
-            db.execute("UPDATE admissions SET state = ?, updated_at = ? "
-                       "WHERE scan_id = ? AND state = 'open'", (state.value, at, scan_id))
+            db.execute("UPDATE admissions SET state = ?, updated_at = ?, released_at = ? "
+                       "WHERE scan_id = ? AND state = 'open'",
+                       (state.value, at, released_at, scan_id))
 
     def _insert(self, db: sqlite3.Connection, scan_id: str, decision: Decision, method: Method,
                 latency_ms: float | None, steward: str | None, note: str | None) -> None:

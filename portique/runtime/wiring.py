@@ -64,7 +64,8 @@ class RunOptions:
     replay: Path | None = None
     """Play a recorded clip at its recorded clock instead of the camera; exit at its end."""
     fast: bool = False
-    """With replay: as fast as frames can be read (every frame), not at recorded pace."""
+    """With replay: as fast as frames can be read (every frame, each once the lane is idle:
+    the clip's clock never runs ahead of its simulated visitors), not at recorded pace."""
     print_lines: bool = False
     """Print one readable line per decision and a summary on stdout."""
 
@@ -352,13 +353,15 @@ class GateApp:
 
     def _watchdog(self, interval: float) -> None:
         """Ping systemd while the main loop lives: it went round recently, or it is inside
-        a turnstile cycle that has not overrun its own timeout. A loop stuck anywhere else
-        stops the pings, and systemd restarts the gate."""
+        a turnstile cycle that has not overrun its own timeout; and the lane's thread has
+        not overrun one either. A loop or a lane stuck anywhere else stops the pings, and
+        systemd restarts the gate."""
         period = max(interval / 4, 0.01)
         while not self.stop.is_set():
             now = time.monotonic()
             d = self.daemon
-            if now - d.heartbeat < interval / 2 or now < d.busy_until:
+            if (now - d.heartbeat < interval / 2 or now < d.busy_until) \
+                    and not d.lane_overrun(now):
                 notify.watchdog()
             self.stop.wait(period)
 
@@ -442,7 +445,10 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
                     debouncer=Debouncer(scanner_config.debounce_seconds), clock=clock,
                     lane=config.lane, steward=config.steward, bus=bus, metrics=metrics,
                     manifest=feed_store)
-    daemon.cycle_budget_s = config.hardware.open_timeout_s + 10.0
+    longest_open = max(config.hardware.open_timeout_s, config.lane.accessible_open_s)
+    daemon.cycle_budget_s = longest_open + 10.0  # an accessible opening is no stall
+    closers.append(daemon.close)
+    daemon.lockstep = options.replay is not None and options.fast
     app = GateApp(config=config, options=options, bus=bus, daemon=daemon, source=source,
                   turnstile=turnstile, journal=journal, metrics=metrics, clock=clock,
                   feed_store=feed_store, _closers=closers)

@@ -5,16 +5,23 @@ Three decoders share the ``Decoder`` protocol:
 * ``ZxingDecoder``: zxing-cpp, one pass (the fastest and best single reader here);
 * ``ZbarDecoder``: pyzbar over the system's libzbar, one pass (a second, independent
   backend);
-* ``PipelineDecoder`` (the default): zxing-cpp first; only where it located something it
-  could not read (finder patterns, a failed checksum), a short chain of retries on a
+* ``PipelineDecoder`` (the default): zxing-cpp first. When it read nothing, the patches
+  of the frame that look like QR modules (grey steps strong both across and along the
+  rows, over a compact square-ish area; found on every second pixel, so an empty frame
+  costs little) are resampled as upright squares, perspective undone and upscaled 3x,
+  and read again: on tilted, dim, moiré-striped phone screens this is what reads the
+  codes zxing-cpp cannot even locate (benchmarks/decode_hard.py). Then, only where it
+  located something it could not read (finder patterns, a failed checksum), a short
+  chain of retries on a
   window around it: upscaled 2x, then also contrast-equalised (CLAHE), sharpened, or
   upscaled 3x. A small frame (longer side up to 500 pixels, which zxing-cpp scans at one
   size only) in which nothing at all was located gets one more pass at half size (a code
   filling a small photo). pyzbar can be added as a last retry (``zbar=True``) but is off:
   on the measured sets it read nothing zxing-cpp's retries missed, and it guesses the
   character set of non-UTF-8 payloads (two wrong texts on real photos).
-  A camera frame (640x480 and up) with nothing code-like in it costs one zxing-cpp pass,
-  so the pipeline runs at the raw reader's pace on the frames a gate mostly sees; the
+  A camera frame (640x480 and up) with nothing code-like in it costs one zxing-cpp pass
+  and the texture check, so the pipeline runs near the raw reader's pace on the frames a
+  gate mostly sees; the
   retries are where the read rate comes from (docs/scanner.md gives the measurements).
 
 Only QR codes are looked for (a striped shirt is not a barcode). Decoders never invent
@@ -51,6 +58,14 @@ _SMALL_FRAME = 640 * 480
 _ZXING_DOWNSCALE_ABOVE = 500
 """zxing-cpp also scans a downscaled copy of a frame whose longer side is above this many
 pixels (its default ``downscaleThreshold``); smaller frames are scanned at one size only."""
+_TEXTURE = 16
+"""Mean absolute grey step, across and along the rows alike, above which a patch of the
+frame looks like QR modules (on every second pixel of every second row)."""
+_TEXTURE_BOX = 7
+_RECTIFY_SCALE = 3.0
+"""A rectified code is drawn at this many pixels per frame pixel of its quadrilateral."""
+_RECTIFY_MAX = 560
+"""Largest side of a rectified code, pixels (bounds the work of one rectification)."""
 
 
 class Decoder(Protocol):
@@ -197,8 +212,10 @@ class PipelineDecoder(_Counted):
 
     name = DecoderName.PIPELINE.value
 
-    def __init__(self, *, zbar: bool = False, max_retry_pixels: int = 1_600_000) -> None:
+    def __init__(self, *, zbar: bool = False, max_retry_pixels: int = 1_600_000,
+                 rectify: bool = True) -> None:
         super().__init__()
+        self._rectify = rectify
         self._zbar: ZbarDecoder | None = None
         if zbar:
             try:
@@ -218,9 +235,18 @@ class PipelineDecoder(_Counted):
         except Exception as exc:  # a decoder error must never stop the gate
             self._failed(exc)
             return []
-        if not found and max(gray.shape) <= _ZXING_DOWNSCALE_ABOVE:
-            return self._half(gray)
         texts = _unique([b.text for b in found if b.valid])
+        if not texts and self._rectify:
+            # nothing read: a code zxing-cpp could not locate (tilted, dim, small) or
+            # located but not read is most often read once its perspective is undone
+            try:
+                texts = self._rectified(gray)
+            except Exception as exc:  # a decoder error must never stop the gate
+                self._failed(exc)
+            if texts:
+                return texts
+        if not found and max(gray.shape) <= _ZXING_DOWNSCALE_ABOVE:
+            return texts or self._half(gray)
         read = [_box(b.position) for b in found if b.valid]
         # A located code that overlaps one already read is that code, seen again.
         unread = [_box(b.position) for b in found if not b.valid]
@@ -253,6 +279,22 @@ class PipelineDecoder(_Counted):
         if texts:
             self.rescued += 1
         return texts
+
+    def _rectified(self, gray: Image) -> list[str]:
+        """Nothing read: where a patch looks like QR modules, its quadrilateral is
+        resampled square (perspective undone, upscaled) and read again."""
+        quads = _code_quads(gray)
+        if not quads:
+            return []
+        self.retries += 1
+        for quad in quads:
+            rectified = _rectify(gray, quad)
+            texts = _unique([b.text for b in zxingcpp.read_barcodes(
+                rectified, formats=_QR, try_downscale=False, try_invert=False)])
+            if texts:
+                self.rescued += 1
+                return texts
+        return []
 
     def _retry(self, gray: Image, regions: list[Region]) -> list[str]:
         texts: list[str] = []
@@ -287,6 +329,60 @@ class PipelineDecoder(_Counted):
 
     def _read(self, image: Image) -> list[str]:
         return _unique([b.text for b in zxingcpp.read_barcodes(image, formats=_QR)])
+
+
+def _code_quads(gray: Image, most: int = 2) -> list[npt.NDArray[np.float32]]:
+    """Quadrilaterals (frame pixels) of the patches that look like QR modules, largest
+    first: grey steps strong both across and along the rows over a compact, roughly
+    square area. Cheap (every second pixel of every second row, 8-bit box sums), so a
+    frame with nothing code-like costs little more than its one zxing-cpp pass."""
+    small = gray[::2, ::2]
+    if min(small.shape) < 2 * _TEXTURE_BOX:
+        return []
+    across = cv2.absdiff(small[:, 1:], small[:, :-1])[:-1, :]
+    along = cv2.absdiff(small[1:, :], small[:-1, :])[:, :-1]
+    box = (_TEXTURE_BOX, _TEXTURE_BOX)
+    texture = cv2.min(cv2.blur(across, box), cv2.blur(along, box))
+    _, mask = cv2.threshold(texture, _TEXTURE, 255, cv2.THRESH_BINARY)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    found: list[tuple[float, npt.NDArray[np.float32]]] = []
+    for contour in contours:
+        area = float(cv2.contourArea(contour))
+        if area < 200:  # below ~28x28 frame pixels: too small for a ticket's code
+            continue
+        _, _, w, h = cv2.boundingRect(contour)
+        if max(w, h) > 3 * min(w, h) or area < 0.3 * w * h:
+            continue  # a line of text, a stripe, a ragged texture
+        hull = cv2.convexHull(contour)
+        perimeter = cv2.arcLength(hull, True)
+        quad = None
+        for epsilon in (0.02, 0.04, 0.06, 0.08, 0.1):
+            corners = cv2.approxPolyDP(hull, epsilon * perimeter, True)
+            if len(corners) == 4:
+                quad = corners[:, 0, :].astype(np.float32)
+                break
+        if quad is None:
+            quad = cv2.boxPoints(cv2.minAreaRect(contour)).astype(np.float32)
+        found.append((area, quad * 2 + 1))
+    found.sort(key=lambda item: -item[0])
+    return [quad for _, quad in found[:most]]
+
+
+def _rectify(gray: Image, quad: npt.NDArray[np.float32]) -> Image:
+    """The quadrilateral resampled as an upright square with a margin around it (the
+    frame's own pixels there: the quiet zone), perspective undone."""
+    centre = quad.mean(axis=0)
+    quad = quad[np.argsort(np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0]))]
+    side = float(np.mean([np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)]))
+    size = int(min(_RECTIFY_MAX, max(120.0, side * _RECTIFY_SCALE)))
+    margin = int(size * 0.15)
+    square = np.array([[margin, margin], [margin + size, margin],
+                       [margin + size, margin + size], [margin, margin + size]], np.float32)
+    homography = cv2.getPerspectiveTransform(quad, square)
+    out = size + 2 * margin
+    return np.asarray(cv2.warpPerspective(gray, homography, (out, out),
+                                          flags=cv2.INTER_CUBIC,
+                                          borderMode=cv2.BORDER_REPLICATE), dtype=np.uint8)
 
 
 def _window(box: Region, shape: tuple[int, ...]) -> Region:

@@ -61,7 +61,7 @@ def start(lane: Lane, **lane_keys: Any) -> tuple[Any, dict[str, int]]:
 
 def test_an_accessible_ticket_opens_the_accessible_lane_longer_with_its_pattern(
         lane: Lane) -> None:
-    lane.stay = frozenset({"ACC-1", "STD-1"})  # nobody walks: the lock stays open its time
+    lane.stays = frozenset({"ACC-1", "STD-1"})  # nobody walks: the lock stays open its time
     daemon, marks = start(lane, kind="accessible")
     shown = daemon.handle_code(code("ACC-1", Flag.ACCESSIBLE))
     assert (shown["verdict"], shown["reason"], shown["accessible"]) == ("admit", "VALID", True)
@@ -79,7 +79,7 @@ def test_an_accessible_ticket_opens_the_accessible_lane_longer_with_its_pattern(
 
 
 def test_a_standard_lane_opens_normally_for_an_accessible_ticket(lane: Lane) -> None:
-    lane.stay = frozenset({"ACC-2"})
+    lane.stays = frozenset({"ACC-2"})
     daemon, marks = start(lane, kind="standard", accessible_at_standard="admit")
     shown = daemon.handle_code(code("ACC-2", Flag.ACCESSIBLE))
     assert (shown["verdict"], shown["reason"], shown["accessible"]) == ("admit", "VALID", True)
@@ -106,7 +106,7 @@ def test_the_steward_ui_shows_the_flag_on_every_decision(lane: Lane) -> None:
     from portique.runtime.events import from_json
     from portique.runtime.steward.model import FeedRow
 
-    lane.stay = frozenset({"ACC-4"})
+    lane.stays = frozenset({"ACC-4"})
     daemon, _ = start(lane, kind="accessible")
     rows = [FeedRow.from_event(from_json(daemon.handle_code(code(t, flags))))
             for t, flags in (("ACC-4", Flag.ACCESSIBLE), ("STD-4", Flag(0)))]

@@ -1,0 +1,151 @@
+"""Read rate, wrong reads and time per frame on the hard set (benchmarks/hardset.py).
+
+Per part (tuning, held-aside), tier and frame size: the pipeline next to raw zxing-cpp,
+raw pyzbar, raw OpenCV (QRCodeDetector) and the union of the raw decoders (frames read
+by at least one of them), all measured in the same run on the same frames. A read
+counts when the expected text is among those returned *and* it passes the credential's
+strict decoding (``credential.parse_code``); any other text returned is a wrong read.
+Time per frame: median and p99 of each decoder's own calls (ms), and the pipeline's
+median over raw zxing-cpp's, on frames with a code and on empty frames.
+
+Then the multi-frame figure: presentation clips (a phone coming in, settling, leaving),
+frames from the first whole view of the code to the first frame read, p50 and p95,
+pipeline next to raw zxing-cpp reading frame by frame.
+
+    .venv/bin/python benchmarks/decode_hard.py            # --per-cell 30 --clips 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import hardset
+from benchmarks.decode_real import raw_decoders
+from portique.base.errors import CredentialError
+from portique.scanner.decoders import Decoder, PipelineDecoder
+from portique.ticket import credential
+
+
+def strict(text: str) -> bool:
+    try:
+        credential.parse_code(text)
+    except CredentialError:
+        return False
+    return True
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def decode_timed(decoder: Decoder, image: object) -> tuple[list[str], float]:
+    start = time.perf_counter()
+    texts = decoder.decode(image)  # type: ignore[arg-type]
+    return texts, (time.perf_counter() - start) * 1000
+
+
+def sets(args: argparse.Namespace) -> int:
+    decoders: list[Decoder] = [PipelineDecoder(), *raw_decoders()]
+    names = [d.name for d in decoders]
+    raw_names = names[1:]
+    print(f"hard set: {args.per_cell} frames per part, tier and size; "
+          f"{args.empty} empty frames per part and size")
+    print(f"{'part':<7} {'tier':<7} {'size':<9} " + " ".join(f"{n:>9}" for n in names)
+          + f" {'union':>7} {'wrong':>6}  {'median ms (pipe/zxing)':>24} {'p99 ms pipe':>11}")
+    for part in hardset.PARTS:
+        times: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+        cells: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for sample in hardset.samples(part, per_cell=args.per_cell, empty=args.empty):
+            image = sample.image()
+            key = (sample.tier, sample.size[0])
+            cell = cells[key]
+            cell["n"] += 1
+            union = False
+            for d in decoders:
+                texts, ms = decode_timed(d, image)
+                times[(d.name, sample.tier, sample.size[0])].append(ms)
+                ok = sample.text is not None and sample.text in texts and strict(sample.text)
+                cell[d.name] += ok
+                cell[f"wrong:{d.name}"] += sum(t != sample.text for t in texts)
+                if d.name in raw_names:
+                    union |= ok
+            cell["union"] += union
+        for (tier, width), cell in sorted(cells.items(), key=lambda kv: (
+                (*hardset.TIERS, "empty").index(kv[0][0]), kv[0][1])):
+            size = f"{width}x{dict(hardset.SIZES)[width]}"
+            pipe = times[("pipeline", tier, width)]
+            raw = times[("zxing", tier, width)]
+            ratio = statistics.median(pipe) / statistics.median(raw)
+            wrong = "/".join(str(cell[f"wrong:{n}"]) for n in names)
+            counts = " ".join(f"{cell[n]:>4}/{cell['n']:<4}" for n in names) \
+                if tier != "empty" else " ".join(f"{'-':>9}" for _ in names)
+            union = f"{cell['union']:>3}/{cell['n']:<3}" if tier != "empty" else f"{'-':>7}"
+            print(f"{part:<7} {tier:<7} {size:<9} {counts} {union} {wrong:>6}  "
+                  f"{statistics.median(pipe):>7.2f}/{statistics.median(raw):<6.2f} "
+                  f"{ratio:>5.2f}x {pct(pipe, 0.99):>11.2f}")
+        with_code = [t for (n, tier, _), v in times.items() if n == "pipeline"
+                     and tier != "empty" for t in v]
+        raw_code = [t for (n, tier, _), v in times.items() if n == "zxing"
+                    and tier != "empty" for t in v]
+        print(f"{part:<7} all frames with a code: pipeline median "
+              f"{statistics.median(with_code):.2f} ms, raw zxing-cpp "
+              f"{statistics.median(raw_code):.2f} ms: "
+              f"{statistics.median(with_code) / statistics.median(raw_code):.2f}x")
+        for width, height in hardset.SIZES:
+            mine = [t for (n, tier, w), v in times.items() if n == "pipeline" and w == width
+                    for t in v]
+            print(f"{part:<7} {width}x{height}: pipeline p99 over every frame "
+                  f"{pct(mine, 0.99):.2f} ms")
+    print("(wrong: wrong texts returned by " + "/".join(names) + ")")
+    return 0
+
+
+def clips(args: argparse.Namespace) -> int:
+    """Frames from the first whole view to the read, per decoder, frame by frame."""
+    decoders: list[Decoder] = [PipelineDecoder(), *raw_decoders()[:1]]
+    print(f"\npresentation clips at 640x480, {args.clips} per tier and part "
+          "(frames from the first whole view to the first read; 1 = read at once)")
+    print(f"{'part':<7} {'tier':<7} {'decoder':<9} {'read':>7} {'p50':>5} {'p95':>5}")
+    for part, base in (("tuning", 50000), ("held", 950000)):
+        for ti, tier in enumerate(("medium", "hard")):
+            waits: dict[str, list[int]] = defaultdict(list)
+            for c in range(args.clips):
+                text, frames = hardset.presentation(base + ti * 1000 + c, tier)
+                first = next(i for i, f in enumerate(frames) if f.whole)
+                for d in decoders:
+                    for i, frame in enumerate(frames):
+                        texts = d.decode(frame.image)
+                        if text in texts and strict(text):
+                            waits[d.name].append(max(1, i - first + 1))
+                            break
+            for d in decoders:
+                w = waits[d.name]
+                p50 = f"{pct(w, 0.5):>5.0f}" if w else f"{'-':>5}"
+                p95 = f"{pct(w, 0.95):>5.0f}" if w else f"{'-':>5}"
+                print(f"{part:<7} {tier:<7} {d.name:<9} {len(w):>3}/{args.clips:<3} {p50} {p95}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-cell", type=int, default=30)
+    parser.add_argument("--empty", type=int, default=20)
+    parser.add_argument("--clips", type=int, default=12)
+    args = parser.parse_args()
+    sets(args)
+    clips(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
