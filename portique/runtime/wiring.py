@@ -327,8 +327,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
         if event.kind is EventKind.FIRE_ALARM_RAISED:
             _write_latch(latch, event.detail or "fire alarm")
         elif event.kind is EventKind.FREE_EGRESS_ENDED:
-            with contextlib.suppress(FileNotFoundError):
-                latch.unlink()
+            _remove_latch(latch)
         if event.kind in JOURNALLED_EVENTS:
             try:
                 journal.gate_event(str(event.kind), at=event.at, steward=event.steward_id,
@@ -387,14 +386,35 @@ LATCH_FILE = "fire-alarm-latched"
 """In the state folder while free egress is latched: a restart keeps the gate free."""
 
 
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder: a file created, renamed or removed in it survives a power cut only
+    once its folder's entry is on disk too."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_latch(path: Path, why: str) -> None:
     try:
         with path.open("w", encoding="utf-8") as handle:
             handle.write(f"{time.time():.3f} {why}\n")
             handle.flush()
             os.fsync(handle.fileno())
+        _sync_folder(path.parent)  # the file's name, not only its bytes
     except OSError as exc:
         log.error("cannot record the fire-alarm latch at %s: %s", path, exc)
+
+
+def _remove_latch(path: Path) -> None:
+    try:
+        path.unlink()
+        _sync_folder(path.parent)  # else a power cut brings the latch back
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.error("cannot remove the fire-alarm latch at %s: %s", path, exc)
 
 
 class Housekeeping:

@@ -7,7 +7,8 @@ rmdir) likewise stay volatile until their directory is fsynced. A *cut* ends thi
 on the spot, under the lock every operation takes, so each operation happened entirely
 before it or not at all: the volatile layer is gone with the process, the backing folder
 holds exactly what was synced. A cut may *tear* the last unsynced write: a random number
-of its leading whole 512-byte sectors reach the backing copy, the rest do not, as a disk
+of its leading whole 512-byte sectors (of one file's last unsynced write) reach the
+backing copy, the rest do not, as a disk
 losing power in the middle of a write does.
 
 The backing folder holds ``tree.json`` (the durable names: path to inode, and each
@@ -83,7 +84,8 @@ class PowerCutFS(fuse.Operations):  # type: ignore[misc]
         for item in (backing / "data").iterdir():
             if int(item.name) not in self.durable_attrs:
                 item.unlink()
-        self.last_write: tuple[int, int, bytes] | None = None
+        self.last_writes: dict[int, tuple[int, bytes]] = {}
+        """Each file's last write since its fsync: (offset, bytes)."""
         self.stats = {"writes": 0, "bytes_written": 0, "fsyncs": 0, "dir_fsyncs": 0}
 
     # --- helpers ------------------------------------------------------------------
@@ -252,7 +254,7 @@ class PowerCutFS(fuse.Operations):  # type: ignore[misc]
             buf[offset:end] = data
             self.inodes[ino].dirty.update(range(offset // PAGE, (end - 1) // PAGE + 1))
             self.inodes[ino].mtime = time.time()
-            self.last_write = (ino, offset, bytes(data))
+            self.last_writes[ino] = (offset, bytes(data))
             self.stats["writes"] += 1
             self.stats["bytes_written"] += len(data)
             return len(data)
@@ -293,8 +295,7 @@ class PowerCutFS(fuse.Operations):  # type: ignore[misc]
             if ino in self.durable_attrs and self.durable_attrs[ino][1] != node.mode:
                 self.durable_attrs[ino] = [node.kind, node.mode]
                 self._save_tree()
-            if self.last_write is not None and self.last_write[0] == ino:
-                self.last_write = None
+            self.last_writes.pop(ino, None)
             return 0
 
     def flush(self, path: str | None, fh: int) -> int:
@@ -305,6 +306,16 @@ class PowerCutFS(fuse.Operations):  # type: ignore[misc]
 
     def releasedir(self, path: str | None, fh: int) -> int:
         return 0
+
+    def destroy(self, path: str) -> None:
+        """A clean unmount (no cut) writes everything out, as a clean shutdown does."""
+        with self.mutex:
+            for ino, node in list(self.inodes.items()):
+                if node.kind == "file" and (node.dirty or node.resized):
+                    self.fsync(None, 0, ino)
+            for p, ino in list(self.entries.items()):
+                if self.inodes[ino].kind == "dir":
+                    self.fsyncdir(p, 0, ino)
 
     # --- the cut ------------------------------------------------------------------
 
@@ -318,19 +329,22 @@ class PowerCutFS(fuse.Operations):  # type: ignore[misc]
                 "unsynced_names": changed + gone}
 
     def tear(self, seed: int) -> int:
-        """Let a random number of leading whole sectors of the last unsynced write reach
-        the backing copy (when the file has a durable name). Returns the bytes kept."""
-        if self.last_write is None:
+        """Tear the last unsynced write of one file (picked by `seed` among the files with
+        a durable name and unsynced writes): a random number of its leading whole sectors
+        reach the backing copy, the rest is lost. Returns the bytes kept."""
+        rng = random.Random(seed)
+        named = set(self.durable.values())
+        candidates = sorted(ino for ino in self.last_writes if ino in named)
+        if not candidates:
             return 0
-        ino, offset, data = self.last_write
-        if ino not in self.durable.values():
-            return 0
+        ino = rng.choice(candidates)
+        offset, data = self.last_writes[ino]
         copy = self.backing / "data" / str(ino)
         first = -(-offset // SECTOR) * SECTOR  # the first sector boundary in the write
         boundaries = list(range(first, offset + len(data), SECTOR))
         if not boundaries or offset > copy.stat().st_size:
             return 0
-        cut = random.Random(seed).choice(boundaries)
+        cut = rng.choice(boundaries)
         kept = data[:cut - offset]
         if kept:
             fd = os.open(copy, os.O_WRONLY)

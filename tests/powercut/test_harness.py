@@ -82,17 +82,17 @@ def test_a_torn_write_keeps_whole_leading_sectors_only(disk: PowerCutMount) -> N
     _sync_dir(root)
     fd = os.open(root / "f", os.O_WRONLY)
     try:
-        os.pwrite(fd, b"\xff" * 4096, 1024)
+        os.pwrite(fd, b"\xff" * 3072, 512)  # six sectors, within one page
     finally:
         os.close(fd)
-    dropped = disk.cut(tear_seed=3)  # this seed keeps 3 of the write's 8 sectors
+    dropped = disk.cut(tear_seed=3)  # this seed keeps four of the six sectors
     disk.mount()
     data = (root / "f").read_bytes()
     kept = dropped["torn_bytes"]
-    assert len(data) == 8192 and kept % 512 == 0 and 0 < kept < 4096
-    assert data[1024:1024 + kept] == b"\xff" * kept
-    assert data[1024 + kept:] == b"\0" * (8192 - 1024 - kept)
-    assert data[:1024] == b"\0" * 1024
+    assert len(data) == 8192 and kept % 512 == 0 and 0 < kept < 3072
+    assert data[512:512 + kept] == b"\xff" * kept
+    assert data[512 + kept:] == b"\0" * (8192 - 512 - kept)
+    assert data[:512] == b"\0" * 512
 
 
 def test_sqlite_in_wal_mode_keeps_committed_transactions(disk: PowerCutMount) -> None:
