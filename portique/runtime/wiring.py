@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from portique import keyfiles
-from portique.base.errors import ConfigError, GateError
+from portique.base.errors import ConfigError, GateError, KeyFileError
 from portique.base.timeparse import format_time
 from portique.hardware.pins import open_pin_factory
 from portique.hardware.turnstile import EventKind, Turnstile, TurnstileEvent
@@ -285,6 +285,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
         revocations = feed_store
     journal = Journal(config.journal.path, gate_id=profile.gate_id)
     closers.append(journal.close)
+    journal.signer = _journal_signer(config, profile.gate_id)
 
     if pin_factory is None:
         pin_factory = open_pin_factory(config.hardware.pin_factory)
@@ -386,6 +387,19 @@ LATCH_FILE = "fire-alarm-latched"
 """In the state folder while free egress is latched: a restart keeps the gate free."""
 
 
+def _journal_signer(config: Config, gate_id: str) -> tuple[str, Any] | None:
+    """The key that signs the journal's checkpoints: journal.key_file, else the mesh key."""
+    path = config.journal.key_file or (config.mesh.key_file if config.mesh else None)
+    if path is None:
+        log.warning("journal checkpoints are not signed: no journal.key_file nor mesh key "
+                    "(the journal's tree is kept, nobody can vouch for its head)")
+        return None
+    try:
+        return gate_id, keyfiles.load_private_key(path)
+    except KeyFileError as exc:
+        raise ConfigError(f"journal.key_file: {exc}") from None
+
+
 def _sync_folder(folder: Path) -> None:
     """fsync a folder: a file created, renamed or removed in it survives a power cut only
     once its folder's entry is on disk too."""
@@ -470,6 +484,9 @@ class Housekeeping:
         m.frames_dropped.inc(max(0, stats.dropped - getattr(self, "_dropped", 0)))
         self._dropped = stats.dropped
         m.upload_backlog.set(app.journal.upload_backlog())
+        now = time.time()
+        if now - app.journal.last_checkpoint_at >= app.config.journal.checkpoint_interval_s:
+            app.journal.checkpoint(at=now)
         if camera != self._camera_state:
             self._camera_state = camera
             app.bus.publish(CameraChanged(state=camera))
