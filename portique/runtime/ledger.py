@@ -317,3 +317,90 @@ def _check_checkpoint(report: Report, source: str, signed: tlog.SignedCheckpoint
         report.findings.append(Finding(None, "forked", (
             f"the journal's first {cp.size} leaves no longer make the tree {label} signed: "
             "its history was rewritten")))
+
+
+# --- the platform's side: an upload against the previous one ----------------------------
+
+UPLOAD_DECISION_FIELDS = ("scan_id", "at", "gate", "event", "ticket_id", "generation",
+                          "verdict", "reason", "method", "latency_ms", "steward", "note")
+
+
+def _b64(value: Any, what: str) -> bytes:
+    import base64
+
+    if not isinstance(value, str):
+        raise tlog.TlogError(f"{what}: base64 text expected")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise tlog.TlogError(f"{what}: not base64") from None
+
+
+def verify_upload(body: Mapping[str, Any], *, gate_keys: Mapping[str, Ed25519PublicKey],
+                  previous: tlog.SignedCheckpoint | None = None) -> tlog.SignedCheckpoint:
+    """What the platform checks of one upload (docs/journal.md, "Proofs in an upload"):
+    the checkpoint is signed by the gate; it extends `previous` (the checkpoint of the
+    gate's last accepted upload) by its consistency proof; every record is in the tree,
+    by its leaves' inclusion proofs, and says what its leaves say. Returns the upload's
+    checkpoint (the next `previous`); TlogError naming the first thing that fails."""
+    tree = body.get("tree")
+    if not isinstance(tree, dict):
+        raise tlog.TlogError("upload: no tree (checkpoint and proofs)")
+    signed = tlog.parse_checkpoint(str(tree.get("checkpoint", "")).encode("utf-8"))
+    gate = str(body.get("gate", ""))
+    key = gate_keys.get(gate)
+    if key is None:
+        raise tlog.TlogError(f"upload: gate {gate!r} has no key here")
+    tlog.check_signature(signed, gate, key)
+    cp = signed.checkpoint
+    if previous is not None:
+        old = previous.checkpoint
+        if old.origin != cp.origin:
+            raise tlog.TlogError(f"upload: the journal is another log ({cp.origin!r}) than "
+                                 f"the previous upload's ({old.origin!r}): it was replaced")
+        if cp.size < old.size:
+            raise tlog.TlogError(f"upload: checkpoint of size {cp.size} is older than the "
+                                 f"previous upload's ({old.size}): the journal was cut back")
+        consistency = tree.get("consistency")
+        if old.size == cp.size:
+            proof: list[bytes] = []
+        elif not isinstance(consistency, dict) or consistency.get("from_size") != old.size:
+            raise tlog.TlogError(f"upload: no consistency proof from size {old.size}")
+        else:
+            proof = [_b64(h, "consistency proof") for h in consistency.get("proof", [])]
+        tlog.verify_consistency(old.size, cp.size, old.root, cp.root, proof)
+    leaves = tree.get("leaves")
+    if not isinstance(leaves, dict):
+        raise tlog.TlogError("upload: no leaves for its records")
+    for record in body.get("records", []):
+        scan_id = record.get("scan_id")
+        found = leaves.get(scan_id)
+        if not isinstance(found, list) or not found:
+            raise tlog.TlogError(f"upload: record {scan_id} comes with no leaf")
+        decoded = []
+        for item in found:
+            leaf = _b64(item.get("leaf"), f"record {scan_id}: leaf")
+            index = item.get("index")
+            if not isinstance(index, int):
+                raise tlog.TlogError(f"record {scan_id}: leaf index missing")
+            proof = [_b64(h, f"record {scan_id}: proof") for h in item.get("proof", [])]
+            try:
+                tlog.verify_inclusion(tlog.leaf_hash(leaf), index, cp.size, proof, cp.root)
+            except tlog.TlogError as exc:
+                raise tlog.TlogError(f"record {scan_id}, leaf {index}: {exc}") from None
+            parsed = json.loads(leaf)
+            if parsed.get("i") != index or parsed.get("scan_id") != scan_id:
+                raise tlog.TlogError(f"record {scan_id}: leaf {index} is about another record")
+            decoded.append(parsed)
+        decision = next((d for d in decoded if d.get("kind") == "decision"), None)
+        if decision is None:
+            raise tlog.TlogError(f"record {scan_id}: no decision leaf")
+        for name in UPLOAD_DECISION_FIELDS:
+            if not _same(record.get(name), decision.get(name)):
+                raise tlog.TlogError(f"record {scan_id}: {name} is {record.get(name)!r} in "
+                                     f"the upload, {decision.get(name)!r} in its leaf")
+        states = [d.get("state") for d in decoded if d.get("kind") in ("admission", "state")]
+        if record.get("admission_state") != (states[-1] if states else None):
+            raise tlog.TlogError(f"record {scan_id}: admission state "
+                                 f"{record.get('admission_state')!r} is not its last leaf's")
+    return signed

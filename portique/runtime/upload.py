@@ -69,12 +69,13 @@ class Uploader:
 
     def run_once(self) -> UploadResult:
         """Send one batch; returns how many records the platform acknowledged."""
-        records = self.journal.pending_upload(self.config.batch)
-        if not records:
-            return UploadResult(0)
-        payload: dict[str, Any] = {"gate": self.gate_id, "event": self.event,
-                                   "records": records}
-        size = self._tree(payload, records)
+        with self.journal.reading():  # records, checkpoint and proofs of one moment
+            records = self.journal.pending_upload(self.config.batch)
+            if not records:
+                return UploadResult(0)
+            payload: dict[str, Any] = {"gate": self.gate_id, "event": self.event,
+                                       "records": records}
+            size = self._tree(payload, records)
         body = json.dumps(payload, separators=(",", ":")).encode()
         request = urllib.request.Request(self.config.url, data=body, method="POST",
                                          headers={"Content-Type": "application/json"})
