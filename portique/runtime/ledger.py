@@ -37,9 +37,9 @@ FIELDS = {"decision": DECISION_FIELDS, "admission": ADMISSION_FIELDS, "state": S
 
 
 def leaf_bytes(kind: str, index: int, values: Sequence[Any]) -> bytes:
-    """One leaf: {"v":1,"i":INDEX,"kind":KIND, then the record's fields in their fixed
+    """One leaf: {"v":1,"i":INDEX,"leaf":KIND, then the record's fields in their fixed
     order}, compact JSON in UTF-8 (numbers as Python's shortest round-trip repr)."""
-    body: dict[str, Any] = {"v": LEAF_VERSION, "i": index, "kind": kind}
+    body: dict[str, Any] = {"v": LEAF_VERSION, "i": index, "leaf": kind}
     body.update(zip(FIELDS[kind], values, strict=True))
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
@@ -189,6 +189,11 @@ def verify_journal(path: Path, *, gate_keys: Mapping[str, Ed25519PublicKey],
             leaf = json.loads(body)
         except ValueError:
             report.findings.append(Finding(index, "changed", f"leaf {index}: not JSON"))
+            continue
+        if leaf.get("leaf") != kind or leaf.get("v") != LEAF_VERSION:
+            report.findings.append(Finding(index, "changed", (
+                f"leaf {index} ({_describe(kind, ref)}): stored as a {kind} leaf, its bytes "
+                f"say {leaf.get('leaf')!r}")))
             continue
         if leaf.get("i") != index:
             report.findings.append(Finding(index, "reordered", (
@@ -392,14 +397,14 @@ def verify_upload(body: Mapping[str, Any], *, gate_keys: Mapping[str, Ed25519Pub
             if parsed.get("i") != index or parsed.get("scan_id") != scan_id:
                 raise tlog.TlogError(f"record {scan_id}: leaf {index} is about another record")
             decoded.append(parsed)
-        decision = next((d for d in decoded if d.get("kind") == "decision"), None)
+        decision = next((d for d in decoded if d.get("leaf") == "decision"), None)
         if decision is None:
             raise tlog.TlogError(f"record {scan_id}: no decision leaf")
         for name in UPLOAD_DECISION_FIELDS:
             if not _same(record.get(name), decision.get(name)):
                 raise tlog.TlogError(f"record {scan_id}: {name} is {record.get(name)!r} in "
                                      f"the upload, {decision.get(name)!r} in its leaf")
-        states = [d.get("state") for d in decoded if d.get("kind") in ("admission", "state")]
+        states = [d.get("state") for d in decoded if d.get("leaf") in ("admission", "state")]
         if record.get("admission_state") != (states[-1] if states else None):
             raise tlog.TlogError(f"record {scan_id}: admission state "
                                  f"{record.get('admission_state')!r} is not its last leaf's")
