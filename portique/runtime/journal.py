@@ -314,6 +314,7 @@ class Journal:
         self.signer: tuple[str, Ed25519PrivateKey] | None = None
         """(key name, key) that signs checkpoints: the gate id and its key (set by wiring)."""
         self._tree = tlog.Tree()
+        self._leaves_of: dict[str, list[int]] = {}
         self.last_checkpoint: tlog.SignedCheckpoint | None = None
         self.last_checkpoint_at = 0.0
         self._start_counters()
@@ -373,17 +374,21 @@ class Journal:
 
     def _backfill(self, n: int, kind: str, ref: str, row: tuple[Any, ...]) -> int:
         body = ledger.leaf_bytes(kind, n, row)
-        self._db.execute("INSERT INTO journal_leaves (idx, kind, ref, body, hash) VALUES "
-                         "(?, ?, ?, ?, ?)", (n, kind, ref, body, tlog.leaf_hash(body)))
+        self._db.execute("INSERT INTO journal_leaves (idx, kind, ref, body) VALUES "
+                         "(?, ?, ?, ?)", (n, kind, ref, body))
         return n + 1
 
     # --- the tree -----------------------------------------------------------------------
 
     def _catch_up(self) -> None:
-        """Bring the in-memory tree head up to the leaves written (under the lock)."""
-        for (h,) in self._db.execute("SELECT hash FROM journal_leaves WHERE idx >= ? "
-                                     "ORDER BY idx", (self._tree.size,)):
-            self._tree.append(bytes(h))
+        """Bring the in-memory tree (and which leaves are about which decision) up to the
+        leaves written (under the lock)."""
+        for idx, kind, ref, body in self._db.execute(
+                "SELECT idx, kind, ref, body FROM journal_leaves WHERE idx >= ? ORDER BY idx",
+                (self._tree.size,)):
+            self._tree.append(tlog.leaf_hash(bytes(body)))
+            if kind != "gate_event":
+                self._leaves_of.setdefault(str(ref), []).append(int(idx))
 
     def tree_head(self) -> tlog.Checkpoint:
         with self._lock:
@@ -471,16 +476,9 @@ class Journal:
     def leaf_indexes(self, scan_ids: list[str]) -> dict[str, list[int]]:
         """The leaves (indexes) about each of these decisions: its decision, admission and
         state leaves."""
-        out: dict[str, list[int]] = {s: [] for s in scan_ids}
         with self._lock:
-            for start in range(0, len(scan_ids), 500):
-                chunk = scan_ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
-                for idx, ref in self._db.execute(
-                        f"SELECT idx, ref FROM journal_leaves WHERE ref IN ({marks}) AND kind "
-                        "IN ('decision', 'admission', 'state') ORDER BY idx", chunk):
-                    out[ref].append(int(idx))
-        return out
+            self._catch_up()
+            return {s: list(self._leaves_of.get(s, ())) for s in scan_ids}
 
     def _counter(self, name: str) -> int:
         row = self._db.execute("SELECT n FROM journal_counts WHERE name = ?",

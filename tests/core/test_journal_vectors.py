@@ -49,7 +49,7 @@ def path(m: int, h: list[bytes]) -> list[bytes]:
     if len(h) == 1:
         return []
     k = _k(len(h))
-    return path(m, h[:k]) + [mth(h[k:])] if m < k else path(m - k, h[k:]) + [mth(h[:k])]
+    return [*path(m, h[:k]), mth(h[k:])] if m < k else [*path(m - k, h[k:]), mth(h[:k])]
 
 
 def subproof(m: int, h: list[bytes], b: bool) -> list[bytes]:
@@ -59,8 +59,8 @@ def subproof(m: int, h: list[bytes], b: bool) -> list[bytes]:
         return [] if b else [mth(h)]
     k = _k(n)
     if m <= k:
-        return subproof(m, h[:k], b) + [mth(h[k:])]
-    return subproof(m - k, h[k:], False) + [mth(h[:k])]
+        return [*subproof(m, h[:k], b), mth(h[k:])]
+    return [*subproof(m - k, h[k:], False), mth(h[:k])]
 
 
 def test_committed_file_matches_its_generator() -> None:
