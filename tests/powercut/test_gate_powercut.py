@@ -138,7 +138,7 @@ def _wait_ready(log: Path, starts: int, process: subprocess.Popen[bytes]) -> Non
 
 @pytest.mark.parametrize("cuts", [
     CUTS_SHORT,
-    pytest.param(CUTS_LONG, marks=pytest.mark.slow),
+    pytest.param(CUTS_LONG, marks=[pytest.mark.slow, pytest.mark.timeout(3600)]),
 ])
 def test_power_cuts_lose_nothing_acknowledged(tmp_path: Path, cuts: int,
                                                venue: tuple[LoopbackBroker, Path]) -> None:
