@@ -3,8 +3,9 @@
 A config section is a frozen dataclass whose fields carry a description and bounds
 (``setting(...)``). ``build(cls, table, path)`` validates a dict against it: unknown keys,
 missing keys, wrong types and out-of-range values are reported with the key's full path
-(``gate.entrance: must be at most 32, got 40``). Loading a file and validating a dict are
-separate functions, so tests and the control socket can validate without files.
+(``gate.entrance: must be at most 32, got 40``), every problem of a file at once. Loading
+a file and validating a dict are separate functions, so tests and the control socket can
+validate without files.
 """
 
 from __future__ import annotations
@@ -57,26 +58,37 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def build(cls: type[T], table: Mapping[str, Any], path: str = "", *,
           base_dir: Path | None = None) -> T:
-    """Validate `table` against the dataclass `cls`; relative paths resolve from base_dir."""
+    """Validate `table` against the dataclass `cls`; relative paths resolve from base_dir.
+
+    Every problem of the table, nested sections included, is found before one ConfigError
+    carries them all (``problems``); a section's own checks (``__post_init__``) run once
+    its keys are right."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"{path or 'config'}: must be a table, got {_kind(table)}")
     assert dataclasses.is_dataclass(cls)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    problems: list[str] = []
     unknown = sorted(set(table) - set(fields))
     if unknown:
         where = ", ".join(_join(path, k) for k in unknown)
-        raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(fields))})")
+        problems.append(f"{where}: unknown key (known: {', '.join(sorted(fields))})")
     values: dict[str, Any] = {}
     for name, spec in fields.items():
         key_path = _join(path, name)
         if name not in table:
             if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{key_path}: required key is missing")
+                problems.append(f"{key_path}: required key is missing")
             continue
-        value = _convert(hints[name], table[name], key_path, base_dir)
-        _check_bounds(spec, value, key_path)
+        try:
+            value = _convert(hints[name], table[name], key_path, base_dir)
+            _check_bounds(spec, value, key_path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
         values[name] = value
+    if problems:
+        raise ConfigError(problems=tuple(problems))
     try:
         return cls(**values)
     except ConfigError:
@@ -96,6 +108,107 @@ def describe(cls: type[Any]) -> list[tuple[str, str, str]]:
         else:
             rows.append((spec.name, _type_name(hint), spec.metadata.get("description", "")))
     return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyInfo:
+    """One config key as `gate config keys` shows it."""
+
+    key: str
+    type: str
+    """Readable: text, integer, number, true/false, path, one of a | b, list of ..."""
+    required: bool
+    default: Any
+    """The default as TOML would write it (None: no default, or empty)."""
+    minimum: float | None
+    maximum: float | None
+    description: str
+    section_optional: bool = False
+    """The key's section may be left out whole (its keys then do not apply)."""
+
+    @property
+    def bounds(self) -> str:
+        if self.minimum is not None and self.maximum is not None:
+            return f"{_number(self.minimum)} to {_number(self.maximum)}"
+        if self.minimum is not None:
+            return f"at least {_number(self.minimum)}"
+        if self.maximum is not None:
+            return f"at most {_number(self.maximum)}"
+        return ""
+
+    @property
+    def default_text(self) -> str:
+        if self.required:
+            return "required" + (" (in its section)" if self.section_optional else "")
+        if self.default is None or self.default in ("", []):
+            return "(empty)"
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        if isinstance(self.default, str):
+            return f'"{self.default}"'
+        if isinstance(self.default, float | int):
+            return _number(self.default)
+        return str(self.default)
+
+
+def keys(cls: type[Any], *, optional: bool = False) -> list[KeyInfo]:
+    """Every key of a section, nested sections flattened: type, default, bounds."""
+    rows: list[KeyInfo] = []
+    hints = typing.get_type_hints(cls)
+    for spec in dataclasses.fields(cls):
+        hint = _optional_dataclass(hints[spec.name])
+        if dataclasses.is_dataclass(hint):
+            inner = optional or hint is not hints[spec.name] or \
+                spec.default is not dataclasses.MISSING or \
+                spec.default_factory is not dataclasses.MISSING
+            rows += [dataclasses.replace(k, key=f"{spec.name}.{k.key}")
+                     for k in keys(hint, optional=inner)]  # type: ignore[arg-type]
+            continue
+        required = spec.default is dataclasses.MISSING and \
+            spec.default_factory is dataclasses.MISSING
+        factory: Any = spec.default_factory
+        default = None if required else (
+            factory() if spec.default is dataclasses.MISSING else spec.default)
+        rows.append(KeyInfo(spec.name, readable_type(hints[spec.name]), required,
+                            _plain(default), spec.metadata.get("minimum"),
+                            spec.metadata.get("maximum"),
+                            spec.metadata.get("description", ""), optional))
+    return rows
+
+
+def readable_type(hint: Any) -> str:
+    """A type as a technician reads it: text, integer, path, one of fail_safe | fail_secure."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return " or ".join(readable_type(a) for a in options) + " (or left out)"
+    if origin in (list, tuple, frozenset, set):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return "list of " + (readable_type(args[0]) if args else "values")
+    if origin in (dict, Mapping):
+        return "table"
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "one of " + " | ".join(str(m.value) for m in hint)
+    names = {str: "text", int: "integer", float: "number", bool: "true/false", Path: "path"}
+    if hint in names:
+        return names[hint]
+    return _type_name(hint)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple | frozenset | set):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value):
+        return None
+    return value
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _optional_dataclass(hint: Any) -> Any:
@@ -143,7 +256,16 @@ def _convert(hint: Any, value: Any, key_path: str, base_dir: Path | None) -> Any
         if not isinstance(value, list):
             raise ConfigError(f"{key_path}: must be an array, got {_kind(value)}")
         (item,) = typing.get_args(hint)[:1]
-        return tuple(_convert(item, v, f"{key_path}[{i}]", base_dir) for i, v in enumerate(value))
+        items: list[Any] = []
+        problems: list[str] = []
+        for i, v in enumerate(value):
+            try:
+                items.append(_convert(item, v, f"{key_path}[{i}]", base_dir))
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise ConfigError(problems=tuple(problems))
+        return tuple(items)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         choices = [m.value for m in hint]
         if value not in choices:

@@ -21,9 +21,9 @@ from portique import keyfiles
 from portique.base.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, emit, time_arg
 from portique.base.errors import ConfigError, GateError, UsageError
 from portique.base.timeparse import format_time
-from portique.commands import decode, feed, hw, journal, mesh, steward, supervisor
+from portique.commands import decode, feed, hw, journal, mesh, ready, steward, supervisor
 from portique.commands.common import ask_gate
-from portique.runtime.config import Config
+from portique.runtime.config import Config, load_for_run
 from portique.runtime.config import load as load_config
 from portique.ticket import credential
 from portique.ticket.credential import Flag, TicketFields
@@ -48,7 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except GateError as exc:
-        print(f"gate: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a config error: one line per problem
+            print(f"gate: error: {line}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reads the failure too
+            failure: dict[str, object] = {"ok": False, "error": str(exc),
+                                          "error_type": type(exc).__name__}
+            if handler is _config_check:
+                failure.update(file=str(args.file), valid=False)
+            print(json.dumps(failure, ensure_ascii=False, sort_keys=True))
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
@@ -64,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_check(sub)
     _register_config(sub)
     _register_run(sub)
-    for group in (feed, hw, decode, steward, mesh, supervisor, journal):
+    for group in (feed, hw, decode, steward, mesh, supervisor, ready, journal):
         group.register(sub)
     return parser
 
@@ -399,34 +406,55 @@ def _check(args: argparse.Namespace) -> int:
 def _register_config(sub: Any) -> None:
     cfg = sub.add_parser("config", help="check a gate config file, list its keys")
     csub = cfg.add_subparsers(metavar="ACTION", required=True)
-    check = csub.add_parser("check", help="validate a config file (exit 2 on any error)")
+    check = csub.add_parser("check", help="validate a config file as `gate run` does: every "
+                            "problem, one line each (exit 2 on any)")
     check.add_argument("file", type=Path)
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=_config_check)
-    keys = csub.add_parser("keys", help="every config key with its type and meaning")
+    keys = csub.add_parser("keys", help="every config key: its type, default or whether it "
+                           "is required, bounds and meaning")
+    keys.add_argument("--json", action="store_true")
     keys.set_defaults(handler=_config_keys)
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
+    from portique.revocation.config import NO_FEED_WARNING
+
+    try:
+        config = load_for_run(args.file)  # exactly what `gate run` checks
+    except ConfigError as exc:
+        if not args.json:
+            raise
+        for line in str(exc).splitlines() or [""]:
+            print(f"gate: error: {line}", file=sys.stderr)
+        print(json.dumps({"ok": False, "file": str(args.file), "valid": False,
+                          "error": str(exc), "error_type": type(exc).__name__,
+                          "errors": list(exc.problems)}, ensure_ascii=False, sort_keys=True))
+        return EXIT_USAGE
     trust = keyfiles.load_trust_dir(config.keys.trust_dir)
-    if len(trust) == 0:
-        raise UsageError(f"keys.trust_dir {config.keys.trust_dir}: no issuer key found")
     g = config.gate
+    warning = f"; {NO_FEED_WARNING}" if config.feeds_waived else ""
     emit(args, f"{args.file}: valid (gate {g.id}, event {g.event}, entrance {g.entrance}, "
-         f"{len(trust)} issuer key(s))",
+         f"{len(trust)} issuer key(s){warning})",
          {"file": str(args.file), "valid": True, "gate": g.id, "event": g.event,
-          "entrance": g.entrance, "issuer_keys": len(trust)})
+          "entrance": g.entrance, "issuer_keys": len(trust),
+          "warnings": [NO_FEED_WARNING] if config.feeds_waived else []})
     return EXIT_OK
 
 
 def _config_keys(args: argparse.Namespace) -> int:
-    from portique.base.configschema import describe
+    from portique.base.configschema import keys
     from portique.runtime.config import Config
 
-    for key, kind, text in describe(Config):
-        if key != "source":
-            print(f"{key:<28} {kind:<20} {text}")
+    rows = [k for k in keys(Config) if k.key not in ("source", "feeds_waived")]
+    human = "\n".join(
+        f"{k.key:<32} {k.type}\n{'':<32} default: {k.default_text}"
+        + (f"; bounds: {k.bounds}" if k.bounds else "") + f"\n{'':<32} {k.description}"
+        for k in rows)
+    emit(args, human, {"keys": [{"key": k.key, "type": k.type, "required": k.required,
+                                 "default": k.default, "minimum": k.minimum,
+                                 "maximum": k.maximum, "description": k.description}
+                                for k in rows]})
     return EXIT_OK
 
 
@@ -465,9 +493,11 @@ def _register_run(sub: Any) -> None:
 def setup_logging(level: str) -> None:
     import logging
 
-    logging.basicConfig(
-        level=getattr(logging, level), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from portique.base.logformat import FieldsFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(FieldsFormatter())
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler])
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -476,7 +506,7 @@ def _run(args: argparse.Namespace) -> int:
     from portique.runtime.wiring import RunOptions, build, install_signal_handlers
 
     setup_logging(args.log_level)
-    config = load_config(args.config)
+    config = load_for_run(args.config)
     simulated = config.hardware is not None and \
         config.hardware.pin_factory is PinFactoryName.MOCK
     options: RunOptions

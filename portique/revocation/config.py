@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from portique.revocation.sync import SyncSettings
 
 
+NO_FEED_WARNING = "no revocation feed: resold tickets cannot be refused"
+"""What every status output says of a gate configured with ``[feeds] required = false``."""
+
+
 @dataclass(frozen=True)
 class FeedsConfig:
     store: Path = setting(description="The local feed store (SQLite). Holds holder names: "
@@ -46,6 +50,14 @@ class FeedsConfig:
     redirect_origins: tuple[str, ...] = setting(
         (), description="Origins (scheme://host[:port]) besides base_url's that the feed "
         "server may redirect to, with base_url's scheme; every other redirect is refused")
+
+    required: bool = setting(
+        True, description="false, with no other [feeds] key: this gate runs without a "
+        "revocation feed, so resold and cancelled tickets cannot be refused (every status "
+        "says so); a gate with no [feeds] table at all refuses to start")
+    ready_max_age_s: float = setting(
+        900.0, description="`gate ready`: the feed counts as fresh when the gate heard "
+        "from the feed server at most this many seconds ago", minimum=60, maximum=604800)
 
     def __post_init__(self) -> None:
         parts = urllib.parse.urlsplit(self.base_url)
