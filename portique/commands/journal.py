@@ -46,6 +46,8 @@ def register(sub: Any) -> None:
     checkpoint.add_argument("--journal", type=Path)
     checkpoint.add_argument("--config", type=Path)
     checkpoint.add_argument("--out", type=Path, help="write it to this file")
+    checkpoint.add_argument("--json", action="store_true", help="its origin, size, root and "
+                            "note text as one JSON object")
     checkpoint.set_defaults(handler=_checkpoint)
 
     upload = jsub.add_parser("check-upload", help="platform side: an upload's checkpoint "
@@ -147,13 +149,19 @@ def _checkpoint(args: argparse.Namespace) -> int:
     if row is None:
         raise UsageError(f"journal {path}: no signed checkpoint yet")
     note = bytes(row[0])
+    if args.json:
+        from portique.runtime import tlog
+
+        cp = tlog.parse_checkpoint(note).checkpoint
+        print(json.dumps({"origin": cp.origin, "size": cp.size, "root": cp.root.hex(),
+                          "note": note.decode("utf-8")}, ensure_ascii=False, sort_keys=True))
     if args.out is not None:
         try:
             args.out.write_bytes(note)
         except OSError as exc:
             raise UsageError(f"--out {args.out}: cannot write ({exc.strerror or exc})") \
                 from None
-    else:
+    elif not args.json:
         print(note.decode("utf-8"), end="")
     return EXIT_OK
 
