@@ -13,8 +13,9 @@ ON_PI  := $(shell grep -qs 'Raspberry Pi' /proc/device-tree/model && echo yes)
 GATE_PACKAGES ?= libzbar0 $(if $(ON_PI),python3-lgpio)
 VENV_FLAGS    := $(if $(ON_PI),--system-site-packages)
 # ... and what the demo and the test suite need besides: tmux for the terminal test,
-# mosquitto for the venue broker, systemd's analyzer for the unit files.
-DEV_PACKAGES  ?= tmux mosquitto systemd
+# mosquitto for the venue broker, systemd's analyzer for the unit files, FUSE 3 for the
+# power-cut file system (tests/powercut/).
+DEV_PACKAGES  ?= tmux mosquitto systemd fuse3 libfuse3-3
 # ... and what only the tests need (not the demo): Prometheus and its promtool for the
 # alert rules, Chromium (large) for the rehearsal wallet's browser test.
 TEST_PACKAGES ?= prometheus chromium

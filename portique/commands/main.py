@@ -26,6 +26,7 @@ from portique.commands import (
     decode,
     feed,
     hw,
+    journal,
     mesh,
     platform,
     ready,
@@ -88,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     _register_check(sub)
     _register_config(sub)
     _register_run(sub)
-    for group in (feed, hw, decode, steward, mesh, supervisor, ready, platform, wallet, train,
-                  venue):
+    for group in (feed, hw, decode, steward, mesh, supervisor, ready, journal, platform,
+                  wallet, train, venue):
         group.register(sub)
     return parser
 

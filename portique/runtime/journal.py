@@ -17,10 +17,16 @@ is still to be uploaded to the platform (``uploads``: what was uploaded survives
 Admissions made at the venue's other gates, learnt through the mesh (portique/runtime/mesh/), sit in
 ``peer_admissions`` beside this gate's own, so the unique index above stays this gate's
 guarantee; anti-passback reads both.
+
+Every record is also a leaf of the gate's Merkle tree (portique/runtime/ledger.py,
+docs/journal.md), written by triggers in the record's own transaction; `checkpoint`
+signs the tree head (a C2SP checkpoint) with the gate's key, at a cadence and before
+every upload, so that an edit of the file afterwards shows (`gate journal verify`).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import enum
 import errno
@@ -35,8 +41,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from portique.base.configschema import setting
 from portique.base.errors import GateError
+from portique.runtime import ledger, tlog
 from portique.ticket.decision import Decision
 from portique.ticket.reasons import Reason, Verdict
 from portique.ticket.rules import Stay, stays_of
@@ -184,6 +193,13 @@ _RECOUNT = (
 class JournalConfig:
     path: Path = setting(Path("/var/lib/portique/journal.sqlite"),
                          description="The journal's SQLite file (in the state directory)")
+    key_file: Path | None = setting(None, description="The gate's Ed25519 private key that "
+                                    "signs the journal's checkpoints (PEM, mode 0600); "
+                                    "default: mesh.key_file, if the mesh is set up")
+    checkpoint_interval_s: float = setting(60.0, description="Seconds between two signed "
+                                           "checkpoints of the journal's tree (one is also "
+                                           "signed before every upload)",
+                                           minimum=1.0, maximum=86400.0)
 
 
 class Method(enum.StrEnum):
@@ -290,6 +306,7 @@ class Journal:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
             _add_released_at(self._db)
+            self._db.executescript(ledger.SCHEMA)
             self._check_same_file()
         except JournalError:
             with contextlib.suppress(AttributeError):
@@ -307,6 +324,12 @@ class Journal:
                 self._db.execute("SELECT COUNT(*) FROM decisions").fetchone()
             except sqlite3.Error as again:
                 raise JournalError(f"journal {path}: cannot open: {again}") from None
+        self.signer: tuple[str, Ed25519PrivateKey] | None = None
+        """(key name, key) that signs checkpoints: the gate id and its key (set by wiring)."""
+        self._tree = tlog.Tree()
+        self._leaves_of: dict[str, list[int]] = {}
+        self.last_checkpoint: tlog.SignedCheckpoint | None = None
+        self.last_checkpoint_at = 0.0
         self._start_counters()
 
     def _start_counters(self) -> None:
@@ -320,6 +343,15 @@ class Journal:
                         self._db.execute(statement)
                     for statement in _RECOUNT:
                         self._db.execute(statement)
+                    if self.unwritable is None:
+                        ledger.register(self._db)
+                        for statement in ledger.TRIGGERS:
+                            self._db.execute(statement)
+                        self._start_tree()
+                    else:
+                        row = self._db.execute("SELECT value FROM journal_meta WHERE name = "
+                                               "'origin'").fetchone()
+                        self.origin = "" if row is None else str(row[0])
                     self._db.execute("COMMIT")
                 except BaseException:
                     if self._db.in_transaction:
@@ -329,6 +361,137 @@ class Journal:
             except sqlite3.Error as exc:
                 raise JournalError(f"journal {self.path}: cannot count its records: {exc}") \
                     from None
+
+    def _start_tree(self) -> None:
+        """The log's origin (made once, with the journal) and, for a journal from before
+        the tree, its records as the first leaves, in the order they were written."""
+        db = self._db
+        if db.execute("SELECT 1 FROM journal_meta WHERE name = 'origin'").fetchone() is None:
+            origin = f"portique.journal/{self.gate_id}/{uuid.uuid4().hex[:16]}"
+            db.execute("INSERT INTO journal_meta (name, value) VALUES ('origin', ?)",
+                       (origin,))
+        if db.execute("SELECT 1 FROM journal_leaves LIMIT 1").fetchone() is None:
+            n = 0
+            for row in db.execute(f"SELECT {', '.join(ledger.DECISION_FIELDS)} FROM decisions "
+                                  "ORDER BY rowid").fetchall():
+                n = self._backfill(n, "decision", row[0], row)
+                admission = db.execute(f"SELECT {', '.join(ledger.ADMISSION_FIELDS)} FROM "
+                                       "admissions WHERE scan_id = ?", (row[0],)).fetchone()
+                if admission is not None:
+                    n = self._backfill(n, "admission", row[0], admission)
+            for row in db.execute(f"SELECT {', '.join(ledger.GATE_EVENT_FIELDS)} FROM "
+                                  "gate_events ORDER BY rowid").fetchall():
+                n = self._backfill(n, "gate_event", str(row[0]), row)
+        self.origin = str(db.execute(
+            "SELECT value FROM journal_meta WHERE name = 'origin'").fetchone()[0])
+
+    def _backfill(self, n: int, kind: str, ref: str, row: tuple[Any, ...]) -> int:
+        body = ledger.leaf_bytes(kind, n, row)
+        self._db.execute("INSERT INTO journal_leaves (idx, kind, ref, body) VALUES "
+                         "(?, ?, ?, ?)", (n, kind, ref, body))
+        return n + 1
+
+    # --- the tree -----------------------------------------------------------------------
+
+    def _catch_up(self) -> None:
+        """Bring the in-memory tree (and which leaves are about which decision) up to the
+        leaves written (under the lock)."""
+        for idx, kind, ref, body in self._db.execute(
+                "SELECT idx, kind, ref, body FROM journal_leaves WHERE idx >= ? ORDER BY idx",
+                (self._tree.size,)):
+            self._tree.append(tlog.leaf_hash(bytes(body)))
+            if kind != "gate_event":
+                self._leaves_of.setdefault(str(ref), []).append(int(idx))
+
+    def tree_head(self) -> tlog.Checkpoint:
+        with self._lock:
+            self._catch_up()
+            return tlog.Checkpoint(self.origin, self._tree.size, self._tree.root())
+
+    def checkpoint(self, *, at: float, force: bool = False) -> tlog.SignedCheckpoint | None:
+        """Sign the tree head and keep it in the journal (None: no key, or nothing new
+        since the last one unless `force`)."""
+        if self.signer is None or self.unwritable is not None:
+            return None
+        name, key = self.signer
+        with self._lock:
+            head = self.tree_head()
+            last = self._db.execute("SELECT size, note FROM journal_checkpoints ORDER BY "
+                                    "size DESC LIMIT 1").fetchone()
+            if last is not None and last[0] == head.size and not force:
+                self.last_checkpoint = tlog.parse_checkpoint(bytes(last[1]))
+                self.last_checkpoint_at = at
+                return self.last_checkpoint
+            signed = tlog.sign_checkpoint(head, name, key)
+            with self._write("a checkpoint") as db:
+                db.execute("INSERT OR IGNORE INTO journal_checkpoints (size, at, note) "
+                           "VALUES (?, ?, ?)", (head.size, at, signed.encode()))
+            self.last_checkpoint, self.last_checkpoint_at = signed, at
+        log.info("journal checkpoint signed gate=%s size=%d", self.gate_id, head.size)
+        return signed
+
+    def add_cosignature(self, size: int, signature: tlog.Signature) -> bool:
+        """Keep a peer's cosignature with this gate's checkpoint of `size` (checked by the
+        caller). False when there is no such checkpoint."""
+        with self._lock:
+            row = self._db.execute("SELECT note FROM journal_checkpoints WHERE size = ?",
+                                   (size,)).fetchone()
+            if row is None:
+                return False
+            signed = tlog.parse_checkpoint(bytes(row[0])).with_signature(signature)
+            with self._write("a cosignature") as db:
+                db.execute("UPDATE journal_checkpoints SET note = ? WHERE size = ?",
+                           (signed.encode(), size))
+        return True
+
+    def checkpoints(self, *, since_size: int = 0) -> list[tlog.SignedCheckpoint]:
+        with self._lock:
+            rows = self._db.execute("SELECT note FROM journal_checkpoints WHERE size >= ? "
+                                    "ORDER BY size", (since_size,)).fetchall()
+        return [tlog.parse_checkpoint(bytes(r[0])) for r in rows]
+
+    def proofs(self, scan_ids: list[str], size: int) -> dict[str, list[dict[str, Any]]]:
+        """For each decision, its leaves in the tree of `size` leaves: index, bytes and
+        inclusion proof (docs/journal.md, "Proofs in an upload")."""
+        indexes = self.leaf_indexes(scan_ids)
+        out: dict[str, list[dict[str, Any]]] = {}
+        with self._lock:
+            self._catch_up()
+            for scan_id, leaves in indexes.items():
+                out[scan_id] = []
+                for idx in leaves:
+                    if idx >= size:
+                        continue
+                    body = self._db.execute("SELECT body FROM journal_leaves WHERE idx = ?",
+                                            (idx,)).fetchone()[0]
+                    out[scan_id].append({
+                        "index": idx, "leaf": base64.b64encode(bytes(body)).decode(),
+                        "proof": [base64.b64encode(h).decode()
+                                  for h in self._tree.inclusion_proof(idx, size)]})
+        return out
+
+    def consistency(self, old: int, new: int) -> list[bytes]:
+        with self._lock:
+            self._catch_up()
+            return self._tree.consistency_proof(old, new)
+
+    def meta(self, name: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM journal_meta WHERE name = ?",
+                                   (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._write("the journal's own state") as db:
+            db.execute("INSERT INTO journal_meta (name, value) VALUES (?, ?) ON CONFLICT "
+                       "(name) DO UPDATE SET value = excluded.value", (name, value))
+
+    def leaf_indexes(self, scan_ids: list[str]) -> dict[str, list[int]]:
+        """The leaves (indexes) about each of these decisions: its decision, admission and
+        state leaves."""
+        with self._lock:
+            self._catch_up()
+            return {s: list(self._leaves_of.get(s, ())) for s in scan_ids}
 
     def _counter(self, name: str) -> int:
         row = self._db.execute("SELECT n FROM journal_counts WHERE name = ?",

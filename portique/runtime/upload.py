@@ -7,10 +7,16 @@ sending one twice is harmless: after a crash between the platform's answer and o
 receipt, the batch simply goes again. The receipt is written in the journal, so what was
 uploaded is known after a restart. On any failure the thread waits with exponential
 backoff and jitter; scanning never waits for it.
+
+Each batch also carries ``tree`` (docs/journal.md, "Proofs in an upload"): the journal
+checkpoint signed just before it, each record's leaves with their inclusion proofs in that
+tree, and the consistency proof from the checkpoint of the previous successful upload, so
+that the platform can tell the gate's history only ever grew.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -19,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 from portique.base.configschema import setting
 from portique.runtime.journal import Journal, JournalError
@@ -62,11 +69,14 @@ class Uploader:
 
     def run_once(self) -> UploadResult:
         """Send one batch; returns how many records the platform acknowledged."""
-        records = self.journal.pending_upload(self.config.batch)
-        if not records:
-            return UploadResult(0)
-        body = json.dumps({"gate": self.gate_id, "event": self.event, "records": records},
-                          separators=(",", ":")).encode()
+        with self.journal.reading():  # records, checkpoint and proofs of one moment
+            records = self.journal.pending_upload(self.config.batch)
+            if not records:
+                return UploadResult(0)
+            payload: dict[str, Any] = {"gate": self.gate_id, "event": self.event,
+                                       "records": records}
+            size = self._tree(payload, records)
+        body = json.dumps(payload, separators=(",", ":")).encode()
         request = urllib.request.Request(self.config.url, data=body, method="POST",
                                          headers={"Content-Type": "application/json"})
         if self._token:
@@ -83,11 +93,37 @@ class Uploader:
             return self._failed(f"platform answered HTTP {status}")
         try:
             self.journal.mark_uploaded(records, at=time.time())
+            if size is not None:
+                self.journal.set_meta("uploaded_checkpoint_size", str(size))
         except JournalError as exc:
             return self._failed(str(exc))
         self.last_error, self.last_success, self.failures = None, time.time(), 0
         log.info("journal uploaded gate=%s records=%d", self.gate_id, len(records))
         return UploadResult(len(records))
+
+    def _tree(self, payload: dict[str, Any], records: list[dict[str, Any]]) -> int | None:
+        """Add the signed checkpoint and the proofs; the checkpoint's size (None: the
+        journal has no signing key, the batch goes without)."""
+        try:
+            signed = self.journal.checkpoint(at=time.time())
+        except JournalError as exc:
+            log.warning("journal checkpoint not signed for the upload gate=%s cause=%s",
+                        self.gate_id, exc)
+            return None
+        if signed is None:
+            return None
+        size = signed.checkpoint.size
+        tree: dict[str, Any] = {
+            "checkpoint": signed.encode().decode("utf-8"),
+            "leaves": self.journal.proofs([r["scan_id"] for r in records], size)}
+        previous = self.journal.meta("uploaded_checkpoint_size")
+        if previous is not None and int(previous) <= size:
+            tree["consistency"] = {
+                "from_size": int(previous),
+                "proof": [base64.b64encode(h).decode()
+                          for h in self.journal.consistency(int(previous), size)]}
+        payload["tree"] = tree
+        return size
 
     def _failed(self, error: str) -> UploadResult:
         self.failures += 1

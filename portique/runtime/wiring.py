@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from portique import __version__, keyfiles
-from portique.base.errors import ConfigError, GateError
+from portique.base.errors import ConfigError, GateError, KeyFileError
 from portique.base.timeparse import format_time
 from portique.hardware.pins import open_pin_factory
 from portique.hardware.turnstile import EventKind, Turnstile, TurnstileEvent
@@ -416,6 +416,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
         revocations = feed_store
     journal = Journal(config.journal.path, gate_id=profile.gate_id)
     closers.append(journal.close)
+    journal.signer = _journal_signer(config, profile.gate_id)
 
     if pin_factory is None:
         pin_factory = open_pin_factory(config.hardware.pin_factory)
@@ -461,8 +462,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
         if event.kind is EventKind.FIRE_ALARM_RAISED:
             _write_latch(latch, event.detail or "fire alarm")
         elif event.kind is EventKind.FREE_EGRESS_ENDED:
-            with contextlib.suppress(FileNotFoundError):
-                latch.unlink()
+            _remove_latch(latch)
         if event.kind in JOURNALLED_EVENTS:
             try:
                 journal.gate_event(str(event.kind), at=event.at, steward=event.steward_id,
@@ -521,14 +521,48 @@ LATCH_FILE = "fire-alarm-latched"
 """In the state folder while free egress is latched: a restart keeps the gate free."""
 
 
+def _journal_signer(config: Config, gate_id: str) -> tuple[str, Any] | None:
+    """The key that signs the journal's checkpoints: journal.key_file, else the mesh key."""
+    path = config.journal.key_file or (config.mesh.key_file if config.mesh else None)
+    if path is None:
+        log.warning("journal checkpoints are not signed: no journal.key_file nor mesh key "
+                    "(the journal's tree is kept, nobody can vouch for its head)")
+        return None
+    try:
+        return gate_id, keyfiles.load_private_key(path)
+    except KeyFileError as exc:
+        raise ConfigError(f"journal.key_file: {exc}") from None
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder: a file created, renamed or removed in it survives a power cut only
+    once its folder's entry is on disk too."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_latch(path: Path, why: str) -> None:
     try:
         with path.open("w", encoding="utf-8") as handle:
             handle.write(f"{time.time():.3f} {why}\n")
             handle.flush()
             os.fsync(handle.fileno())
+        _sync_folder(path.parent)  # the file's name, not only its bytes
     except OSError as exc:
         log.error("cannot record the fire-alarm latch at %s: %s", path, exc)
+
+
+def _remove_latch(path: Path) -> None:
+    try:
+        path.unlink()
+        _sync_folder(path.parent)  # else a power cut brings the latch back
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.error("cannot remove the fire-alarm latch at %s: %s", path, exc)
 
 
 ZONE_EVERY = 5
@@ -624,6 +658,9 @@ class Housekeeping:
             m.zone_inside.labels(*labels).set(zone["inside"])
             m.zone_entries.labels(*labels).set(zone["entries"])
             m.zone_exits.labels(*labels).set(zone["exits"])
+        now = time.time()
+        if now - app.journal.last_checkpoint_at >= app.config.journal.checkpoint_interval_s:
+            app.journal.checkpoint(at=now)
         ready = app.readiness()
         m.set_readiness(ready.ok, ((c.name, c.ok) for c in ready.checks))
         if health.state.value != self._camera_state:

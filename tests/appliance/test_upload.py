@@ -28,6 +28,7 @@ class Platform:
     """The platform's journal endpoint: stores records by scan id (an upsert)."""
 
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bodies: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     fail_next: int = 0
     """Answer 500 to this many requests, after storing them (a lost answer)."""
@@ -46,6 +47,7 @@ def platform() -> Iterator[Platform]:
             length = int(self.headers["Content-Length"])
             body = json.loads(self.rfile.read(length))
             state.requests += 1
+            state.bodies.append(body)
             state.arrived.set()
             if state.hold is not None:
                 state.hold.wait(10)

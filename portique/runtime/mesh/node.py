@@ -8,7 +8,8 @@ The scanning loop never waits for the network: it only ever reads ``peer_admissi
 
 Topics, under ``<topic_prefix>/<venue>/`` (QoS 1, persistent session, no local echo):
 ``records/<gate>`` live records, ``summary/<gate>`` anti-entropy summaries,
-``resend/<gate>`` records re-sent to one gate that lacks them.
+``resend/<gate>`` records re-sent to one gate that lacks them; ``checkpoints/<gate>`` and
+``cosignatures/<gate>`` the journal checkpoints and their cosignatures (witness.py).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from portique.runtime.mesh.wire import (
     sign_summary,
     verify,
 )
+from portique.runtime.mesh.witness import Witness
 from portique.ticket.trust import KeyRole
 
 log = logging.getLogger("portique.runtime.mesh")
@@ -200,6 +202,7 @@ class MeshNode:
                        "resend": f"{base}/resend", "heartbeat": f"{base}/heartbeat"}
         self.fleet = FleetView(expected=set(peers))
         """Every gate's latest heartbeat (this gate's own included)."""
+        self.witness = Witness(journal, gate_id=gate_id, key=key, peers=peers, base=base)
         self.seen: dict[str, PeerSeen] = {g: PeerSeen() for g in peers if g != gate_id}
         self.connected = False
         self.state_since = time.time()
@@ -298,7 +301,8 @@ class MeshNode:
         client.subscribe([(f"{self.topics['records']}/+", options),
                           (f"{self.topics['summary']}/+", options),
                           (f"{self.topics['resend']}/{self.gate_id}", options),
-                          (f"{self.topics['heartbeat']}/+", options)])
+                          (f"{self.topics['heartbeat']}/+", options),
+                          *((t, options) for t in self.witness.subscriptions())])
         self._set_state(True, None)
         log.info("mesh connected venue=%s broker=%s session_present=%s", self.config.venue,
                  self.broker, getattr(flags, "session_present", None))
@@ -467,6 +471,11 @@ class MeshNode:
                 self.fleet.note(body, time.time())
                 self._publish(f"{self.topics['heartbeat']}/{self.gate_id}",
                               sign_heartbeat(body, self._key), retain=True)
+            elif kind == "message" and self.witness.owns(item[1]):
+                _, topic, payload, received = item
+                answer = self.witness.handle(topic, payload, received)
+                if answer is not None:
+                    self._publish(*answer)
             elif kind == "message":
                 _, topic, payload, received = item
                 parsed = self._verify(topic, payload)
@@ -500,6 +509,10 @@ class MeshNode:
         if time.time() - self._last_summary >= self.config.summary_interval_s:
             self._publish_summary(force=True)
         self._answer_postponed()
+        if self.connected:
+            checkpoint = self.witness.due(time.time())
+            if checkpoint is not None:
+                self._publish(self.witness.topic_out(), checkpoint)
         self.rejections.flush(time.monotonic())
 
     def _refused(self, seq: int, reason: str) -> None:

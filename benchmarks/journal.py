@@ -1,0 +1,155 @@
+"""The journal's Merkle tree: what it costs an admission, and how large its proofs are.
+
+    .venv/bin/python benchmarks/journal.py [--rounds 7] [--number 150]
+
+One admission cycle (the admission committed and fsynced, then its passage committed and
+fsynced: what a person walking through costs the journal) on two journals, in the same run,
+rounds interleaved: the journal as it is (each record a leaf, written in the record's
+transaction, and a signed checkpoint every CHECKPOINT_EVERY cycles: far more often than
+the 60 s cadence) next to the same journal with its leaf triggers dropped (the journal as
+it was before the tree: the raw anchor). Goal: at most 1.2x.
+
+Then the proof sizes for 100,000 records: an inclusion proof in the tree of 100,000
+leaves, and in the tree a gate with 100,000 admitted people has (each admission is three
+leaves: decision, admission, passage), the consistency proof between two uploads, and what
+one record's leaves and proofs add to an upload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import interleaved, median, us
+from portique.runtime import ledger, tlog
+from portique.runtime.journal import Journal
+from portique.ticket.decision import Decision
+from portique.ticket.reasons import Reason, Verdict
+from portique.ticket.views import TicketKey
+
+EVENT = "PAR24-ATH05"
+CHECKPOINT_EVERY = 100
+GOAL = 1.2
+RECORDS = 100_000
+
+
+def _cycle(journal: Journal, counter: list[int], *, checkpoints: bool) -> None:
+    counter[0] += 1
+    n = counter[0]
+    now = 1722877200.0 + n * 0.01
+    scan = journal.admit(Decision(Verdict.ADMIT, Reason.VALID, now,
+                                  TicketKey(EVENT, f"T-{n:07d}", 0)), latency_ms=12.5)
+    journal.passage(scan, passed=True, at=now + 1.5)
+    if checkpoints and n % CHECKPOINT_EVERY == 0:
+        journal.checkpoint(at=now + 2)
+
+
+def admissions(rounds: int, number: int, *, fsync: bool = True
+               ) -> tuple[float, float, int, int]:
+    with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent) as folder:
+        tree = Journal(Path(folder) / "tree.sqlite", gate_id="1")
+        tree.signer = ("1", Ed25519PrivateKey.from_private_bytes(
+            hashlib.sha256(b"benchmark gate 1").digest()))
+        plain = Journal(Path(folder) / "plain.sqlite", gate_id="1")
+        with plain.reading() as db:  # the journal without its tree
+            for statement in ledger.TRIGGERS:
+                db.execute(f"DROP TRIGGER temp.{statement.split()[3]}")
+        if not fsync:  # the tree's own work, without the disk's
+            for journal in (tree, plain):
+                with journal.reading() as db:
+                    db.execute("PRAGMA synchronous=OFF")
+        counters = {"tree": [0], "plain": [0]}
+        samples = interleaved({
+            "tree": lambda: _cycle(tree, counters["tree"], checkpoints=True),
+            "plain": lambda: _cycle(plain, counters["plain"], checkpoints=False),
+        }, number=number, rounds=rounds)
+        leaves = tree.tree_head().size
+        with plain.reading() as db:
+            plain_leaves = db.execute("SELECT COUNT(*) FROM journal_leaves").fetchone()[0]
+        signed = len(tree.checkpoints())
+        tree.close()
+        plain.close()
+    assert plain_leaves == 0, "the anchor journal wrote leaves"
+    return median(samples["tree"]), median(samples["plain"]), leaves, signed
+
+
+def proofs() -> list[tuple[str, int, int]]:
+    """(what, hashes, bytes of base64 in JSON) for the proofs of a large journal."""
+    out = []
+    for label, size in ((f"{RECORDS:,} leaves", RECORDS),
+                        (f"{RECORDS:,} admitted people ({3 * RECORDS:,} leaves)", 3 * RECORDS)):
+        tree = tlog.Tree.of([tlog.leaf_hash(i.to_bytes(8, "big")) for i in range(size)])
+        worst = max((len(tree.inclusion_proof(i)) for i in
+                     (0, size // 3, size // 2, size - 2, size - 1)), default=0)
+        assert worst <= math.ceil(math.log2(size))
+        proof = tree.inclusion_proof(size // 2)
+        tlog.verify_inclusion(tree.levels[0][size // 2], size // 2, size, proof, tree.root())
+        out.append((f"inclusion proof, tree of {label}", worst,
+                    len(json.dumps([base64.b64encode(h).decode() for h in proof]))))
+        consistency = tree.consistency_proof(size - 600, size)  # one upload batch later
+        out.append((f"consistency proof, one batch (600 leaves) later, {label}",
+                    len(consistency),
+                    len(json.dumps([base64.b64encode(h).decode() for h in consistency]))))
+    return out
+
+
+def upload_overhead() -> tuple[int, int]:
+    """Bytes one admitted record adds to an upload (its three leaves with proofs, in a tree
+    of 3 x RECORDS leaves), next to the record itself."""
+    record = {"scan_id": "0f8e2d1c4b3a59687766554433221100", "at": 1722877205.25, "gate": "1",
+              "event": EVENT, "ticket_id": "PAR24-000101", "generation": 0,
+              "verdict": "admit", "reason": "VALID", "method": "camera", "latency_ms": 41.5,
+              "steward": None, "note": None, "admission_state": "passed"}
+    depth = math.ceil(math.log2(3 * RECORDS))
+    leaves = [ledger.leaf_bytes("decision", 3 * RECORDS - 3, [
+        record["scan_id"], record["at"], "1", EVENT, "PAR24-000101", 0, "admit", "VALID",
+        "camera", 41.5, None, None, ""])] * 3
+    tree_part = {record["scan_id"]: [{"index": 3 * RECORDS - 3 + k,
+                                      "leaf": base64.b64encode(leaf).decode(),
+                                      "proof": [base64.b64encode(bytes(32)).decode()] * depth}
+                                     for k, leaf in enumerate(leaves)]}
+    return len(json.dumps(tree_part, separators=(",", ":"))), \
+        len(json.dumps(record, separators=(",", ":")))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--number", type=int, default=150)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    tree, plain, leaves, signed = admissions(args.rounds, args.number)
+    ratio = tree / plain
+    print("journal admission cycle, admit + passage, both fsynced (benchmarks/journal.py)")
+    print(f"  with tree + checkpoints  {us(tree)}   {1 / tree:8.0f} cycles/s "
+          f"({leaves} leaves, {signed} checkpoints signed: one per {CHECKPOINT_EVERY} cycles)")
+    print(f"  same journal, no tree    {us(plain)}   {1 / plain:8.0f} cycles/s")
+    print(f"  ratio tree/plain         {ratio:8.3f}   (goal <= {GOAL})")
+    cpu_tree, cpu_plain, _, _ = admissions(args.rounds, args.number * 4, fsync=False)
+    print(f"  the same without fsync (synchronous=OFF on both: the tree's own work): tree "
+          f"{us(cpu_tree)}, plain {us(cpu_plain)}, ratio {cpu_tree / cpu_plain:.3f}")
+    print(f"proofs for {RECORDS:,} records")
+    for what, hashes, size in proofs():
+        print(f"  {what}: {hashes} hashes, {hashes * 32} bytes, {size} bytes as JSON base64")
+    extra, record = upload_overhead()
+    print(f"  upload: one admitted record's 3 leaves + proofs {extra} bytes of JSON, the "
+          f"record itself {record} bytes ({extra / record:.1f}x)")
+    ok = ratio <= GOAL
+    print(f"  result                   {'meets the goal' if ok else 'MISSES THE GOAL'} "
+          f"({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
