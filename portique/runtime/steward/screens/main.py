@@ -9,6 +9,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
@@ -84,9 +85,22 @@ class MainScreen(Screen[None]):
         self.show_state()
         self.show_feed()
 
+    def shown(self) -> bool:
+        """Mounted and still attached (a status that arrives before the mount, or while the
+        app closes, must leave the screen alone)."""
+        return self.ready and self.is_attached
+
     def show_state(self) -> None:
+        try:
+            self._show_state()
+        except NoMatches:
+            # Once mounted, the screen's widgets go away only when the app closes: a status
+            # that was already on its way finds them half removed, and has nothing to show.
+            return
+
+    def _show_state(self) -> None:
         """Title, banners and status bar from the session's latest status and link."""
-        if not self.ready or not self.is_attached:  # not yet mounted, or torn down
+        if not self.shown():
             return
         s = self.session
         status = s.status
@@ -129,7 +143,7 @@ class MainScreen(Screen[None]):
                                        stale_since=stale)
 
     def show_feed(self) -> None:
-        if not self.ready or not self.is_attached:  # not yet mounted, or torn down
+        if not self.shown():
             return
         self.query_one(DecisionFeed).show(list(self.session.rows), self.session.lang,
                                           self.session.settings.tz)
@@ -157,7 +171,7 @@ class MainScreen(Screen[None]):
         self.query_one("#lookup-note", Static).update(Text(self.session.t(key, **values)))
 
     def tell(self, text: str | None, *, error: bool = False) -> None:
-        if not self.ready or not self.is_attached:  # not yet mounted, or torn down
+        if not self.shown():
             return
         self.query_one(Notice).tell(text, error=error, seconds=self.session.settings.notice_s)
 
