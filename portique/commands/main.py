@@ -21,7 +21,7 @@ from portique import keyfiles
 from portique.base.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, emit, time_arg
 from portique.base.errors import ConfigError, GateError, UsageError
 from portique.base.timeparse import format_time
-from portique.commands import decode, feed, hw, mesh, steward, supervisor
+from portique.commands import decode, feed, hw, mesh, setup, steward, supervisor
 from portique.commands.common import ask_gate
 from portique.runtime.config import Config
 from portique.runtime.config import load as load_config
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_check(sub)
     _register_config(sub)
     _register_run(sub)
-    for group in (feed, hw, decode, steward, mesh, supervisor):
+    for group in (feed, hw, decode, steward, mesh, supervisor, setup):
         group.register(sub)
     return parser
 
