@@ -19,7 +19,7 @@ EXTRAS := dev
 
 .PHONY: all setup system-deps dev-deps apt-install demo test test-slow safe-modes lint typecheck \
 	contracts \
-	bench clean
+	bench clean deb lintian check-arm64
 
 all: test
 
@@ -73,6 +73,34 @@ test: $(STAMP) dev-deps safe-modes lint typecheck contracts
 
 test-slow: $(STAMP) dev-deps safe-modes
 	$(BIN)/python -m pytest -m slow -q
+
+# The Debian package for a gate (docs/operations.md, "The Debian package"), built on this
+# machine for either architecture: `make deb ARCH=arm64`. `make lintian ARCH=...` checks it;
+# `make check-arm64` installs the arm64 package into a Bookworm arm64 root (debootstrap,
+# qemu-user-static; cached in $(PORTIQUE_ROOTS)) and runs the gate there.
+ARCH           ?= $(shell dpkg --print-architecture)
+DEB_VERSION    := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+DEB_FILE        = dist/portique_$(DEB_VERSION)_$(ARCH).deb
+DEB_SOURCES    := pyproject.toml README.md $(wildcard portique/*.py portique/*/*.py \
+	portique/*/*/*.py packaging/deb/* systemd/* systemd/*/* config/gate.toml docs/*.md)
+PORTIQUE_ROOTS ?= /var/cache/portique-roots
+ROOT_PACKAGES  ?= debootstrap qemu-user-static binfmt-support
+export PORTIQUE_ROOTS
+
+deb: $(DEB_FILE)
+
+dist/portique_$(DEB_VERSION)_%.deb: $(DEB_SOURCES) | $(STAMP)
+	PYTHON=$(BIN)/python packaging/deb/build.sh $* dist
+
+lintian: $(DEB_FILE)
+	@$(MAKE) --no-print-directory apt-install PACKAGES=lintian
+	lintian --info --pedantic --show-overrides $(DEB_FILE)
+
+check-arm64: $(STAMP)
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(ROOT_PACKAGES)"
+	@$(MAKE) --no-print-directory deb ARCH=arm64
+	HOST_GATE=$(BIN)/gate packaging/check/root-check.sh arm64 \
+		dist/portique_$(DEB_VERSION)_arm64.deb
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
