@@ -3,8 +3,9 @@
 A config section is a frozen dataclass whose fields carry a description and bounds
 (``setting(...)``). ``build(cls, table, path)`` validates a dict against it: unknown keys,
 missing keys, wrong types and out-of-range values are reported with the key's full path
-(``gate.entrance: must be at most 32, got 40``). Loading a file and validating a dict are
-separate functions, so tests and the control socket can validate without files.
+(``gate.entrance: must be at most 32, got 40``), every problem of a file at once. Loading
+a file and validating a dict are separate functions, so tests and the control socket can
+validate without files.
 """
 
 from __future__ import annotations
@@ -57,26 +58,37 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def build(cls: type[T], table: Mapping[str, Any], path: str = "", *,
           base_dir: Path | None = None) -> T:
-    """Validate `table` against the dataclass `cls`; relative paths resolve from base_dir."""
+    """Validate `table` against the dataclass `cls`; relative paths resolve from base_dir.
+
+    Every problem of the table, nested sections included, is found before one ConfigError
+    carries them all (``problems``); a section's own checks (``__post_init__``) run once
+    its keys are right."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"{path or 'config'}: must be a table, got {_kind(table)}")
     assert dataclasses.is_dataclass(cls)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    problems: list[str] = []
     unknown = sorted(set(table) - set(fields))
     if unknown:
         where = ", ".join(_join(path, k) for k in unknown)
-        raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(fields))})")
+        problems.append(f"{where}: unknown key (known: {', '.join(sorted(fields))})")
     values: dict[str, Any] = {}
     for name, spec in fields.items():
         key_path = _join(path, name)
         if name not in table:
             if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{key_path}: required key is missing")
+                problems.append(f"{key_path}: required key is missing")
             continue
-        value = _convert(hints[name], table[name], key_path, base_dir)
-        _check_bounds(spec, value, key_path)
+        try:
+            value = _convert(hints[name], table[name], key_path, base_dir)
+            _check_bounds(spec, value, key_path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
         values[name] = value
+    if problems:
+        raise ConfigError(problems=tuple(problems))
     try:
         return cls(**values)
     except ConfigError:
@@ -143,7 +155,16 @@ def _convert(hint: Any, value: Any, key_path: str, base_dir: Path | None) -> Any
         if not isinstance(value, list):
             raise ConfigError(f"{key_path}: must be an array, got {_kind(value)}")
         (item,) = typing.get_args(hint)[:1]
-        return tuple(_convert(item, v, f"{key_path}[{i}]", base_dir) for i, v in enumerate(value))
+        items: list[Any] = []
+        problems: list[str] = []
+        for i, v in enumerate(value):
+            try:
+                items.append(_convert(item, v, f"{key_path}[{i}]", base_dir))
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise ConfigError(problems=tuple(problems))
+        return tuple(items)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         choices = [m.value for m in hint]
         if value not in choices:

@@ -34,7 +34,14 @@ class KeyFileError(GateError, ValueError):
 
 
 class ConfigError(GateError, ValueError):
-    """A configuration file or value is invalid; the message names the key."""
+    """A configuration file or value is invalid; the message names the key.
+
+    One error holds every problem found in a file (``problems``, one message each, in
+    the file's order); its text is those messages, one per line."""
+
+    def __init__(self, message: str = "", *, problems: tuple[str, ...] | None = None) -> None:
+        self.problems: tuple[str, ...] = problems if problems is not None else (message,)
+        super().__init__("\n".join(self.problems))
 
 
 class UsageError(GateError, ValueError):

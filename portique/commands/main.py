@@ -21,9 +21,9 @@ from portique import keyfiles
 from portique.base.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, emit, time_arg
 from portique.base.errors import ConfigError, GateError, UsageError
 from portique.base.timeparse import format_time
-from portique.commands import decode, feed, hw, mesh, setup, steward, supervisor
+from portique.commands import decode, feed, hw, mesh, ready, setup, steward, supervisor
 from portique.commands.common import ask_gate
-from portique.runtime.config import Config
+from portique.runtime.config import Config, load_for_run
 from portique.runtime.config import load as load_config
 from portique.ticket import credential
 from portique.ticket.credential import Flag, TicketFields
@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except GateError as exc:
-        print(f"gate: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a config error: one line per problem
+            print(f"gate: error: {line}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_check(sub)
     _register_config(sub)
     _register_run(sub)
-    for group in (feed, hw, decode, steward, mesh, supervisor, setup):
+    for group in (feed, hw, decode, steward, mesh, supervisor, ready, setup):
         group.register(sub)
     return parser
 
@@ -399,7 +400,8 @@ def _check(args: argparse.Namespace) -> int:
 def _register_config(sub: Any) -> None:
     cfg = sub.add_parser("config", help="check a gate config file, list its keys")
     csub = cfg.add_subparsers(metavar="ACTION", required=True)
-    check = csub.add_parser("check", help="validate a config file (exit 2 on any error)")
+    check = csub.add_parser("check", help="validate a config file as `gate run` does: every "
+                            "problem, one line each (exit 2 on any)")
     check.add_argument("file", type=Path)
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=_config_check)
@@ -408,15 +410,24 @@ def _register_config(sub: Any) -> None:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
+    from portique.runtime.config import NO_FEED_WARNING
+
+    try:
+        config = load_for_run(args.file)  # exactly what `gate run` checks
+    except ConfigError as exc:
+        if not args.json:
+            raise
+        print(json.dumps({"file": str(args.file), "valid": False,
+                          "errors": list(exc.problems)}, ensure_ascii=False, sort_keys=True))
+        return EXIT_USAGE
     trust = keyfiles.load_trust_dir(config.keys.trust_dir)
-    if len(trust) == 0:
-        raise UsageError(f"keys.trust_dir {config.keys.trust_dir}: no issuer key found")
     g = config.gate
+    warning = f"; {NO_FEED_WARNING}" if config.feeds_waived else ""
     emit(args, f"{args.file}: valid (gate {g.id}, event {g.event}, entrance {g.entrance}, "
-         f"{len(trust)} issuer key(s))",
+         f"{len(trust)} issuer key(s){warning})",
          {"file": str(args.file), "valid": True, "gate": g.id, "event": g.event,
-          "entrance": g.entrance, "issuer_keys": len(trust)})
+          "entrance": g.entrance, "issuer_keys": len(trust),
+          "warnings": [NO_FEED_WARNING] if config.feeds_waived else []})
     return EXIT_OK
 
 
@@ -425,7 +436,7 @@ def _config_keys(args: argparse.Namespace) -> int:
     from portique.runtime.config import Config
 
     for key, kind, text in describe(Config):
-        if key != "source":
+        if key not in ("source", "feeds_waived"):
             print(f"{key:<28} {kind:<20} {text}")
     return EXIT_OK
 
@@ -476,7 +487,7 @@ def _run(args: argparse.Namespace) -> int:
     from portique.runtime.wiring import RunOptions, build, install_signal_handlers
 
     setup_logging(args.log_level)
-    config = load_config(args.config)
+    config = load_for_run(args.config)
     simulated = config.hardware is not None and \
         config.hardware.pin_factory is PinFactoryName.MOCK
     options: RunOptions

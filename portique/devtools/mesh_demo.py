@@ -36,6 +36,7 @@ def _table(folder: Path, gate_id: str, *, event: str, entrance: int, trust_dir: 
         "journal": {"path": str(folder / "journal.sqlite")},
         "control": {"socket": str(folder / "control.sock")},
         "clock": {"source": "always"},
+        "feeds": {"required": False},  # the mesh demo shows admissions, not revocations
         "hardware": {"pin_factory": "mock", "on_stop": "fail_safe", "lock_active_high": False,
                      "open_timeout_s": 1.0, "pins": _PINS},
         "mesh": {"venue": "demo-venue", "port": port, "key_file": str(keys / f"{gate_id}.key"),

@@ -296,6 +296,15 @@ class Turnstile:
             return energised == self._config.relay_energised_when_locked
 
     @property
+    def relay_feedback_agrees(self) -> bool | None:
+        """Whether the lock relay's feedback contact agreed with the command at its last
+        check; None when no feedback contact is wired (hardware.pins.relay_feedback)."""
+        with self._cond:
+            if self._devices.relay_feedback is None:
+                return None
+            return self._feedback_ok
+
+    @property
     def passages(self) -> int:
         """People the passage sensor counted since start (after debouncing)."""
         with self._cond:

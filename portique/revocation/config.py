@@ -47,6 +47,14 @@ class FeedsConfig:
         (), description="Origins (scheme://host[:port]) besides base_url's that the feed "
         "server may redirect to, with base_url's scheme; every other redirect is refused")
 
+    required: bool = setting(
+        True, description="false, with no other [feeds] key: this gate runs without a "
+        "revocation feed, so resold and cancelled tickets cannot be refused (every status "
+        "says so); a gate with no [feeds] table at all refuses to start")
+    ready_max_age_s: float = setting(
+        900.0, description="`gate ready`: the feed counts as fresh when the gate heard "
+        "from the feed server at most this many seconds ago", minimum=60, maximum=604800)
+
     def __post_init__(self) -> None:
         parts = urllib.parse.urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -3,10 +3,17 @@
 Every key is documented here by its ``description`` (``gate config keys`` prints them all)
 and checked at start: unknown keys, wrong types and out-of-range values stop the gate with
 the key's path. Relative paths are resolved from the config file's folder.
+
+``gate run`` and ``gate config check`` validate a file with the same function,
+`load_for_run`: the file's every problem at once (its keys, then what a running gate
+needs: a turnstile, a revocation feed or ``feeds.required = false``, issuer keys, folders
+it can write), one message each, naming the file and the key. A config that check
+passes starts; one that run refuses, check refuses with the same messages.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import zoneinfo
 from dataclasses import dataclass, replace
@@ -14,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from portique.base.configschema import build, read_toml, setting
-from portique.base.errors import ConfigError, CredentialError
+from portique.base.errors import ConfigError, CredentialError, GateError
 from portique.hardware.config import HardwareConfig
-from portique.keyfiles import check_safe
+from portique.keyfiles import check_safe, load_trust_dir
 from portique.revocation.config import FeedsConfig
 from portique.runtime.clock import ClockConfig
 from portique.runtime.control import ControlConfig
@@ -96,7 +103,8 @@ class Config:
         "leave out on a machine that drives no turnstile")
     feeds: FeedsConfig | None = setting(
         None, description="The revocation and manifest feeds: local store and sync "
-        "(docs/feeds.md); leave out to check without revocations")
+        "(docs/feeds.md); a gate without one refuses to start unless [feeds] says "
+        "required = false")
     scanner: ScannerConfig | None = setting(
         None, description="The camera and the QR decoder (docs/scanner.md); leave out on a "
         "machine with no camera")
@@ -117,6 +125,9 @@ class Config:
                                       "other gates through its MQTT broker (docs/mesh.md); "
                                       "leave out for a gate on its own")
     source: Path | None = None
+    feeds_waived: bool = False
+    """True when the file says ``[feeds] required = false``: no revocation feed, on
+    purpose (`NO_FEED_WARNING` in every status)."""
 
     def profile(self) -> GateProfile:
         g = self.gate
@@ -130,23 +141,117 @@ class Config:
                       grace_seconds=p.grace_seconds, ahead_seconds=p.ahead_seconds)
 
 
+NO_FEED_WARNING = "no revocation feed: resold tickets cannot be refused"
+"""What every status output says of a gate configured with ``[feeds] required = false``."""
+
+NO_FEED = ("feeds: no [feeds] table: without a revocation feed, resold and cancelled "
+           "tickets cannot be refused; configure feeds.store and feeds.base_url "
+           "(docs/feeds.md), or say that this gate runs without one: [feeds] required = false")
+NO_HARDWARE = ("hardware: required to run a gate (pins and timings of the turnstile; "
+               "pin_factory = \"mock\" for a simulated one)")
+
+
 def from_dict(table: dict[str, Any], *, base_dir: Path | None = None) -> Config:
-    """Validate a config given as a dict (as parsed from TOML)."""
-    if "source" in table:
-        raise ConfigError("source: unknown key")
-    return build(Config, table, base_dir=base_dir)
+    """Validate a config given as a dict (as parsed from TOML); one ConfigError carries
+    every problem found."""
+    problems = [f"{key}: unknown key" for key in ("source", "feeds_waived") if key in table]
+    table = {k: v for k, v in table.items() if k not in ("source", "feeds_waived")}
+    waived = False
+    feeds = table.get("feeds")
+    if isinstance(feeds, dict) and feeds.get("required") is False:
+        others = sorted(set(feeds) - {"required"})
+        if others:
+            problems.append(
+                f"feeds.required: false says this gate runs without a revocation feed, but "
+                f"{', '.join('feeds.' + k for k in others)} configure one: remove "
+                "required = false to use the feed, or those keys to run without it")
+        else:
+            waived = True
+            del table["feeds"]
+    config = None
+    try:
+        config = build(Config, table, base_dir=base_dir)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems or config is None:
+        raise ConfigError(problems=tuple(problems))
+    return replace(config, feeds_waived=True) if waived else config
 
 
 def load(path: Path) -> Config:
-    """Read and validate a config file; ConfigError names the file and the key.
+    """Read and validate a config file; ConfigError names the file and the key, with every
+    problem of the file (``problems``).
 
     UnsafeFileError when someone other than root and the running user could have changed
     the file (portique.keyfiles.check_safe)."""
+    return _load(path, for_run=False)
+
+
+def load_for_run(path: Path) -> Config:
+    """`load`, and everything a running gate needs from its config (`run_problems`), all
+    problems in one ConfigError: what `gate run` and `gate config check` both use."""
+    return _load(path, for_run=True)
+
+
+def _load(path: Path, *, for_run: bool) -> Config:
     check_safe(path, what="config")
+    table = read_toml(path)
+    problems: list[str] = []
+    config = None
     try:
-        config = from_dict(read_toml(path), base_dir=path.resolve().parent)
+        config = from_dict(table, base_dir=path.resolve().parent)
     except ConfigError as exc:
-        message = str(exc)
-        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}")\
-            from None
+        problems.extend(exc.problems)
+    if for_run:
+        if config is not None:
+            problems.extend(run_problems(config))
+        else:  # what the table already shows, so that one run of check lists it all
+            if "hardware" not in table:
+                problems.append(NO_HARDWARE)
+            if "feeds" not in table:
+                problems.append(NO_FEED)
+    if problems or config is None:
+        raise ConfigError(problems=tuple(p if p.startswith(f"{path}:") else f"{path}: {p}"
+                                         for p in problems))
     return replace(config, source=path)
+
+
+def run_problems(config: Config) -> list[str]:
+    """What keeps a valid config from running a gate, one message per problem (empty
+    when it can run): no turnstile, no revocation feed without ``feeds.required = false``,
+    no issuer key, a state or socket folder that cannot be made or written."""
+    problems = []
+    if config.hardware is None:
+        problems.append(NO_HARDWARE)
+    if config.feeds is None and not config.feeds_waived:
+        problems.append(NO_FEED)
+    trust_dir = config.keys.trust_dir
+    try:
+        if len(load_trust_dir(trust_dir)) == 0:
+            problems.append(f"keys.trust_dir {trust_dir}: no issuer key")
+    except GateError as exc:
+        problems.append(f"keys.trust_dir: {exc}")
+    # A journal already there opens even read-only (recorded admissions stay readable,
+    # every new one is refused, and the gate says why); a new one must be made.
+    folders = [] if config.journal.path.is_file() else [("journal.path",
+                                                        config.journal.path.parent)]
+    for key, folder in [*folders, ("control.socket", config.control.socket.parent)]:
+        problem = _folder_problem(folder)
+        if problem:
+            problems.append(f"{key}: {problem}")
+    return problems
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be written (or made) by this user, or None."""
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{folder}: cannot be a folder ({existing} is a file)"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        made = "" if existing == folder else f" (and {existing}, where it would be made)"
+        return f"{folder}: not writable by this user{made}"
+    return None

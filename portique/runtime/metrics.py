@@ -11,6 +11,9 @@ Names are stable (dashboards and alerts depend on them):
 | portique_feed_sequence / portique_feed_age_seconds | gauge | |
 | portique_clock_trusted / portique_fire_alarm / portique_camera_up | gauge (0/1) | |
 | portique_upload_backlog | gauge | |
+| portique_no_revocation_feed | gauge (0/1): 1 when the config says feeds.required = false | |
+| portique_ready | gauge (0/1): every line of `gate ready` passes | |
+| portique_ready_check | gauge (0/1) per line of `gate ready` | check |
 | portique_turnstile_outcomes_total | counter | outcome |
 | portique_mesh_outbox_stuck | gauge (0/1): alarm, records not reaching the other gates | |
 | portique_mesh_quarantined / portique_mesh_outbox_oldest_seconds | gauge | |
@@ -22,11 +25,15 @@ Names are stable (dashboards and alerts depend on them):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from portique.base.configschema import setting
 from portique.base.errors import GateError
+
+if TYPE_CHECKING:
+    from portique.runtime.readiness import ReadinessReport
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
@@ -68,8 +75,21 @@ class GateMetrics:
         self.camera_up = Gauge("portique_camera_up", "1 while frames arrive", registry=r)
         self.upload_backlog = Gauge("portique_upload_backlog",
                                     "Journal records waiting for upload", registry=r)
+        self.no_revocation_feed = Gauge(
+            "portique_no_revocation_feed", "1 when the gate runs without a revocation feed "
+            "(feeds.required = false): no revocation feed: resold tickets cannot be refused",
+            registry=r)
+        self.ready = Gauge("portique_ready", "1 when every line of `gate ready` passes",
+                           registry=r)
+        self.ready_check = Gauge("portique_ready_check", "1 when this line of `gate ready` "
+                                 "passes", ["check"], registry=r)
         self.outcomes = Counter("portique_turnstile_outcomes", "Passage outcomes of admissions",
                                 ["outcome"], registry=r)
+
+    def set_readiness(self, report: ReadinessReport) -> None:
+        self.ready.set(1 if report.ok else 0)
+        for check in report.checks:
+            self.ready_check.labels(check.name).set(1 if check.ok else 0)
 
     def serve(self, port: int) -> None:
         """Start the HTTP endpoint on 127.0.0.1 (never on another interface)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from portique.runtime.config import NO_FEED_WARNING
+
 
 def render_status(s: dict[str, Any]) -> str:
     clock, camera, fire = s["clock"], s["camera"], s["fire_alarm"]
@@ -18,7 +20,9 @@ def render_status(s: dict[str, Any]) -> str:
         f"camera       {camera['state']}, {camera['fps']} frames/s, {camera['frames']} read, "
         f"{camera['dropped']} dropped",
     ]
-    if feed is not None and "error" in feed:
+    if s.get("feed_waived"):
+        lines.append(f"FEED         NONE: {NO_FEED_WARNING} (feeds.required = false)")
+    elif feed is not None and "error" in feed:
         lines.append(f"FEED         UNREADABLE, tickets go to the steward: {feed['error']}")
     elif feed is None:
         lines.append("feed         none in force (no revocations known)")
@@ -45,6 +49,12 @@ def render_status(s: dict[str, Any]) -> str:
             lines.append(f"MESH OUTBOX  STUCK, the other gates miss admissions: {why}")
         for why in mesh.get("clock_alarm_why", []):
             lines.append(f"MESH CLOCK   CHECK THE CLOCK: {why}")
+    ready = s.get("ready")
+    if isinstance(ready, dict):
+        failing = [c["name"] for c in ready.get("checks", []) if not c.get("ok")]
+        lines.append("ready        for doors (`gate ready`: every check passes)" if not failing
+                     else f"NOT READY    for doors, failing: {', '.join(failing)} "
+                     "(`gate ready` says why)")
     for fault in s.get("faults", []):
         lines.append(f"FAULT        {fault['at']} {fault['kind']}: {fault['message']}")
     last = s.get("last_decision")

@@ -26,9 +26,9 @@ from portique.base.errors import ConfigError, GateError
 from portique.base.timeparse import format_time
 from portique.hardware.pins import open_pin_factory
 from portique.hardware.turnstile import EventKind, Turnstile, TurnstileEvent
-from portique.runtime import notify
+from portique.runtime import notify, readiness
 from portique.runtime.clock import FrameClock, GateClock, journal_clock_events
-from portique.runtime.config import Config
+from portique.runtime.config import NO_FEED_WARNING, Config, run_problems
 from portique.runtime.control import ControlServer, EventBus
 from portique.runtime.credentials import read_credential
 from portique.runtime.daemon import Daemon, ManualRefusedError
@@ -40,6 +40,7 @@ from portique.runtime.upload import Uploader
 from portique.scanner.config import ScannerConfig
 from portique.scanner.debounce import Debouncer
 from portique.scanner.decoders import make_decoder
+from portique.scanner.quality import QualityMeter
 from portique.scanner.sources import CameraSource, ClipSource, FrameSource
 from portique.ticket.reasons import Lang
 from portique.ticket.views import NoRevocations, RevocationView
@@ -98,12 +99,19 @@ class GateApp:
     mesh: Any = None
     """The venue mesh node (portique.runtime.mesh.node.MeshNode) when [mesh] is configured."""
     started_at: float = field(default_factory=time.time)
+    quality: QualityMeter = field(default_factory=QualityMeter)
+    """Brightness and sharpness of about one frame a second, for `gate ready`."""
     stop: threading.Event = field(default_factory=threading.Event)
     _closers: list[Any] = field(default_factory=list)
 
     # --- status -----------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        status = self._status()
+        status["ready"] = self.readiness(status).to_json()
+        return status
+
+    def _status(self) -> dict[str, Any]:
         g = self.config.gate
         t = self.turnstile
         stats = self.source.stats
@@ -123,7 +131,7 @@ class GateApp:
         if counters.feed_error is not None:
             feed = {**(feed or {}), "error": counters.feed_error}
         uptime = max(time.time() - self.started_at, 1e-9)
-        return {
+        status: dict[str, Any] = {
             "gate": g.id, "event": g.event, "entrance": g.entrance, "timezone": g.timezone,
             "direction": g.direction.value,
             "uptime_s": round(uptime, 1),
@@ -132,6 +140,7 @@ class GateApp:
                        "dropped": stats.dropped,
                        "fps": round(counters.frames / uptime, 1)},
             "feed": feed,
+            "feed_waived": self.config.feeds_waived,
             "fire_alarm": {"active": t.fire_alarm_active, "latched": t.free_egress_latched},
             "faults": [{"kind": str(f.kind), "message": f.message, "at": format_time(f.at)}
                        for f in t.faults],
@@ -148,6 +157,54 @@ class GateApp:
             "mesh": None if self.mesh is None else self.mesh.status(),
             "control": None if self.control is None else self.control.stats(),
         }
+        return status
+
+    def readiness(self, status: dict[str, Any] | None = None) -> readiness.ReadinessReport:
+        """Ready for doors (portique/runtime/readiness.py), from `status` and the parts."""
+        s = self._status() if status is None else status
+        g, r = self.config.gate, readiness
+        now = self.clock.now().unix
+        checks = []
+        feed_facts, feed_error = None, None
+        if self.feed_store is not None:
+            try:
+                fs = self.feed_store.status(g.event)
+            except GateError as exc:
+                fs, feed_error = None, str(exc)
+            if fs is not None:
+                feed_facts = r.FeedFacts(fs.sequence, fs.published_at, fs.fetched_at)
+        feeds = self.config.feeds
+        checks.append(r.check_feed(feed_facts, configured=feeds is not None, event=g.event,
+                                   wall_now=time.time(), error=feed_error,
+                                   max_age_s=0 if feeds is None else feeds.ready_max_age_s))
+        tz = self.daemon.profile.timezone
+        checks.append(r.check_keys(self.daemon.trust, event=g.event, now=now,
+                                   day_end=r.day_end(now, tz), tz=tz))
+        checks.append(r.check_clock(trusted=s["clock"]["trusted"], why=s["clock"]["why"]))
+        camera = s["camera"]
+        device = "" if self.options.replay is not None or self.config.scanner is None \
+            else self.config.scanner.camera.device
+        checks.append(r.check_camera(state=str(camera["state"]), fps=float(camera["fps"]),
+                                     quality=self.quality.recent(), device=device))
+        checks.append(r.check_relay(agrees=self.turnstile.relay_feedback_agrees,
+                                    faults=s["faults"]))
+        checks.append(r.check_fire_loop(active=s["fire_alarm"]["active"],
+                                        latched=s["fire_alarm"]["latched"]))
+        journal = self.journal
+        problem = journal.unwritable or self.daemon.counters.journal_error
+        if problem is None:
+            try:
+                with journal.transaction("readiness probe"):
+                    pass
+            except GateError as exc:
+                problem = str(exc)
+        checks.append(r.check_journal(path=journal.path, problem=problem,
+                                      free_bytes=r.free_space(journal.path)))
+        checks.append(r.check_mesh(s["mesh"]))
+        checks.append(r.check_upload(configured=self.uploader is not None,
+                                     backlog=int(s["journal"]["upload_backlog"]),
+                                     error=s["journal"]["upload_error"]))
+        return r.report(checks)
 
     # --- control requests -------------------------------------------------------------
 
@@ -204,8 +261,10 @@ class GateApp:
     def frames(self) -> Iterator[Any]:
         """The source's frames, and a None each second without one (see Daemon.run)."""
         for frame in self.source.frames_with_idle(idle_s=1.0):
-            if frame is not None and isinstance(self.clock, FrameClock):
-                self.clock.current = frame.captured_at
+            if frame is not None:
+                if isinstance(self.clock, FrameClock):
+                    self.clock.current = frame.captured_at
+                self.quality.offer(frame.image)
             yield frame
 
     def run(self) -> int:
@@ -267,17 +326,18 @@ def build(config: Config, options: RunOptions = RunOptions(), *,
 
 def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[Any]
            ) -> GateApp:
-    if config.hardware is None:
-        raise ConfigError("hardware: required to run a gate (pins and timings of the "
-                          "turnstile; pin_factory = \"mock\" for a simulated one)")
+    problems = run_problems(config)  # the same checks as `gate config check`
+    if problems:
+        raise ConfigError(problems=tuple(problems))
+    assert config.hardware is not None
     scanner_config = config.scanner or ScannerConfig()
     profile, policy = config.profile(), config.policy_record()
     trust = keyfiles.load_trust_dir(config.keys.trust_dir)
-    if len(trust) == 0:
-        raise ConfigError(f"keys.trust_dir {config.keys.trust_dir}: no issuer key")
     revocations: RevocationView = NoRevocations()
     feed_store = None
-    if config.feeds is not None:
+    if config.feeds is None:
+        log.warning("%s gate=%s (feeds.required = false)", NO_FEED_WARNING, profile.gate_id)
+    else:
         from portique.runtime.feedview import SharedFeedView
 
         feed_store = SharedFeedView(config.feeds.store, event=profile.event)
@@ -308,6 +368,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
                               backoff_max=cam.reopen_backoff_max_seconds)
     bus = EventBus()
     metrics = GateMetrics()
+    metrics.no_revocation_feed.set(1 if config.feeds is None else 0)
     daemon = Daemon(profile=profile, policy=policy, trust=trust, revocations=revocations,
                     journal=journal, turnstile=turnstile,
                     decoder=make_decoder(scanner_config.decoder.value),
@@ -450,6 +511,7 @@ class Housekeeping:
         m.frames_dropped.inc(max(0, stats.dropped - getattr(self, "_dropped", 0)))
         self._dropped = stats.dropped
         m.upload_backlog.set(app.journal.upload_backlog())
+        m.set_readiness(app.readiness())
         if camera != self._camera_state:
             self._camera_state = camera
             app.bus.publish(CameraChanged(state=camera))

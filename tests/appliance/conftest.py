@@ -68,6 +68,8 @@ def gate_table(state: Path, **sections: dict[str, Any]) -> dict[str, Any]:
         "hardware": {"pin_factory": "mock", "on_stop": "fail_safe",
                      "lock_active_high": False, "open_timeout_s": 1.0, "pins": PINS},
     }
+    if "feeds" not in sections:  # a gate without a feed must say so (feeds.required)
+        table["feeds"] = {"required": False}
     for name, values in sections.items():
         table[name] = {**table.get(name, {}), **values}
     return table

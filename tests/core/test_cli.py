@@ -40,8 +40,35 @@ def world(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     assert run(capsys, "ticket", "issue", *common, "--ticket", "P1", "--paper",
                "--out", str(tmp_path / "p1.json"))[0] == 0
     (tmp_path / "gate.toml").write_text(
-        '[gate]\nid = "3"\nevent = "PAR24-ATH05"\nentrance = 2\n\n[keys]\ntrust_dir = "keys"\n')
+        '[gate]\nid = "3"\nevent = "PAR24-ATH05"\nentrance = 2\n\n[keys]\ntrust_dir = "keys"\n'
+        + RUNNABLE)
     return tmp_path
+
+
+RUNNABLE = """
+[journal]
+path = "state/journal.sqlite"
+
+[control]
+socket = "run/control.sock"
+
+[feeds]
+required = false
+
+[hardware]
+pin_factory = "mock"
+on_stop = "fail_safe"
+lock_active_high = false
+
+[hardware.pins]
+lock = 17
+green = 27
+red = 22
+buzzer = 23
+passage = 24
+fire_loop = 25
+"""
+"""What `gate run` needs besides the gate and its keys: simulated pins, and no feed."""
 
 
 def code_at(capsys: pytest.CaptureFixture[str], world: Path, at: str = AT) -> str:
@@ -231,7 +258,7 @@ def test_the_longest_event_a_ticket_carries_is_a_valid_config_event(
         world: Path, capsys: pytest.CaptureFixture[str]) -> None:
     longest = world / "longest.toml"
     longest.write_text(f'[gate]\nid = "3"\nevent = "{"E" * 24}"\nentrance = 2\n\n'
-                       '[keys]\ntrust_dir = "keys"\n')
+                       '[keys]\ntrust_dir = "keys"\n' + RUNNABLE)
     rc, out, _ = run(capsys, "config", "check", str(longest))
     assert rc == 0 and f"event {'E' * 24}" in out
 

@@ -20,6 +20,7 @@ from portique.runtime.steward.i18n import T, other
 from portique.runtime.steward.messages import GateEvent, LinkDown, LinkUp, Reply, StatusArrived
 from portique.runtime.steward.model import FeedRow, GateStatus
 from portique.runtime.steward.screens.main import MainScreen
+from portique.runtime.steward.screens.ready import ReadyScreen
 from portique.runtime.steward.session import Session, Settings
 
 REFRESH_ON = (TurnstileChanged, CameraChanged, FireAlarmAcknowledged, PassageEnded)
@@ -32,6 +33,7 @@ class StewardApp(App[None]):
     CSS_PATH = "steward.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f4", "switch_language", "language", show=False, priority=True),
+        Binding("f6", "show_ready", "ready for doors", show=False, priority=True),
         Binding("f8", "acknowledge_fire_alarm", "acknowledge", show=False, priority=True),
         Binding("ctrl+q", "quit", "quit", show=False, priority=True),
     ]
@@ -77,6 +79,9 @@ class StewardApp(App[None]):
                 s.rows.append(row)
                 self.main.show_feed()
         self.main.show_state()
+        for screen in self.screen_stack:
+            if isinstance(screen, ReadyScreen):
+                screen.show()
 
     def on_gate_event(self, message: GateEvent) -> None:
         row = FeedRow.from_event(message.event)
@@ -119,6 +124,12 @@ class StewardApp(App[None]):
             if retranslate is not None:
                 retranslate()
         self.tell(s.t(T.LANGUAGE_SET))
+
+    def action_show_ready(self) -> None:
+        """The ready-for-doors checklist (Esc goes back)."""
+        if not isinstance(self.screen, ReadyScreen):
+            self.push_screen(ReadyScreen(self.session))
+            self.refresh_status()
 
     def action_acknowledge_fire_alarm(self) -> None:
         s = self.session

@@ -54,6 +54,25 @@ class T(enum.StrEnum):
     MATCH_NAME_WORDS = "match_name_words"
     MATCH_NEAR = "match_near"
     STATUS_WAITING = "status_waiting"
+    STATUS_READY = "status_ready"
+    STATUS_NOT_READY = "status_not_ready"
+    BANNER_NO_FEED = "banner_no_feed"
+    READY_TITLE = "ready_title"
+    READY_YES = "ready_yes"
+    READY_NO = "ready_no"
+    READY_UNKNOWN = "ready_unknown"
+    READY_PASS = "ready_pass"
+    READY_FAIL = "ready_fail"
+    KEYS_READY = "keys_ready"
+    CHECK_FEED = "check_feed"
+    CHECK_KEYS = "check_keys"
+    CHECK_CLOCK = "check_clock"
+    CHECK_CAMERA = "check_camera"
+    CHECK_RELAY = "check_relay"
+    CHECK_FIRE_LOOP = "check_fire_loop"
+    CHECK_JOURNAL = "check_journal"
+    CHECK_MESH = "check_mesh"
+    CHECK_UPLOAD = "check_upload"
     STATUS_FEED = "status_feed"
     STATUS_NO_FEED = "status_no_feed"
     STATUS_CLOCK_OK = "status_clock_ok"
@@ -176,6 +195,29 @@ CATALOGUE: Mapping[T, tuple[str, str]] = {
     T.MATCH_NAME_WORDS: ("mots du nom", "name words"),
     T.MATCH_NEAR: ("nom proche", "similar name"),
     T.STATUS_WAITING: ("En attente de l'état du portique…", "Waiting for the gate's status…"),
+    T.STATUS_READY: ("Prêt (F6)", "Ready (F6)"),
+    T.STATUS_NOT_READY: ("PAS PRÊT (F6)", "NOT READY (F6)"),
+    T.BANNER_NO_FEED: ("PAS DE FLUX DE RÉVOCATIONS : les billets revendus ne peuvent pas "
+                       "être refusés.",
+                       "NO REVOCATION FEED: resold tickets cannot be refused."),
+    T.READY_TITLE: ("Prêt pour l'ouverture des portes ?", "Ready for doors?"),
+    T.READY_YES: ("PRÊT : tous les contrôles passent.", "READY: every check passes."),
+    T.READY_NO: ("PAS PRÊT : {failing}.", "NOT READY: {failing}."),
+    T.READY_UNKNOWN: ("Le portique n'a pas encore donné ses contrôles.",
+                      "The gate has not reported its checks yet."),
+    T.READY_PASS: ("ok", "ok"),
+    T.READY_FAIL: ("ÉCHEC", "FAIL"),
+    T.KEYS_READY: ("Échap Retour · F4 English · F8 Acquitter",
+                   "Esc Back · F4 Français · F8 Acknowledge"),
+    T.CHECK_FEED: ("Flux de révocations", "Revocation feed"),
+    T.CHECK_KEYS: ("Clés des émetteurs", "Issuer keys"),
+    T.CHECK_CLOCK: ("Horloge", "Clock"),
+    T.CHECK_CAMERA: ("Caméra", "Camera"),
+    T.CHECK_RELAY: ("Relais de la serrure", "Lock relay"),
+    T.CHECK_FIRE_LOOP: ("Boucle incendie", "Fire-alarm loop"),
+    T.CHECK_JOURNAL: ("Journal", "Journal"),
+    T.CHECK_MESH: ("Autres portiques", "Other gates"),
+    T.CHECK_UPLOAD: ("Envoi du journal", "Journal upload"),
     T.STATUS_FEED: ("Flux n°{sequence} ({age})", "Feed #{sequence} ({age} old)"),
     T.STATUS_NO_FEED: ("Aucun flux", "No feed"),
     T.STATUS_CLOCK_OK: ("Horloge fiable", "Clock trusted"),

@@ -77,6 +77,15 @@ VERDICT_TEXT = {Verdict.ADMIT: T.VERDICT_ADMIT, Verdict.REFUSE: T.VERDICT_REFUSE
 
 
 @dataclass(frozen=True, slots=True)
+class ReadyLine:
+    """One line of the gate's ready-for-doors checklist (portique/runtime/readiness.py)."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class GateStatus:
     """The daemon's `status`, as the status bar and the banners need it."""
 
@@ -93,6 +102,15 @@ class GateStatus:
     steward_calls: int
     fire_active: bool
     fire_latched: bool
+    feed_waived: bool = False
+    """The config says feeds.required = false: resold tickets cannot be refused."""
+    ready: tuple[ReadyLine, ...] | None = None
+    """The ready-for-doors checklist, or None from a gate that does not report it."""
+
+    @property
+    def ready_ok(self) -> bool | None:
+        return None if self.ready is None else bool(self.ready) and all(
+            line.ok for line in self.ready)
 
     @classmethod
     def from_json(cls, s: Mapping[str, Any]) -> GateStatus:
@@ -111,11 +129,21 @@ class GateStatus:
             steward_calls=_int(decisions.get("steward")),
             fire_active=bool(fire.get("active", False)),
             fire_latched=bool(fire.get("latched", False)),
+            feed_waived=bool(s.get("feed_waived", False)),
+            ready=_ready_lines(s.get("ready")),
         )
 
     @property
     def camera_lost(self) -> bool:
         return self.camera_state != "running"
+
+
+def _ready_lines(value: object) -> tuple[ReadyLine, ...] | None:
+    if not isinstance(value, Mapping) or not isinstance(value.get("checks"), list):
+        return None
+    return tuple(ReadyLine(_text(c.get("name")), bool(c.get("ok", False)),
+                           _text(c.get("detail")))
+                 for c in value["checks"] if isinstance(c, Mapping))
 
 
 CAMERA_STATES = {"opening": T.CAMERA_OPENING, "reconnecting": T.CAMERA_RECONNECTING,

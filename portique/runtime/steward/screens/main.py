@@ -44,6 +44,7 @@ class MainScreen(Screen[None]):
         yield Banner(id="link-banner", classes="banner")
         yield Banner(id="fire-banner", classes="banner")
         yield Banner(id="camera-banner", classes="banner")
+        yield Banner(id="no-feed-banner", classes="banner")
         yield Banner(id="notice")
         with Vertical(id="body"):
             with Vertical(id="feed-pane"):
@@ -106,6 +107,8 @@ class MainScreen(Screen[None]):
                              state=camera_state_text(status.camera_state, s.lang))
         self.query_one("#fire-banner", Banner).say(fire)
         self.query_one("#camera-banner", Banner).say(camera)
+        self.query_one("#no-feed-banner", Banner).say(
+            s.t(T.BANNER_NO_FEED) if status is not None and status.feed_waived else None)
         self.query_one(StatusBar).show(status, s.lang, s.settings.steward)
 
     def show_feed(self) -> None:

@@ -37,6 +37,9 @@ class StatusBar(Static):
                           style="bold red" if status.camera_lost else ""))
         parts.append(Text(tr(T.STATUS_COUNTS, lang, admitted=status.admitted,
                              refused=status.refused, steward=status.steward_calls)))
+        if status.ready_ok is not None:
+            parts.append(Text(tr(T.STATUS_READY, lang)) if status.ready_ok
+                         else Text(tr(T.STATUS_NOT_READY, lang), style="bold yellow"))
         parts.append(Text(tr(T.STATUS_STEWARD, lang, steward=steward)))
         self.update(Text(" │ ").join(parts))
 
