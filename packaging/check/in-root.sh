@@ -28,10 +28,13 @@ case "$ARCH:$machine" in
   *) fail "expected $ARCH, the venv's python runs on $machine" ;;
 esac
 $PY - <<'EOF' || fail "the native libraries do not load"
-import cv2, numpy, zxingcpp, pyzbar.pyzbar, cryptography.hazmat.primitives.asymmetric.ed25519
+from importlib.metadata import version
+import PIL.Image, cv2, numpy, zxingcpp, pyzbar.pyzbar
+import cryptography.hazmat.primitives.asymmetric.ed25519
 print(f"ok   numpy {numpy.__version__}, opencv {cv2.__version__}, zxing-cpp "
-      f"{zxingcpp.__version__ if hasattr(zxingcpp, '__version__') else '?'}, zbar loaded")
+      f"{version('zxing-cpp')}, pillow {PIL.__version__}, zbar loaded")
 EOF
+gate --help > /dev/null || fail "gate --help"
 [ "$(command -v gate)" = /usr/bin/gate ] || fail "gate is not /usr/bin/gate on the PATH"
 getent passwd portique >/dev/null || fail "no portique user (sysusers)"
 [ -d /etc/portique/keys ] && [ -d /var/lib/portique ] || fail "tmpfiles folders missing"
@@ -57,8 +60,7 @@ install -d /root/feed
 printf 'ticket_id,min_generation\nPAR24-000106,1\n' > /root/revocations.csv
 printf 'ticket_id,generation,order_ref,holder_name,category,entrances,flags\n' > /root/manifest.csv
 gate feed publish --event PAR24-ATH05 --revocations /root/revocations.csv \
-  --manifest /root/manifest.csv --key /root/issuer/feed-1.key --out /root/feed \
-  --at 2024-08-05T18:00:00+02:00 >/dev/null
+  --manifest /root/manifest.csv --key /root/issuer/feed-1.key --out /root/feed >/dev/null
 gate feed serve --port 0 /root/feed > "$OUT/serve.txt" 2>"$OUT/serve.log" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
@@ -90,11 +92,10 @@ else
 fi
 
 step "gate sync, then a replayed gate run with simulated pins (as portique)"
-# What systemd makes for gate.service (RuntimeDirectory=portique): no systemd runs here.
-install -d -o portique -g portique -m 0750 /run/portique
-as_gate gate sync --config /etc/portique/gate.toml > "$OUT/sync.txt" \
+[ "$(stat -c %U:%a /run/portique)" = portique:750 ] || fail "/run/portique not portique 0750 (tmpfiles)"
+as_gate gate sync --config /etc/portique/gate.toml > "$OUT/sync.txt" 2>&1 \
   || { cat "$OUT/sync.txt"; fail "gate sync"; }
-ok "$(head -n 1 "$OUT/sync.txt")"
+ok "$(tail -n 1 "$OUT/sync.txt")"
 for clip in valid_step_change revoked; do
   as_gate gate run --config /etc/portique/gate.toml --replay "$CLIPS/$clip" --fast \
     --simulate-passage 0.2 --print --log-level WARNING > "$OUT/run-$clip.txt" 2>&1 \
@@ -104,18 +105,26 @@ grep -q 'VALID' "$OUT/run-valid_step_change.txt" || { cat "$OUT/run-valid_step_c
 grep -q 'SUPERSEDED' "$OUT/run-revoked.txt" || { cat "$OUT/run-revoked.txt"; fail "resold ticket not refused"; }
 ok "valid_step_change admitted (VALID), revoked refused (SUPERSEDED)"
 
-step "gate ready"
-if gate ready --help > /dev/null 2>&1; then
-  # On the replayed clip, with the simulated pins of the config gate setup wrote.
-  set +e
-  as_gate gate ready --config /etc/portique/gate.toml --replay "$CLIPS/valid_step_change" \
-    > "$OUT/ready.txt" 2>&1
-  rc=$?
-  set -e
-  cat "$OUT/ready.txt"
-  [ $rc -le 1 ] || fail "gate ready failed to run (exit $rc)"
-  ok "gate ready ran (exit $rc: 0 ready, 1 not ready)"
-else
-  echo "SKIP gate ready: this build has no \`gate ready\` command yet"
-fi
+step "gate ready, asked of a gate replaying a clip at its recorded pace (41 s)"
+as_gate gate run --config /etc/portique/gate.toml --replay "$CLIPS/second_scan" \
+  --simulate-passage 0.2 --print --log-level WARNING > "$OUT/run-second_scan.txt" 2>&1 &
+GATE=$!
+trap 'kill $SERVER $GATE 2>/dev/null || true' EXIT
+# Until the running gate answers on its control socket (never past the clip's end).
+tries=0
+until [ -S /run/portique/control.sock ] && as_gate gate ready --json > "$OUT/ready.json" 2>&1; \
+    grep -q '"source": "gate"' "$OUT/ready.json" 2>/dev/null; do
+  kill -0 $GATE 2>/dev/null || { cat "$OUT/run-second_scan.txt"; fail "the gate ended before answering"; }
+  tries=$((tries + 1)); [ $tries -lt 1200 ] || fail "the replaying gate never answered"; sleep 0.1
+done
+set +e
+as_gate gate ready > "$OUT/ready.txt" 2>&1
+rc=$?
+set -e
+sed 's/^/     /' "$OUT/ready.txt"
+if grep -q 'not running' "$OUT/ready.txt"; then fail "gate ready did not reach the replaying gate"; fi
+[ $rc = 0 ] || fail "gate ready: exit $rc"
+wait $GATE || { cat "$OUT/run-second_scan.txt"; fail "gate run --replay second_scan"; }
+grep -q 'ALREADY_ADMITTED' "$OUT/run-second_scan.txt" || { cat "$OUT/run-second_scan.txt"; fail "second scan not refused"; }
+ok "gate ready: READY (exit 0) from the running gate; the replay ended by itself, second scan refused"
 echo "all checks passed on $ARCH"
