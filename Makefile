@@ -19,7 +19,7 @@ EXTRAS := dev
 
 .PHONY: all setup system-deps dev-deps apt-install demo test test-slow safe-modes lint typecheck \
 	contracts \
-	bench clean deb lintian check-arm64
+	bench clean deb lintian check-arm64 package-deps
 
 all: test
 
@@ -71,7 +71,7 @@ safe-modes:
 test: $(STAMP) dev-deps safe-modes lint typecheck contracts
 	$(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(STAMP) dev-deps safe-modes
+test-slow: $(STAMP) dev-deps safe-modes package-deps
 	$(BIN)/python -m pytest -m slow -q
 
 # The Debian package for a gate (docs/operations.md, "The Debian package"), built on this
@@ -86,6 +86,10 @@ DEB_SOURCES    := pyproject.toml README.md $(wildcard portique/*.py portique/*/*
 PORTIQUE_ROOTS ?= /var/cache/portique-roots
 ROOT_PACKAGES  ?= debootstrap qemu-user-static binfmt-support
 export PORTIQUE_ROOTS
+
+# The slow suite builds the amd64 package, lints it and installs it into a Debian root.
+package-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="debootstrap lintian"
 
 deb: $(DEB_FILE)
 

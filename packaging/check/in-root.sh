@@ -14,9 +14,10 @@ OUT=$CHECK/out
 PY=/opt/portique/.venv/bin/python
 CLIPS=$CHECK/tests/fixtures/clips
 mkdir -p "$OUT"
+: > "$OUT/passed.txt"
 cd "$CHECK"
 step() { echo "== $*"; }
-ok() { echo "ok   $*"; }
+ok() { echo "ok   $*"; echo "$*" >> "$OUT/passed.txt"; }
 fail() { echo "FAIL $*" >&2; exit 1; }
 # as the service's user, as `sudo -u portique` would (util-linux is in every root)
 as_gate() { setpriv --reuid portique --regid portique --init-groups -- "$@"; }

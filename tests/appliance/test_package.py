@@ -10,6 +10,7 @@ package under qemu."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,5 +90,6 @@ def test_installed_in_a_fresh_debian_root(amd64_deb: Path) -> None:
                      "all checks passed on amd64"):
         assert expected in out, f"{expected!r} missing:\n{out}"
     assert " passed" in out and " failed" not in out   # the vectors' pytest line
+    assert re.search(r"^amd64: \d+ passed, 0 failed$", check.stdout, re.M), out
     assert "READY for doors: all" in out
     assert "ok   gate ready: READY (exit 0) from the running gate" in out
