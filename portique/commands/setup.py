@@ -50,6 +50,9 @@ def register(sub: Any) -> None:
                        "keys/ beside the config)")
     setup.add_argument("--feed-url", help="where the revocation feeds are served "
                        "(<url>/<event>/index.json)")
+    setup.add_argument("--no-feed", action="store_true",
+                       help="run without a revocation feed ([feeds] required = false): "
+                       "resold and cancelled tickets cannot be refused")
     setup.add_argument("--upload-url", help="the platform's journal endpoint (default: no "
                        "upload)")
     setup.add_argument("--state-dir", type=Path, default=DEFAULT_STATE,
@@ -98,7 +101,10 @@ ANSWERS = (
 
 def _ask_missing(args: argparse.Namespace) -> None:
     """Fill the answers the flags left out from a terminal, or refuse naming them."""
-    missing = [a for a in ANSWERS if getattr(args, a.attr) is None]
+    if args.no_feed and args.feed_url is not None:
+        raise UsageError("--no-feed and --feed-url: give one of them")
+    missing = [a for a in ANSWERS if getattr(args, a.attr) is None
+               and not (a.attr == "feed_url" and args.no_feed)]
     if not missing:
         return
     if not sys.stdin.isatty():
@@ -134,7 +140,8 @@ def config_table(args: argparse.Namespace, trust_dir: Path) -> dict[str, Any]:
         "scanner": {"camera": {"device": args.camera}},
         "hardware": {"pin_factory": args.pin_factory, "on_stop": args.on_stop,
                      "lock_active_high": args.lock_active_high, "pins": dict(PINS)},
-        "feeds": {"store": str(state / "feeds.sqlite"), "base_url": args.feed_url},
+        "feeds": {"required": False} if args.no_feed else
+        {"store": str(state / "feeds.sqlite"), "base_url": args.feed_url},
         "journal": {"path": str(state / "journal.sqlite")},
         "control": {"socket": str(args.socket)},
         "steward": {"supervisors": str(args.config.parent / "supervisors.toml")},
@@ -235,7 +242,10 @@ def run_setup(args: argparse.Namespace) -> int:
 
     trusted = keyfiles.load_trust_dir(trust_dir, role=None)
     roles = {k.role for k in trusted.keys.values()}
-    steps = next_steps(config, trust_dir, roles, created)
+    steps = next_steps(config, trust_dir, roles, created, no_feed=args.no_feed)
+    if args.no_feed:
+        steps.insert(0, "no revocation feed (--no-feed): resold and cancelled tickets "
+                     "cannot be refused; run `gate setup --force --feed-url URL` to add one")
     lines = [f"wrote {config} (gate {args.gate_id}, event {args.event}, entrance "
              f"{args.entrance}, pins {args.pin_factory}, on_stop {args.on_stop})"]
     lines += [f"trusted {key.kid} ({key.role.value}) in {dest}" for key, dest, _ in imports]
@@ -262,13 +272,13 @@ def _secret_files(folder: Path) -> list[Path]:
 
 
 def next_steps(config: Path, trust_dir: Path, roles: set[KeyRole],
-               created: list[Path]) -> list[str]:
+               created: list[Path], *, no_feed: bool = False) -> list[str]:
     steps = []
     if KeyRole.ISSUER not in roles:
         steps.append(f"no issuer key in {trust_dir} yet: the gate refuses to start without "
                      "one; add it with `gate setup --force --key ISSUER.pub ...` or copy "
                      "KID.pub there")
-    if KeyRole.FEED not in roles:
+    if KeyRole.FEED not in roles and not no_feed:
         steps.append(f"no feed key in {trust_dir} yet: feeds cannot be checked until the "
                      "platform's feed KID.pub is there")
     token = config.parent / "credentials" / "upload-token"

@@ -197,3 +197,19 @@ def test_answers_asked_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixtu
     config = load(tmp_path / "gate.toml")
     assert (config.gate.id, config.gate.entrance) == ("east-1", 4)
     assert config.feeds is not None and config.feeds.base_url == "https://feeds.example.org/p"
+
+
+def test_no_feed_is_said_out_loud(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = setup_args(tmp_path, "--key", str(ISSUER_PUB), "--pin-factory", "mock")
+    del argv[argv.index("--feed-url"):argv.index("--feed-url") + 2]
+    code, _, err = run(capsys, [*argv, "--no-feed", "--feed-url", "https://x.example.org/"])
+    assert code == 2 and "--no-feed and --feed-url: give one of them" in err
+    code, out, _ = run(capsys, [*argv, "--no-feed"])
+    assert code == 0
+    assert "no revocation feed (--no-feed): resold and cancelled tickets cannot be refused" \
+        in out
+    assert "no feed key" not in out
+    config = load(tmp_path / "etc" / "gate.toml")
+    assert config.feeds is None and config.feeds_waived
+    code, out, _ = run(capsys, ["config", "check", str(tmp_path / "etc" / "gate.toml")])
+    assert code == 0 and "no revocation feed: resold tickets cannot be refused" in out
