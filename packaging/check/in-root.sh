@@ -128,4 +128,21 @@ if grep -q 'not running' "$OUT/ready.txt"; then fail "gate ready did not reach t
 wait $GATE || { cat "$OUT/run-second_scan.txt"; fail "gate run --replay second_scan"; }
 grep -q 'ALREADY_ADMITTED' "$OUT/run-second_scan.txt" || { cat "$OUT/run-second_scan.txt"; fail "second scan not refused"; }
 ok "gate ready: READY (exit 0) from the running gate; the replay ended by itself, second scan refused"
+step "dpkg -r, then dpkg -P: the app goes, the operator's files stay"
+echo "secret" > /etc/portique/credentials/upload-token
+dpkg -r portique > "$OUT/remove.txt" 2>&1 || { cat "$OUT/remove.txt"; fail "dpkg -r"; }
+[ ! -e /opt/portique/.venv ] && [ ! -e /usr/bin/gate ] || fail "dpkg -r left the app"
+[ -e /etc/portique/gate.toml.example ] || fail "dpkg -r removed the conffile"
+dpkg -P portique > "$OUT/purge.txt" 2>&1 || { cat "$OUT/purge.txt"; fail "dpkg -P"; }
+[ ! -e /etc/portique/gate.toml.example ] || fail "dpkg -P left the example conffile"
+[ ! -e /opt/portique ] || fail "dpkg -P left /opt/portique"
+for kept in /etc/portique/gate.toml /etc/portique/keys/fixture-issuer.pub \
+    /etc/portique/credentials/upload-token /etc/portique/supervisors.toml \
+    /var/lib/portique/journal.sqlite; do
+  [ -e "$kept" ] || fail "dpkg -r/-P removed the operator's $kept"
+done
+[ "$(cat /etc/portique/credentials/upload-token)" = secret ] || fail "the upload token changed"
+getent passwd portique >/dev/null || fail "the portique user went"
+ok "removed and purged: config, keys, token, supervisors and journal kept; $(grep -o 'kept:.*' "$OUT/purge.txt" | cut -c1-60)"
+
 echo "all checks passed on $ARCH"

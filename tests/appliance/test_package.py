@@ -87,6 +87,8 @@ def test_installed_in_a_fresh_debian_root(amd64_deb: Path) -> None:
                      "ok   gate.service, gate-sync.service, gate-sync.timer",
                      "valid_step_change admitted (VALID), revoked refused (SUPERSEDED)",
                      "the same codes as the build machine on all",
+                     "ok   removed and purged: config, keys, token, supervisors and journal "
+                     "kept",
                      "all checks passed on amd64"):
         assert expected in out, f"{expected!r} missing:\n{out}"
     assert " passed" in out and " failed" not in out   # the vectors' pytest line
