@@ -47,6 +47,7 @@ def _seconds(value: str) -> float:
 
 
 def _hw_test(args: argparse.Namespace) -> int:
+    from portique.hardware.config import PinFactoryName
     from portique.hardware.errors import HardwareError
     from portique.hardware.pins import open_pin_factory
     from portique.hardware.selftest import Console, run_walk
@@ -60,13 +61,26 @@ def _hw_test(args: argparse.Namespace) -> int:
     except HardwareError as exc:
         print(f"gate: hw test: {exc}", file=sys.stderr)
         return EXIT_CHECK_FAILED
+    technician = None
+    if config.hardware.pin_factory is PinFactoryName.MOCK:
+        from portique.devtools.simulation import SimulatedTechnician
+
+        # simulated pins: nothing is wired, so a simulated turnstile and technician move
+        # the inputs; the walk itself runs as on a real gate
+        technician = SimulatedTechnician(config.hardware, factory)
+        technician.prepare()
+        console.say("simulated turnstile (pin_factory = \"mock\"): the relay feedback "
+                    "follows the relay, the fire loop is closed, a simulated technician "
+                    "walks through and opens the loop when asked; nothing real is tested")
     try:
         results = run_walk(config.hardware, factory, console, hold_s=args.hold,
-                           watch_s=args.wait)
+                           watch_s=args.wait, technician=technician)
     except HardwareError as exc:
         print(f"gate: hw test: {exc}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     finally:
+        if technician is not None:
+            technician.close()
         factory.close()
     failed = [r.step for r in results if not r.ok]
     console.say(f"{len(results) - len(failed)} of {len(results)} steps passed"

@@ -410,7 +410,7 @@ def _register_config(sub: Any) -> None:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from portique.runtime.config import NO_FEED_WARNING
+    from portique.revocation.config import NO_FEED_WARNING
 
     try:
         config = load_for_run(args.file)  # exactly what `gate run` checks

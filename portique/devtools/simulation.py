@@ -25,6 +25,7 @@ from typing import Any
 from gpiozero.pins.mock import MockPin
 
 from portique.base.errors import ConfigError
+from portique.hardware.config import HardwareConfig
 from portique.hardware.turnstile import Turnstile
 from portique.runtime.config import Config
 from portique.runtime.control import EventBus
@@ -184,8 +185,14 @@ class SimulatedRun(RunOptions):
 
 def _wire_simulated_feedback(config: Config, pin_factory: Any) -> None:
     """With simulated pins, the relay's feedback contact follows the relay, as wired."""
-    hw = config.hardware
-    if hw is None or hw.pins.relay_feedback is None:
+    if config.hardware is not None:
+        wire_simulated_feedback(config.hardware, pin_factory)
+
+
+def wire_simulated_feedback(hw: HardwareConfig, pin_factory: Any) -> None:
+    """The relay's feedback contact follows the relay, as wired (before any device is
+    made on `pin_factory`'s lock pin)."""
+    if hw.pins.relay_feedback is None:
         return
     # energised: the lock pin at its active level; the contact then reads "closed"
     if hw.lock_active_high == hw.relay_feedback_pull_up:
@@ -196,3 +203,53 @@ def _wire_simulated_feedback(config: Config, pin_factory: Any) -> None:
 
     feedback = pin_factory.pin(hw.pins.relay_feedback)
     pin_factory.pin(hw.pins.lock, pin_class=MockConnectedPin, input_pin=feedback)
+
+
+class SimulatedTechnician:
+    """The technician of `gate hw test` on simulated pins: a turnstile as wired in
+    docs/wiring.md (relay feedback following the relay, the fire loop closed at rest),
+    and someone who walks through and opens the loop when the walk asks.
+
+    It drives gpiozero's mock pins only, the way the real inputs would move: the walk's
+    own code (outputs, reads, waits, verdicts) runs unchanged. Make it before the walk
+    opens its devices (`prepare`), then hand it to `run_walk`."""
+
+    def __init__(self, hw: HardwareConfig, pin_factory: Any, *, hold_s: float = 0.15) -> None:
+        if type(pin_factory).__name__ != "MockFactory":
+            raise ConfigError("a simulated technician needs hardware.pin_factory = \"mock\": "
+                              "it never drives real pins")
+        self._hw, self._factory, self._hold = hw, pin_factory, hold_s
+        self._threads: list[threading.Thread] = []
+
+    def prepare(self) -> None:
+        wire_simulated_feedback(self._hw, self._factory)
+
+    def pins_opened(self) -> None:
+        self._factory.pin(self._hw.pins.fire_loop).drive_low()  # the loop, closed to ground
+
+    def walk_through(self) -> None:
+        pin = self._factory.pin(self._hw.pins.passage)
+        active_low = self._hw.passage_pull_up
+        self._later(pin.drive_low if active_low else pin.drive_high,
+                    pin.drive_high if active_low else pin.drive_low)
+
+    def open_fire_loop(self) -> None:
+        pin = self._factory.pin(self._hw.pins.fire_loop)
+        self._later(pin.drive_high, pin.drive_low)  # open, then closed again
+
+    def _later(self, first: Callable[[], None], then: Callable[[], None]) -> None:
+        """`first` now (the walk's wait sees it however late it starts waiting), `then`
+        a moment later (a wait started after it sees the input back at rest)."""
+        first()
+
+        def work() -> None:
+            time.sleep(self._hold)
+            then()
+
+        thread = threading.Thread(target=work, name="simulated-technician", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def close(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=5.0)

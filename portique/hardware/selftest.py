@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from portique.hardware.config import HardwareConfig
 from portique.hardware.devices import TurnstileDevices, open_devices
@@ -68,12 +68,24 @@ class Console:
         return False
 
 
+class Technician(Protocol):
+    """Whoever works the inputs when the walk asks; None in `run_walk` is a person at the
+    turnstile, reading the prompts (portique.devtools.simulation has simulated pins')."""
+
+    def pins_opened(self) -> None: ...
+    def walk_through(self) -> None: ...
+    def open_fire_loop(self) -> None: ...
+
+
 def run_walk(config: HardwareConfig, pin_factory: Any, console: Console, *,
-             hold_s: float = 1.0, watch_s: float = 15.0) -> list[StepResult]:
+             hold_s: float = 1.0, watch_s: float = 15.0,
+             technician: Technician | None = None) -> list[StepResult]:
     """Walk every device of `config`; one StepResult per device, in wiring order."""
     locked = config.relay_energised_when_locked
     devices = open_devices(config, pin_factory, lock_energised=lambda _loop_closed: locked)
     pins = config.pins
+    if technician is not None:
+        technician.pins_opened()
     try:
         console.say(f"Turnstile hardware test: pin factory {config.pin_factory.value}, "
                     f"on_stop {config.on_stop.value}; the lock rests "
@@ -92,8 +104,9 @@ def run_walk(config: HardwareConfig, pin_factory: Any, console: Console, *,
             results.append(StepResult(step, seen, "seen" if seen else
                                       f"not seen: check GPIO{number}, the wiring and "
                                       "signals_active_high"))
-        results.append(_passage_step(devices, pins.passage, console, watch_s))
-        results.append(_fire_loop_step(devices, pins.fire_loop, console, watch_s))
+        results.append(_passage_step(devices, pins.passage, console, watch_s, technician))
+        results.append(_fire_loop_step(devices, pins.fire_loop, console, watch_s,
+                                       technician))
     finally:
         devices.lock.value = locked
         for output in (devices.green, devices.red, devices.buzzer):
@@ -144,13 +157,15 @@ def _relay_step(config: HardwareConfig, devices: TurnstileDevices, console: Cons
 
 
 def _passage_step(devices: TurnstileDevices, number: int, console: Console,
-                  watch_s: float) -> StepResult:
+                  watch_s: float, technician: Technician | None) -> StepResult:
     sensor = devices.passage
     console.say(f"passage sensor (GPIO{number}) reads {_passage_state(sensor.is_active)} now.")
     if sensor.is_active:
         return StepResult("passage sensor", False, "reads ACTIVE with the lane empty: check "
                           "the sensor, its wiring and passage_pull_up")
     console.pause(f"Walk through the lane or turn the arm once within {watch_s:g} s.")
+    if technician is not None:
+        technician.walk_through()
     if not sensor.wait_for_active(timeout=watch_s):
         return StepResult("passage sensor", False, f"no activation seen in {watch_s:g} s")
     console.say("  passage sensor: ACTIVE")
@@ -165,7 +180,7 @@ def _passage_state(active: bool) -> str:
 
 
 def _fire_loop_step(devices: TurnstileDevices, number: int, console: Console,
-                    watch_s: float) -> StepResult:
+                    watch_s: float, technician: Technician | None) -> StepResult:
     loop = devices.fire_loop  # active = closed
     console.say(f"fire-alarm loop (GPIO{number}) reads {_loop_state(loop.is_active)} now.")
     if not loop.is_active:
@@ -173,6 +188,8 @@ def _fire_loop_step(devices: TurnstileDevices, number: int, console: Console,
                           "loop or a cut wire; check the loop and its contact to ground")
     console.pause(f"Open the fire-alarm loop (panel test, or unplug it), then close it again, "
                   f"within {watch_s:g} s.")
+    if technician is not None:
+        technician.open_fire_loop()
     if not loop.wait_for_inactive(timeout=watch_s):
         return StepResult("fire-alarm loop", False, f"not seen open in {watch_s:g} s")
     console.say("  fire-alarm loop: OPEN")

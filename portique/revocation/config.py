@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from portique.revocation.sync import SyncSettings
 
 
+NO_FEED_WARNING = "no revocation feed: resold tickets cannot be refused"
+"""What every status output says of a gate configured with ``[feeds] required = false``."""
+
+
 @dataclass(frozen=True)
 class FeedsConfig:
     store: Path = setting(description="The local feed store (SQLite). Holds holder names: "

@@ -141,9 +141,6 @@ class Config:
                       grace_seconds=p.grace_seconds, ahead_seconds=p.ahead_seconds)
 
 
-NO_FEED_WARNING = "no revocation feed: resold tickets cannot be refused"
-"""What every status output says of a gate configured with ``[feeds] required = false``."""
-
 NO_FEED = ("feeds: no [feeds] table: without a revocation feed, resold and cancelled "
            "tickets cannot be refused; configure feeds.store and feeds.base_url "
            "(docs/feeds.md), or say that this gate runs without one: [feeds] required = false")

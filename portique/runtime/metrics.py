@@ -24,16 +24,13 @@ Names are stable (dashboards and alerts depend on them):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from portique.base.configschema import setting
 from portique.base.errors import GateError
-
-if TYPE_CHECKING:
-    from portique.runtime.readiness import ReadinessReport
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
@@ -86,10 +83,11 @@ class GateMetrics:
         self.outcomes = Counter("portique_turnstile_outcomes", "Passage outcomes of admissions",
                                 ["outcome"], registry=r)
 
-    def set_readiness(self, report: ReadinessReport) -> None:
-        self.ready.set(1 if report.ok else 0)
-        for check in report.checks:
-            self.ready_check.labels(check.name).set(1 if check.ok else 0)
+    def set_readiness(self, ok: bool, checks: Iterable[tuple[str, bool]]) -> None:
+        """`gate ready`'s verdict and each line's (name, passes)."""
+        self.ready.set(1 if ok else 0)
+        for name, passes in checks:
+            self.ready_check.labels(name).set(1 if passes else 0)
 
     def serve(self, port: int) -> None:
         """Start the HTTP endpoint on 127.0.0.1 (never on another interface)."""

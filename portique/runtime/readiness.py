@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portique.runtime.config import NO_FEED_WARNING
+from portique.revocation.config import NO_FEED_WARNING
 from portique.scanner.quality import FrameQuality
 from portique.ticket.trust import KeyRole, KeyStatus, TrustStore
 
@@ -268,8 +268,9 @@ def day_end(now: float, tz: datetime.tzinfo) -> float:
 
 
 def free_space(path: Path) -> int | None:
-    """Free bytes (for an unprivileged writer) of the file system holding `path`."""
-    folder = path if path.is_dir() else path.parent
+    """Free bytes (for an unprivileged writer) of the file system holding `path`, or
+    where it would be made."""
+    folder = _existing(path if path.is_dir() else path.parent)
     try:
         return shutil.disk_usage(folder).free
     except OSError:
@@ -278,17 +279,24 @@ def free_space(path: Path) -> int | None:
 
 def journal_file_problem(path: Path) -> str | None:
     """Why the journal at `path` could not be written by this user, or None (no write)."""
-    folder = path.parent
+    folder = _existing(path.parent)
     if path.exists():
         if not path.is_file():
             return f"journal {path}: not a file"
         if not os.access(path, os.R_OK | os.W_OK):
             return f"journal {path}: not writable by this user"
-    elif not folder.is_dir():
-        return f"journal {path}: its folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"journal {path}: {folder} is a file, not a folder"
     if not os.access(folder, os.W_OK | os.X_OK):
-        return f"journal {path}: its folder {folder} is not writable (SQLite needs it)"
+        return f"journal {path}: {folder} is not writable (SQLite needs it)"
     return None
+
+
+def _existing(folder: Path) -> Path:
+    """`folder`, or its nearest ancestor that exists (where the gate would make it)."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
 
 
 def _ago(seconds: float, *, ago: bool = True) -> str:
@@ -347,7 +355,7 @@ def offline_report(config: Any, *, wall_now: float | None = None) -> ReadinessRe
     checks.append(ReadinessCheck("fire_loop", False, not_running))
     path = config.journal.path
     checks.append(check_journal(path=path, problem=journal_file_problem(path),
-                                free_bytes=free_space(path) if path.parent.is_dir() else 0))
+                                free_bytes=free_space(path)))
     checks.append(ReadinessCheck("mesh", False, not_running) if config.mesh is not None
                   else check_mesh(None))
     checks.append(check_upload(configured=config.upload is not None,

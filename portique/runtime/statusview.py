@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portique.runtime.config import NO_FEED_WARNING
+from portique.revocation.config import NO_FEED_WARNING
 
 
 def render_status(s: dict[str, Any]) -> str:

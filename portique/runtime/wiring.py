@@ -26,9 +26,10 @@ from portique.base.errors import ConfigError, GateError
 from portique.base.timeparse import format_time
 from portique.hardware.pins import open_pin_factory
 from portique.hardware.turnstile import EventKind, Turnstile, TurnstileEvent
+from portique.revocation.config import NO_FEED_WARNING
 from portique.runtime import notify, readiness
 from portique.runtime.clock import FrameClock, GateClock, journal_clock_events
-from portique.runtime.config import NO_FEED_WARNING, Config, run_problems
+from portique.runtime.config import Config, run_problems
 from portique.runtime.control import ControlServer, EventBus
 from portique.runtime.credentials import read_credential
 from portique.runtime.daemon import Daemon, ManualRefusedError
@@ -326,13 +327,13 @@ def build(config: Config, options: RunOptions = RunOptions(), *,
 
 def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[Any]
            ) -> GateApp:
+    trust = keyfiles.load_trust_dir(config.keys.trust_dir)  # an unsafe folder: its own error
     problems = run_problems(config)  # the same checks as `gate config check`
     if problems:
         raise ConfigError(problems=tuple(problems))
     assert config.hardware is not None
     scanner_config = config.scanner or ScannerConfig()
     profile, policy = config.profile(), config.policy_record()
-    trust = keyfiles.load_trust_dir(config.keys.trust_dir)
     revocations: RevocationView = NoRevocations()
     feed_store = None
     if config.feeds is None:
@@ -511,7 +512,8 @@ class Housekeeping:
         m.frames_dropped.inc(max(0, stats.dropped - getattr(self, "_dropped", 0)))
         self._dropped = stats.dropped
         m.upload_backlog.set(app.journal.upload_backlog())
-        m.set_readiness(app.readiness())
+        ready = app.readiness()
+        m.set_readiness(ready.ok, ((c.name, c.ok) for c in ready.checks))
         if camera != self._camera_state:
             self._camera_state = camera
             app.bus.publish(CameraChanged(state=camera))

@@ -1,11 +1,11 @@
 """How usable a camera frame looks: its exposure and its sharpness, measured cheaply.
 
-One measure takes a frame down to a 320-pixel-wide grey image (about 0.3 ms for a 720p
-frame) and reports its mean brightness (0-255) and the variance of its Laplacian, the
-usual focus measure: a sharp, textured scene gives hundreds to thousands, a defocused
-or blank one a few units. The gate samples about one frame a second (`QualityMeter`),
-so the cost is negligible beside decoding, and `gate ready` judges the median of the
-recent samples (portique/runtime/readiness.py holds the limits).
+One measure takes a frame down to a 320-pixel-wide grey image and reports its mean
+brightness (0-255) and the variance of its Laplacian, the usual focus measure: a sharp,
+textured scene gives hundreds to thousands, a defocused or blank one a few units. The
+gate samples about one frame a second (`QualityMeter`), a small fraction of the frames it
+decodes, and `gate ready` judges the median of the recent samples
+(portique/runtime/readiness.py holds the limits).
 """
 
 from __future__ import annotations

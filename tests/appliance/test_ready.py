@@ -212,3 +212,15 @@ def test_keys_line_wants_a_key_valid_to_the_end_of_the_venues_day() -> None:
     line = readiness.check_keys(TrustStore.of([gone]), event="E1", now=now, day_end=end,
                                 tz=tz)
     assert not line.ok and line.detail == "no issuer key usable for E1 now: iss-3 withdrawn"
+
+
+def test_journal_line_offline_wants_a_folder_it_can_make_and_room(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("a file\n")
+    under_a_file = tmp_path / "plain" / "journal.sqlite"
+    assert readiness.journal_file_problem(under_a_file) == \
+        f"journal {under_a_file}: {tmp_path / 'plain'} is a file, not a folder"
+    to_be_made = tmp_path / "new" / "state" / "journal.sqlite"
+    assert readiness.journal_file_problem(to_be_made) is None  # the gate makes the folders
+    assert (readiness.free_space(to_be_made) or 0) > 0
+    full = readiness.check_journal(path=to_be_made, problem=None, free_bytes=1 << 20)
+    assert not full.ok and full.detail == f"{to_be_made}: only 1 MiB free, 64 MiB needed"
