@@ -98,7 +98,8 @@ dist/portique_$(DEB_VERSION)_%.deb: $(DEB_SOURCES) | $(STAMP)
 
 lintian: $(DEB_FILE)
 	@$(MAKE) --no-print-directory apt-install PACKAGES=lintian
-	lintian --info --pedantic --show-overrides $(DEB_FILE)
+	lintian --info --pedantic --fail-on error,warning $(DEB_FILE)
+	@lintian --show-overrides $(DEB_FILE) | grep '^O:' | sort | uniq -c || true
 
 check-arm64: $(STAMP)
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(ROOT_PACKAGES)"
