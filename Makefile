@@ -104,7 +104,7 @@ lintian: $(DEB_FILE)
 check-arm64: $(STAMP)
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(ROOT_PACKAGES)"
 	@$(MAKE) --no-print-directory deb ARCH=arm64
-	HOST_GATE=$(BIN)/gate packaging/check/root-check.sh arm64 \
+	HOST_GATE=$(abspath $(BIN))/gate packaging/check/root-check.sh arm64 \
 		dist/portique_$(DEB_VERSION)_arm64.deb
 
 bench: $(STAMP)

@@ -19,6 +19,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 ROOTS=${PORTIQUE_ROOTS:-/var/cache/portique-roots}
 MIRROR=${PORTIQUE_MIRROR:-http://deb.debian.org/debian}
 HOST_GATE=${HOST_GATE:-$REPO/.venv/bin/gate}
+case "$HOST_GATE" in /*) ;; *) HOST_GATE="$PWD/$HOST_GATE" ;; esac
 [ -f "$DEB" ] || { echo "root-check.sh: $DEB: no such package" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "root-check.sh: needs root (debootstrap, chroot)" >&2; exit 2; }
 START=$(date +%s)
