@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from typing import NoReturn
+
+SKIPPED = 3
+"""The exit status of a benchmark that cannot run here (its data is missing): `make bench`
+says so and runs the others."""
+
+
+def skip(reason: str) -> NoReturn:
+    """Stop a benchmark that cannot run here, saying why."""
+    print(f"skipped: {reason}")
+    sys.exit(SKIPPED)
 
 
 def per_call(fn: Callable[[], object], number: int) -> float:

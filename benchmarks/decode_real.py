@@ -19,8 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import cv2
 
+from benchmarks._common import skip
 from portique.scanner.decoders import Decoder, Image, PipelineDecoder, ZbarDecoder, ZxingDecoder
 from portique.scanner.images import letterbox, read_image, to_gray
 
@@ -34,7 +37,8 @@ REPEAT = 3  # time each decode this many times, keep the fastest (less noise)
 def load() -> list[tuple[str, Image, str]]:
     manifest = QR_REAL / "MANIFEST.tsv"
     if not manifest.is_file():
-        sys.exit(f"qr-real not found at {QR_REAL} (set PORTIQUE_QR_REAL)")
+        skip(f"the real photos (qr-real) are not at {QR_REAL}: set PORTIQUE_QR_REAL to "
+             "their folder to run this benchmark")
     photos = []
     with manifest.open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):

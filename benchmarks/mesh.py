@@ -12,7 +12,16 @@
 - a raw anchor in the same run: a bare paho publish -> receive round trip through the
   same broker (QoS 1, no signing, no SQLite, no merge).
 
+With ``--bridged``: two Mosquitto brokers, a stand's bridged to the venue core as
+docs/mesh.md shows, half the gates on each (each gate lists both, its own first); the
+same figures, the raw anchor through the same bridge (published on one broker, received
+on the other), then the stand broker killed: the failover time of its gates (from the
+kill to each gate connected to the core; anchor: a bare paho connect to the core in the
+same run) and a last phase on the core alone, every delivery counted.
+
     .venv/bin/python benchmarks/mesh.py [--gates 50] [--processes 5]
+    .venv/bin/python benchmarks/mesh.py --bridged --gates 200 --processes 4 --rate 0.01 \
+        --seconds 30 --summary-interval 600
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 EVENT = "BENCH-1"
+ANCHOR_TOPIC = "portique/v1/anchor/x"  # inside the bridged topics
 VENUE = "bench-venue"
 
 
@@ -38,8 +48,11 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def _worker(ids: list[str], keys: str, root: str, port: int, conn: Any) -> None:
+def _worker(ids: list[str], keys: str, root: str, brokers: dict[str, list[str]],
+            conn: Any, summary_interval_s: float = 60.0) -> None:
     """Run some gates: connect, admit on command, report merge latencies."""
+    import logging
+    logging.getLogger("portique").setLevel(logging.ERROR)  # failovers are counted, not logged
     from portique import keyfiles
     from portique.runtime.config import from_dict
     from portique.runtime.journal import Journal
@@ -59,8 +72,9 @@ def _worker(ids: list[str], keys: str, root: str, port: int, conn: Any) -> None:
         mesh = from_dict({
             "gate": {"id": gate_id, "event": EVENT, "entrance": 1},
             "keys": {"trust_dir": keys},
-            "mesh": {"venue": VENUE, "port": port, "key_file": f"{keys}/{gate_id}.key",
-                     "gates_dir": keys, "summary_interval_s": 60.0,
+            "mesh": {"venue": VENUE, "brokers": brokers[gate_id],
+                     "key_file": f"{keys}/{gate_id}.key",
+                     "gates_dir": keys, "summary_interval_s": summary_interval_s,
                      "reconnect_min_s": 0.1, "reconnect_max_s": 1.0}}).mesh
         assert mesh is not None
         journal = Journal(folder / "journal.sqlite", gate_id=gate_id)
@@ -85,6 +99,15 @@ def _worker(ids: list[str], keys: str, root: str, port: int, conn: Any) -> None:
         command = conn.recv()
         if command[0] == "stop":
             break
+        if command[0] == "failover":  # when each gate that was on `dead` is connected again
+            dead: str = command[1]
+            moved = [nodes[g] for g in ids if brokers[g][0] == dead]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not all(
+                    n.connected and n.broker != dead for n in moved):
+                time.sleep(0.01)
+            conn.send([n.state_since for n in moved if n.connected])
+            continue
         if command[0] == "drain":
             expected: int = command[1]
             deadline = time.monotonic() + 60
@@ -119,8 +142,9 @@ def _worker(ids: list[str], keys: str, root: str, port: int, conn: Any) -> None:
         journal.close()
 
 
-def raw_anchor(port: int, samples: int = 500) -> list[float]:
-    """Bare paho QoS 1 publish -> receive between two clients through the same broker."""
+def raw_anchor(port: int, samples: int = 500, sub_port: int | None = None) -> list[float]:
+    """Bare paho QoS 1 publish -> receive between two clients through the same broker (or
+    published on `port`, received on `sub_port`: through the bridge between them)."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
@@ -135,8 +159,8 @@ def raw_anchor(port: int, samples: int = 500) -> list[float]:
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anchor-sub",
                       protocol=MQTTProtocolVersion.MQTTv5)
     sub.on_message = on_message
-    sub.connect("127.0.0.1", port)
-    sub.subscribe("anchor/x", qos=1)
+    sub.connect("127.0.0.1", sub_port or port)
+    sub.subscribe(ANCHOR_TOPIC, qos=1)
     sub.loop_start()
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anchor-pub",
                       protocol=MQTTProtocolVersion.MQTTv5)
@@ -147,12 +171,42 @@ def raw_anchor(port: int, samples: int = 500) -> list[float]:
     for _ in range(samples):
         got.clear()
         sent[0] = time.perf_counter()
-        pub.publish("anchor/x", payload, qos=1)
+        pub.publish(ANCHOR_TOPIC, payload, qos=1)
         got.wait(5)
     for c in (pub, sub):
         c.disconnect()
         c.loop_stop()
     return out
+
+
+def connect_anchor(port: int, samples: int = 20) -> list[float]:
+    """Bare paho: TCP connect, CONNECT, CONNACK to the broker, seconds each."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    out = []
+    for i in range(samples):
+        done = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"anchor-c{i}",
+                             protocol=MQTTProtocolVersion.MQTTv5)
+        client.on_connect = lambda *_a, done=done: done.set()
+        t0 = time.perf_counter()
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        done.wait(5)
+        out.append(time.perf_counter() - t0)
+        client.disconnect()
+        client.loop_stop()
+    return out
+
+
+def wait_bridged(core: Any, stand: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while f"portique-bridge-{stand}-" not in core.log.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise SystemExit("the bridge did not come up")
+        time.sleep(0.05)
+    time.sleep(1.0)  # its subscriptions follow the connection
 
 
 def phase(pipes: list[Any], gates: int, rate: float, seconds: float
@@ -206,7 +260,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--stress-rate", type=float, default=20.0)
     parser.add_argument("--stress-seconds", type=float, default=10.0)
+    parser.add_argument("--no-stress", action="store_true", help="skip the stress phase")
+    parser.add_argument("--summary-interval", type=float, default=60.0, help="anti-entropy "
+                        "summaries this often per gate (with --bridged)")
+    parser.add_argument("--settle", type=float, default=10.0, help="with --bridged: seconds "
+                        "for the connection summaries to drain before measuring")
+    parser.add_argument("--bridged", action="store_true", help="two brokers, a stand's "
+                        "bridged to the core, half the gates on each; then kill the stand's")
     args = parser.parse_args()
+    if args.bridged:
+        return bridged(args)
     ids = [str(i) for i in range(1, args.gates + 1)]
     PROCESS_IDS.extend(ids[i::args.processes] for i in range(args.processes))
     with tempfile.TemporaryDirectory(prefix="portique-mesh-bench-") as tmp:
@@ -215,13 +278,14 @@ def main() -> int:
         for gate_id in ids:
             keyfiles.new_key_pair(keys, gate_id, role=KeyRole.GATE)
         with LoopbackBroker(root / "broker") as broker:
+            brokers = {g: [f"127.0.0.1:{broker.port}"] for g in ids}
             anchor = raw_anchor(broker.port)
             ctx = mp.get_context("spawn")
             pipes, procs = [], []
             for n, chunk in enumerate(PROCESS_IDS):
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(target=_worker, args=(chunk, str(keys), str(root / f"p{n}"),
-                                                         broker.port, child))
+                                                         brokers, child))
                 proc.start()
                 pipes.append(parent)
                 procs.append(proc)
@@ -235,10 +299,74 @@ def main() -> int:
             admitted, deliveries, seconds = phase(pipes, args.gates, args.rate, args.seconds)
             report(f"stadium rate ({args.rate}/s per gate, {args.rate * args.gates:.0f}/s "
                    "venue-wide)", admitted, args.gates, deliveries, seconds)
-            admitted, deliveries, seconds = phase(pipes, args.gates, args.stress_rate,
-                                                  args.stress_seconds)
-            report(f"stress ({args.stress_rate}/s per gate, "
-                   f"{args.stress_rate * args.gates:.0f}/s venue-wide)", admitted, args.gates,
+            if not args.no_stress:
+                admitted, deliveries, seconds = phase(pipes, args.gates, args.stress_rate,
+                                                      args.stress_seconds)
+                report(f"stress ({args.stress_rate}/s per gate, "
+                       f"{args.stress_rate * args.gates:.0f}/s venue-wide)", admitted,
+                       args.gates, deliveries, seconds)
+            for p in pipes:
+                p.send(("stop",))
+            for proc in procs:
+                proc.join(30)
+    return 0
+
+
+def bridged(args: Any) -> int:
+    from portique import keyfiles
+    from portique.devtools.broker import Bridge, LoopbackBroker
+    from portique.ticket.trust import KeyRole
+
+    ids = [str(i) for i in range(1, args.gates + 1)]
+    PROCESS_IDS.extend(ids[i::args.processes] for i in range(args.processes))
+    with tempfile.TemporaryDirectory(prefix="portique-mesh-bench-") as tmp:
+        root = Path(tmp)
+        keys = root / "keys"
+        for gate_id in ids:
+            keyfiles.new_key_pair(keys, gate_id, role=KeyRole.GATE)
+        with LoopbackBroker(root / "core", name="core") as core, \
+                LoopbackBroker(root / "stand", name="stand",
+                               bridges=[Bridge("core", core.port)]) as stand:
+            wait_bridged(core, "stand")
+            s_addr, c_addr = f"127.0.0.1:{stand.port}", f"127.0.0.1:{core.port}"
+            # odd gates on the stand's broker, even ones on the core: every delivery
+            # between an odd and an even gate crosses the bridge
+            brokers = {g: [s_addr, c_addr] if int(g) % 2 else [c_addr, s_addr] for g in ids}
+            anchor = raw_anchor(stand.port, sub_port=core.port)
+            ctx = mp.get_context("spawn")
+            pipes, procs = [], []
+            for n, chunk in enumerate(PROCESS_IDS):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, args=(chunk, str(keys), str(root / f"p{n}"),
+                                                         brokers, child,
+                                                         args.summary_interval))
+                proc.start()
+                pipes.append(parent)
+                procs.append(proc)
+            for p in pipes:
+                assert p.recv() == "ready"
+            time.sleep(args.settle)  # the first summaries of every gate, answered
+            print(f"{args.gates} gates in {args.processes} processes on two loopback "
+                  "Mosquitto brokers, a stand's bridged to the venue core (QoS 1, signed "
+                  "records, SQLite WAL synchronous FULL); half the gates on each")
+            print(f"raw anchor, bare paho QoS 1 publish on the stand -> receive on the core, "
+                  f"through the bridge: p50 {statistics.median(anchor) * 1e3:.2f} ms  "
+                  f"p99 {percentile(anchor, 99) * 1e3:.2f} ms")
+            admitted, deliveries, seconds = phase(pipes, args.gates, args.rate, args.seconds)
+            report(f"stadium rate ({args.rate}/s per gate, {args.rate * args.gates:.0f}/s "
+                   "venue-wide)", admitted, args.gates, deliveries, seconds)
+            connects = connect_anchor(core.port)
+            killed_at = time.time()
+            stand.kill()
+            for p in pipes:
+                p.send(("failover", s_addr))
+            back = [t - killed_at for p in pipes for t in p.recv()]
+            print(f"failover: stand broker killed, {len(back)} of {len(ids) // 2 + len(ids) % 2}"
+                  f" gates on the core after p50 {statistics.median(back) * 1e3:.0f} ms, "
+                  f"max {max(back) * 1e3:.0f} ms; anchor, bare paho connect to the core: "
+                  f"p50 {statistics.median(connects) * 1e3:.2f} ms")
+            admitted, deliveries, seconds = phase(pipes, args.gates, args.rate, args.seconds)
+            report("after the failover, every gate on the core", admitted, args.gates,
                    deliveries, seconds)
             for p in pipes:
                 p.send(("stop",))

@@ -110,6 +110,107 @@ def describe(cls: type[Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+@dataclasses.dataclass(frozen=True)
+class KeyInfo:
+    """One config key as `gate config keys` shows it."""
+
+    key: str
+    type: str
+    """Readable: text, integer, number, true/false, path, one of a | b, list of ..."""
+    required: bool
+    default: Any
+    """The default as TOML would write it (None: no default, or empty)."""
+    minimum: float | None
+    maximum: float | None
+    description: str
+    section_optional: bool = False
+    """The key's section may be left out whole (its keys then do not apply)."""
+
+    @property
+    def bounds(self) -> str:
+        if self.minimum is not None and self.maximum is not None:
+            return f"{_number(self.minimum)} to {_number(self.maximum)}"
+        if self.minimum is not None:
+            return f"at least {_number(self.minimum)}"
+        if self.maximum is not None:
+            return f"at most {_number(self.maximum)}"
+        return ""
+
+    @property
+    def default_text(self) -> str:
+        if self.required:
+            return "required" + (" (in its section)" if self.section_optional else "")
+        if self.default is None or self.default in ("", []):
+            return "(empty)"
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        if isinstance(self.default, str):
+            return f'"{self.default}"'
+        if isinstance(self.default, float | int):
+            return _number(self.default)
+        return str(self.default)
+
+
+def keys(cls: type[Any], *, optional: bool = False) -> list[KeyInfo]:
+    """Every key of a section, nested sections flattened: type, default, bounds."""
+    rows: list[KeyInfo] = []
+    hints = typing.get_type_hints(cls)
+    for spec in dataclasses.fields(cls):
+        hint = _optional_dataclass(hints[spec.name])
+        if dataclasses.is_dataclass(hint):
+            inner = optional or hint is not hints[spec.name] or \
+                spec.default is not dataclasses.MISSING or \
+                spec.default_factory is not dataclasses.MISSING
+            rows += [dataclasses.replace(k, key=f"{spec.name}.{k.key}")
+                     for k in keys(hint, optional=inner)]  # type: ignore[arg-type]
+            continue
+        required = spec.default is dataclasses.MISSING and \
+            spec.default_factory is dataclasses.MISSING
+        factory: Any = spec.default_factory
+        default = None if required else (
+            factory() if spec.default is dataclasses.MISSING else spec.default)
+        rows.append(KeyInfo(spec.name, readable_type(hints[spec.name]), required,
+                            _plain(default), spec.metadata.get("minimum"),
+                            spec.metadata.get("maximum"),
+                            spec.metadata.get("description", ""), optional))
+    return rows
+
+
+def readable_type(hint: Any) -> str:
+    """A type as a technician reads it: text, integer, path, one of fail_safe | fail_secure."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return " or ".join(readable_type(a) for a in options) + " (or left out)"
+    if origin in (list, tuple, frozenset, set):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return "list of " + (readable_type(args[0]) if args else "values")
+    if origin in (dict, Mapping):
+        return "table"
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "one of " + " | ".join(str(m.value) for m in hint)
+    names = {str: "text", int: "integer", float: "number", bool: "true/false", Path: "path"}
+    if hint in names:
+        return names[hint]
+    return _type_name(hint)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple | frozenset | set):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value):
+        return None
+    return value
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def _optional_dataclass(hint: Any) -> Any:
     """The dataclass of an optional section (``X | None``), else `hint` unchanged."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):

@@ -95,8 +95,9 @@ def _frames(path: Path, max_pixels: int) -> Iterator[tuple[str, int, Any]]:
 def _emit(args: argparse.Namespace, row: dict[str, Any]) -> None:
     if args.json:
         print(json.dumps(row, ensure_ascii=False))
-    elif "error" in row:
-        print(f"{row['source']}#{row['frame']}  error: {row['error']}")
+    elif "error" in row:  # a whole source's error has no frame number to show
+        where = row["source"] if row["frame"] is None else f"{row['source']}#{row['frame']}"
+        print(f"{where}  error: {row['error']}")
     else:
         codes = "  ".join(row["codes"]) if row["codes"] else "(no code)"
         print(f"{row['source']}#{row['frame']}  {row['ms']:.2f} ms  {codes}")

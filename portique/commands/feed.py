@@ -17,10 +17,12 @@ from typing import Any
 from portique import keyfiles
 from portique.base.cli import EXIT_OK, EXIT_USAGE, emit, time_arg
 from portique.base.errors import UsageError
+from portique.base.logformat import FieldsFormatter
 from portique.base.timeparse import format_time
 from portique.revocation.errors import FeedError
 from portique.runtime.config import Config
 from portique.runtime.config import load as load_config
+from portique.ticket.credential import Flag
 from portique.ticket.trust import KeyRole
 
 EXIT_SYNC_FAILED = 1
@@ -251,25 +253,32 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _lookup(args: argparse.Namespace) -> int:
-    from portique.revocation.format import sanitise_holder_name
+    """The steward screen's own lookup (revocation/lookup.py: exact, then prefix, then
+    near names despite a typo), on the local store, with cancelled tickets marked."""
+    from portique.revocation import lookup
     from portique.revocation.store import FeedStore
 
     config, feeds = _feeds(args.config)
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     with FeedStore.open(feeds.store) as store:
-        found = store.lookup(config.gate.event, args.query, limit=args.limit)
-    rows: list[dict[str, Any]] = [{"match": c.match.name.lower(), "ticket_id": c.entry.ticket_id,
-             "generation": c.entry.generation, "order_ref": c.entry.order_ref,
-             "holder_name": sanitise_holder_name(c.entry.holder_name),
-             "category": c.entry.category,
-             "entrances": sorted(c.entry.entrances),
-             "flags": sorted(f.name.lower() for f in type(c.entry.flags)
-                             if f in c.entry.flags and f.name)} for c in found]
+        found = lookup.answer(store, config.gate.event, args.query, limit=args.limit)
+    rows: list[dict[str, Any]] = [{
+        "match": c["match"], "score": round(float(c["score"]), 3),
+        "ticket_id": c["ticket_id"], "generation": c["generation"],
+        "order_ref": c["order_ref"], "holder_name": c["holder"], "category": c["category"],
+        "entrances": c["entrances"], "cancelled": c["cancelled"],
+        "flags": sorted(f.name.lower() for f in Flag if f in Flag(c["flags"]) and f.name)}
+        for c in found.candidates]
     human = "\n".join(f"{r['ticket_id']:<16} gen {r['generation']:<3} {r['order_ref']:<14} "
                       f"{r['holder_name'] or '(purged)'}  [{r['category']}] entrances "
-                      f"{','.join(map(str, r['entrances']))} ({r['match']})" for r in rows)
-    emit(args, human or f"no manifest entry matches {args.query!r}", {"matches": rows})
+                      f"{','.join(map(str, r['entrances']))} ({r['match']}"
+                      + ("" if r["match"] != "near" else f" {r['score']:.2f}") + ")"
+                      + ("  CANCELLED" if r["cancelled"] else "") for r in rows)
+    if found.truncated:
+        human += "\n(the lookup stopped at its time budget: there may be more)"
+    emit(args, human or f"no manifest entry matches {args.query!r}",
+         {"matches": rows, "truncated": found.truncated})
     return EXIT_OK if rows else EXIT_SYNC_FAILED
 
 
@@ -298,8 +307,7 @@ def _log_to_stderr() -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
-                                               "%(message)s"))
+        handler.setFormatter(FieldsFormatter())
         root.addHandler(handler)
         root.setLevel(logging.INFO)
 

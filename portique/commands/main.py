@@ -21,8 +21,27 @@ from portique import keyfiles
 from portique.base.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, emit, time_arg
 from portique.base.errors import ConfigError, GateError, UsageError
 from portique.base.timeparse import format_time
-from portique.commands import decode, feed, hw, mesh, ready, setup, steward, supervisor
-from portique.commands.common import ask_gate
+from portique.commands import (
+    decode,
+    feed,
+    hw,
+    mesh,
+    platform,
+    ready,
+    setup,
+    steward,
+    supervisor,
+    train,
+    venue,
+    wallet,
+)
+from portique.commands.common import (
+    TICKET_FORMAT,
+    ask_gate,
+    setup_logging,
+    ticket_document,
+)
+from portique.commands.common import entrances_arg as _entrances_arg
 from portique.runtime.config import Config, load_for_run
 from portique.runtime.config import load as load_config
 from portique.ticket import credential
@@ -31,8 +50,6 @@ from portique.ticket.decision import Decision, GateProfile, Now, Policy, decide
 from portique.ticket.reasons import Lang, Verdict
 from portique.ticket.trust import KeyRole
 from portique.ticket.views import MemoryAdmissions, NoRevocations, RevocationView
-
-TICKET_FORMAT = "portique-ticket/1"
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -50,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GateError as exc:
         for line in str(exc).splitlines() or [""]:  # a config error: one line per problem
             print(f"gate: error: {line}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reads the failure too
+            failure: dict[str, object] = {"ok": False, "error": str(exc),
+                                          "error_type": type(exc).__name__}
+            if handler is _config_check:
+                failure.update(file=str(args.file), valid=False)
+            print(json.dumps(failure, ensure_ascii=False, sort_keys=True))
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
@@ -65,20 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     _register_check(sub)
     _register_config(sub)
     _register_run(sub)
-    for group in (feed, hw, decode, steward, mesh, supervisor, ready, setup):
+    for group in (feed, hw, decode, steward, mesh, supervisor, ready, platform, wallet, train,
+                  venue, setup):
         group.register(sub)
     return parser
-
-
-def _entrances_arg(value: str) -> frozenset[int]:
-    try:
-        numbers = frozenset(int(part) for part in value.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"entrances must be numbers separated by commas, got {value!r}") from None
-    if not numbers:
-        raise argparse.ArgumentTypeError("at least one entrance is needed")
-    return numbers
 
 
 # --- keys -----------------------------------------------------------------------------
@@ -176,33 +189,6 @@ def _register_ticket(sub: Any) -> None:
     code.add_argument("--png", type=Path, help="also render the QR code as a PNG file")
     code.add_argument("--json", action="store_true")
     code.set_defaults(handler=_ticket_code)
-
-
-def ticket_document(level1: bytes) -> dict[str, Any]:
-    fields = credential.parse_level1(level1)
-    doc: dict[str, Any] = {
-        "format": TICKET_FORMAT,
-        "level1": base64.b64encode(level1).decode("ascii"),
-        "fields": fields_json(fields),
-    }
-    if fields.paper:
-        doc["code"] = credential.paper_code(level1)
-    return doc
-
-
-def fields_json(fields: TicketFields) -> dict[str, Any]:
-    return {
-        "kid": fields.kid,
-        "event": fields.event,
-        "ticket_id": fields.ticket_id,
-        "generation": fields.generation,
-        "valid_from": format_time(fields.valid_from),
-        "valid_until": format_time(fields.valid_until),
-        "entrances": sorted(fields.entrances),
-        "category": fields.category,
-        "flags": sorted(f.name.lower() for f in Flag if f in fields.flags and f.name),
-        "device_key": None if fields.device_key is None else fields.device_key.hex(),
-    }
 
 
 def _ticket_issue(args: argparse.Namespace) -> int:
@@ -405,7 +391,9 @@ def _register_config(sub: Any) -> None:
     check.add_argument("file", type=Path)
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=_config_check)
-    keys = csub.add_parser("keys", help="every config key with its type and meaning")
+    keys = csub.add_parser("keys", help="every config key: its type, default or whether it "
+                           "is required, bounds and meaning")
+    keys.add_argument("--json", action="store_true")
     keys.set_defaults(handler=_config_keys)
 
 
@@ -417,7 +405,10 @@ def _config_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         if not args.json:
             raise
-        print(json.dumps({"file": str(args.file), "valid": False,
+        for line in str(exc).splitlines() or [""]:
+            print(f"gate: error: {line}", file=sys.stderr)
+        print(json.dumps({"ok": False, "file": str(args.file), "valid": False,
+                          "error": str(exc), "error_type": type(exc).__name__,
                           "errors": list(exc.problems)}, ensure_ascii=False, sort_keys=True))
         return EXIT_USAGE
     trust = keyfiles.load_trust_dir(config.keys.trust_dir)
@@ -432,12 +423,18 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _config_keys(args: argparse.Namespace) -> int:
-    from portique.base.configschema import describe
+    from portique.base.configschema import keys
     from portique.runtime.config import Config
 
-    for key, kind, text in describe(Config):
-        if key not in ("source", "feeds_waived"):
-            print(f"{key:<28} {kind:<20} {text}")
+    rows = [k for k in keys(Config) if k.key not in ("source", "feeds_waived")]
+    human = "\n".join(
+        f"{k.key:<32} {k.type}\n{'':<32} default: {k.default_text}"
+        + (f"; bounds: {k.bounds}" if k.bounds else "") + f"\n{'':<32} {k.description}"
+        for k in rows)
+    emit(args, human, {"keys": [{"key": k.key, "type": k.type, "required": k.required,
+                                 "default": k.default, "minimum": k.minimum,
+                                 "maximum": k.maximum, "description": k.description}
+                                for k in rows]})
     return EXIT_OK
 
 
@@ -471,14 +468,6 @@ def _register_run(sub: Any) -> None:
     status.add_argument("--config", type=Path)
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
-
-
-def setup_logging(level: str) -> None:
-    import logging
-
-    logging.basicConfig(
-        level=getattr(logging, level), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -37,6 +37,9 @@ def render(m: dict[str, Any]) -> str:
         f"ALONE (deciding without the other gates): {m['why']}"
     lines = [f"venue {m['venue']}  broker {m['broker']}{' (TLS)' if m['tls'] else ''}",
              f"state        {state}, since {m['since']}",
+             *([f"brokers      {', '.join(m['brokers'])} (in order; "
+                f"{m.get('failovers', 0)} failover(s) since start)"]
+               if len(m.get("brokers", ())) > 1 else []),
              f"outbox       {m['outbox']} of this gate's records not yet acknowledged"
              + ("" if m.get("outbox_oldest_s") is None
                 else f" (oldest waiting {m['outbox_oldest_s']:.0f} s)"),
@@ -48,9 +51,11 @@ def render(m: dict[str, Any]) -> str:
         stuck = [f"OUTBOX STUCK {why}" for why in m["outbox_stuck_why"]]
         stuck += [f"  set aside: ticket {q['ticket_id']} ({q['event']}, {q['state']}, scan "
                   f"{q['scan_id']}): {q['reason']}" for q in m.get("recent_quarantined", [])]
-        lines[3:3] = stuck
+        at = next(i for i, line in enumerate(lines) if line.startswith("outbox")) + 1
+        lines[at:at] = stuck
     if m.get("clock_alarm"):
-        lines[2:2] = [f"CLOCK ALARM  {why}" for why in m["clock_alarm_why"]]
+        at = next(i for i, line in enumerate(lines) if line.startswith("outbox"))
+        lines[at:at] = [f"CLOCK ALARM  {why}" for why in m["clock_alarm_why"]]
     if m.get("last_rejection"):
         r = m["last_rejection"]
         lines.insert(lines.index(""), f"ignored      last at {r['at']} on {r['topic']}: "

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -45,20 +46,42 @@ def _binary(path: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Bridge:
+    """A Mosquitto bridge from this broker to another (docs/mesh.md, "Bridged brokers")."""
+
+    name: str
+    port: int
+    host: str = "127.0.0.1"
+    topic: str = "portique/v1/#"
+
+    def lines(self, local: str) -> list[str]:
+        return [f"connection {self.name}", f"address {self.host}:{self.port}",
+                f"remote_clientid portique-bridge-{local}-{self.name}",
+                f"topic {self.topic} both 1", "cleansession true", "try_private true",
+                "notifications false", "restart_timeout 1 5", "start_type automatic",
+                "keepalive_interval 5"]
+
+
 class LoopbackBroker:
     """`start()`, `stop()`, `restart()` a Mosquitto on 127.0.0.1:`port`."""
 
     def __init__(self, folder: Path, *, port: int | None = None,
                  users: dict[str, str] | None = None, max_queued: int = 100_000,
                  max_packet_bytes: int | None = MAX_PACKET_BYTES,
-                 acl: list[str] | None = None) -> None:
+                 acl: list[str] | None = None, bridges: list[Bridge] | None = None,
+                 name: str = "broker") -> None:
         """`max_packet_bytes` None: Mosquitto's own limit (256 MiB), as on a broker set up
-        without the venue's bound. `acl`: the lines of an ACL file (with `users`)."""
+        without the venue's bound. `acl`: the lines of an ACL file (with `users`).
+        `bridges`: Mosquitto bridges from this broker to others (a stand's broker to the
+        venue core), written as docs/mesh.md shows."""
         self.folder, self.port = folder, port or free_port()
         self.users = users
         self.max_queued = max_queued
         self.max_packet_bytes = max_packet_bytes
         self.acl = acl
+        self.bridges = list(bridges or [])
+        self.name = name
         self.binary = _binary(MOSQUITTO)
         self.process: subprocess.Popen[bytes] | None = None
         self.log = folder / "mosquitto.log"
@@ -93,6 +116,8 @@ class LoopbackBroker:
                 acl_file = self.folder / "acl"
                 acl_file.write_text("\n".join(self.acl) + "\n", encoding="utf-8")
                 lines.append(f"acl_file {acl_file}")
+        for bridge in self.bridges:
+            lines += bridge.lines(self.name)
         self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def start(self, timeout: float = 10.0) -> None:
@@ -122,6 +147,13 @@ class LoopbackBroker:
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """Kill the broker at once (SIGKILL), as when its machine dies."""
+        process, self.process = self.process, None
+        if process is not None:
             process.kill()
             process.wait()
 

@@ -68,7 +68,8 @@ def credential_tour(folder: Path) -> int:
 
     live = credential.dynamic_code(level1, phone_key, credential.step_at(START))
     segno.make(live, error="m").save(str(png), scale=4, border=4)
-    print(f"  (the 19:00:00 code as a QR image: {png})\n")
+    print(f"  (the 19:00:00 code as a QR image: {png}; the demo's temporary folder, removed "
+          "when it ends)\n")
 
     other = credential.issue(replace(base, event="PAR24-SWM01"), issuer_key)
     paper = credential.issue(replace(base, ticket_id="0042-7781-23", flags=Flag.PAPER,
@@ -151,6 +152,7 @@ def gate_tour(folder: Path) -> int:
     """Run the daemon on every clip; returns how many outcomes differ from the scene's."""
     from portique.devtools.simulation import SimulatedRun
     from portique.runtime.config import from_dict
+    from portique.runtime.daemon import Counters
     from portique.runtime.lines import summary_lines
     from portique.runtime.statusview import render_status
     from portique.runtime.wiring import build
@@ -176,6 +178,8 @@ def gate_tour(folder: Path) -> int:
     config = from_dict(table)
     surprises = 0
     status, summary = "", []
+    totals = Counters()
+    """Every clip's counts together: each clip has a daemon of its own, one journal."""
     for name, what, expected in SCENES:
         print(f"-- {name}: {what}")
         app = build(config, SimulatedRun(replay=FIXTURES / "clips" / name, fast=True,
@@ -190,14 +194,20 @@ def gate_tour(folder: Path) -> int:
                     if isinstance(event, DecisionMade):
                         got.append((event.verdict, event.reason))
             status = render_status(app.status())
-            summary = summary_lines(app.daemon.counters, app.journal)
+            counted = app.daemon.counters
+            totals.frames += counted.frames
+            totals.decided += counted.decided
+            totals.displayed += counted.displayed
+            totals.by_verdict.update(counted.by_verdict)
+            summary = summary_lines(totals, app.journal)
         finally:
             app.close()
         if got != expected:
             surprises += 1
             print(f"   !! expected {expected}, journal holds {got}")
-    print("\nsummary (the journal of all clips):")
+    print(f"\nsummary (all {len(SCENES)} clips):")
     print("\n".join(f"  {line}" for line in summary))
+    print("  (the journal is in the demo's temporary folder, removed when it ends)")
     print("\n`gate status` after the last clip:\n")
     print(status)
     return surprises
@@ -223,6 +233,8 @@ def main() -> int:
         surprises = credential_tour(Path(tmp))
         surprises += gate_tour(Path(tmp) / "gate")
         surprises += mesh_tour()
+    print(f"\nthe demo's files ({tmp}: keys, ticket, QR image, journal, feed) were "
+          "temporary and are removed")
     print("\ndemo finished" + ("" if not surprises else f" with {surprises} surprise(s)"))
     return 1 if surprises else 0
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpiozero.pins.mock import MockPin
+from gpiozero.pins.mock import MockConnectedPin, MockPin
 
 from portique.base.errors import ConfigError
 from portique.hardware.config import HardwareConfig
@@ -87,6 +87,14 @@ class SimulatedVisitors:
             self.walked += 1
 
 
+def _record(pin: Any, value: bool, log_path: Path | None) -> None:
+    if pin._function == "output" and log_path is not None:
+        with log_path.open("a", encoding="ascii") as handle:
+            handle.write(f"{pin.info.name} {int(value)} {time.time():.6f}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
 class RecordingMockPin(MockPin):  # type: ignore[misc]
     """gpiozero's mock pin, appending every output change to a log file (fsynced).
 
@@ -98,11 +106,19 @@ class RecordingMockPin(MockPin):  # type: ignore[misc]
 
     def _change_state(self, value: bool) -> bool:
         changed = bool(super()._change_state(value))
-        if changed and self._function == "output" and self.log_path is not None:
-            with self.log_path.open("a", encoding="ascii") as handle:
-                handle.write(f"{self.info.name} {int(value)} {time.time():.6f}\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+        if changed:
+            _record(self, value, RecordingMockPin.log_path)
+        return changed
+
+
+class RecordingConnectedPin(MockConnectedPin):  # type: ignore[misc]
+    """The lock pin when the relay's feedback contact is simulated (it drives the contact's
+    input pin): recorded like every other output pin."""
+
+    def _change_state(self, value: bool) -> bool:
+        changed = bool(super()._change_state(value))
+        if changed:
+            _record(self, value, RecordingMockPin.log_path)
         return changed
 
 
@@ -199,10 +215,10 @@ def wire_simulated_feedback(hw: HardwareConfig, pin_factory: Any) -> None:
         log.warning("simulated relay feedback not wired: lock_active_high and "
                     "relay_feedback_pull_up make the contact read the opposite level")
         return
-    from gpiozero.pins.mock import MockConnectedPin
-
     feedback = pin_factory.pin(hw.pins.relay_feedback)
-    pin_factory.pin(hw.pins.lock, pin_class=MockConnectedPin, input_pin=feedback)
+    connected = RecordingConnectedPin if pin_factory.pin_class is RecordingMockPin \
+        else MockConnectedPin
+    pin_factory.pin(hw.pins.lock, pin_class=connected, input_pin=feedback)
 
 
 class SimulatedTechnician:

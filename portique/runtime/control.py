@@ -152,6 +152,8 @@ REQUESTS: dict[str, dict[str, tuple[str, bool]]] = {
     "ack_fire_alarm": {"steward": (_TEXT, True)},
     "mesh": {},
     "conflicts": {"limit": (_LIMIT, False)},
+    "train": {"action": (_TEXT, True)},
+    "venue": {},
 }
 """Each known op's fields: (kind, required). An optional field may be absent or null."""
 

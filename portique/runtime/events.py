@@ -185,17 +185,22 @@ class FireAlarmAcknowledged:
 
 @dataclass(frozen=True, slots=True)
 class CameraChanged:
-    """The frame source changed state: running, reconnecting, lost, stopped ..."""
+    """The camera changed state (ok, starting, lost, black, frozen, ended, closed), with its
+    device and why."""
 
     TYPE: ClassVar[str] = "camera"
     state: str
+    device: str = ""
+    why: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "state": self.state}
+        return {"type": self.TYPE, "state": self.state, "device": self.device,
+                "why": self.why}
 
     @classmethod
     def from_json(cls, m: Mapping[str, Any]) -> CameraChanged:
-        return cls(state=_str(m, "state"))
+        return cls(state=_str(m, "state"), device=_opt_str(m, "device") or "",
+                   why=_opt_str(m, "why") or "")
 
 
 @dataclass(frozen=True, slots=True)

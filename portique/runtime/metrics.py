@@ -10,6 +10,8 @@ Names are stable (dashboards and alerts depend on them):
 | portique_frames_total / portique_frames_dropped_total | counter | |
 | portique_feed_sequence / portique_feed_age_seconds | gauge | |
 | portique_clock_trusted / portique_fire_alarm / portique_camera_up | gauge (0/1) | |
+| portique_camera_ok | gauge (0/1): 1 while the camera delivers good frames | |
+| portique_camera_state | enum: 1 on the state in force (ok, lost, black, frozen ...) | |
 | portique_upload_backlog | gauge | |
 | portique_no_revocation_feed | gauge (0/1): 1 when the config says feeds.required = false | |
 | portique_ready | gauge (0/1): every line of `gate ready` passes | |
@@ -18,6 +20,7 @@ Names are stable (dashboards and alerts depend on them):
 | portique_mesh_outbox_stuck | gauge (0/1): alarm, records not reaching the other gates | |
 | portique_mesh_quarantined / portique_mesh_outbox_oldest_seconds | gauge | |
 | portique_mesh_rejected_total | counter | reason |
+| portique_mesh_failovers_total | counter: moves to the next broker of mesh.brokers | |
 
 (The mesh's metrics are made by ``portique.runtime.mesh.node.MeshMetrics``, in this registry.)
 """
@@ -27,10 +30,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
 from portique.base.configschema import setting
 from portique.base.errors import GateError
+from portique.scanner.health import CameraState
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
@@ -70,6 +81,10 @@ class GateMetrics:
         self.fire_alarm = Gauge("portique_fire_alarm", "1 while free egress is latched",
                                 registry=r)
         self.camera_up = Gauge("portique_camera_up", "1 while frames arrive", registry=r)
+        self.camera_ok = Gauge("portique_camera_ok", "1 while the camera delivers good frames "
+                               "(0: lost, black, frozen or starting: steward-only)", registry=r)
+        self.camera_state = Enum("portique_camera_state", "The camera's state",
+                                 states=[s.value for s in CameraState], registry=r)
         self.upload_backlog = Gauge("portique_upload_backlog",
                                     "Journal records waiting for upload", registry=r)
         self.no_revocation_feed = Gauge(

@@ -6,6 +6,32 @@ from typing import Any
 
 from portique.revocation.config import NO_FEED_WARNING
 
+TROUBLE = ("lost", "black", "frozen")
+
+
+def camera_lines(camera: dict[str, Any]) -> list[str]:
+    """The camera's line (in capitals when the gate cannot read tickets), its profile."""
+    state, device = camera["state"], camera.get("device", "")
+    counts = (f"{camera['fps']} frames/s, {camera['frames']} read, {camera['dropped']} "
+              f"dropped")
+    if state in TROUBLE:
+        retry = camera.get("retry_in_s")
+        lines = [f"CAMERA       {state.upper()} {device}: {camera.get('why') or '-'}"
+                 f"{f' (next try in {retry:g} s)' if retry is not None else ''}; "
+                 "steward-only: manual admit and deny work",
+                 f"             since {camera.get('since')}, {counts}, "
+                 f"{camera.get('withheld', 0)} withheld"]
+    else:
+        lines = [f"camera       {state} {device}, {counts}" if device
+                 else f"camera       {state}, {counts}"]
+    profile = camera.get("profile")
+    if profile:
+        effective = ", ".join(f"{name}={c['effective']}"
+                              for name, c in profile.get("controls", {}).items())
+        lines.append(f"camera setup {profile['backend']}: {effective or 'nothing asked'}")
+        lines.extend(f"             {note}" for note in profile.get("notes", []))
+    return lines
+
 
 def render_status(s: dict[str, Any]) -> str:
     clock, camera, fire = s["clock"], s["camera"], s["fire_alarm"]
@@ -17,8 +43,7 @@ def render_status(s: dict[str, Any]) -> str:
         f"fire alarm   {'ACTIVE' if fire['active'] else 'no'}"
         f"{'  FREE EGRESS LATCHED (steward acknowledge needed)' if fire['latched'] else ''}",
         f"clock        {'trusted' if clock['trusted'] else 'NOT TRUSTED'}: {clock['why']}",
-        f"camera       {camera['state']}, {camera['fps']} frames/s, {camera['frames']} read, "
-        f"{camera['dropped']} dropped",
+        *camera_lines(camera),
     ]
     if s.get("feed_waived"):
         lines.append(f"FEED         NONE: {NO_FEED_WARNING} (feeds.required = false)")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portique import keyfiles
+from portique import __version__, keyfiles
 from portique.base.errors import ConfigError, GateError
 from portique.base.timeparse import format_time
 from portique.hardware.pins import open_pin_factory
@@ -36,11 +36,13 @@ from portique.runtime.daemon import Daemon, ManualRefusedError
 from portique.runtime.events import CameraChanged, FeedApplied, TurnstileChanged
 from portique.runtime.journal import Journal
 from portique.runtime.lines import LinePrinter
+from portique.runtime.mesh.heartbeat import DecisionRate, heartbeat_body
 from portique.runtime.metrics import GateMetrics
 from portique.runtime.upload import Uploader
-from portique.scanner.config import ScannerConfig
+from portique.scanner.config import CameraConfig, ScannerConfig
 from portique.scanner.debounce import Debouncer
 from portique.scanner.decoders import make_decoder
+from portique.scanner.health import TROUBLE, CameraHealth
 from portique.scanner.quality import QualityMeter
 from portique.scanner.sources import CameraSource, ClipSource, FrameSource
 from portique.ticket.reasons import Lang
@@ -72,9 +74,17 @@ class RunOptions:
         assert config.hardware is not None
         return Turnstile(config.hardware, pin_factory=pin_factory)
 
+    def make_camera(self, camera: CameraConfig) -> FrameSource:
+        """The camera of a gate that is not replaying a clip."""
+        return CameraSource.from_config(camera)
+
     def built(self, app: GateApp, pin_factory: Any) -> list[Callable[[], None]]:
         """Called when the gate is built, before its frame source opens; returns closers."""
         return []
+
+    def make_source(self, config: Config) -> tuple[FrameSource, GateClock | FrameClock] | None:
+        """The frame source and clock instead of the camera's or the replay's (None)."""
+        return None
 
     def started(self) -> None:
         """Called when the gate's loop starts."""
@@ -100,6 +110,12 @@ class GateApp:
     mesh: Any = None
     """The venue mesh node (portique.runtime.mesh.node.MeshNode) when [mesh] is configured."""
     started_at: float = field(default_factory=time.time)
+    extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = field(
+        default_factory=dict)
+    """Control-socket ops a development build adds (training simulations)."""
+    status_overlays: list[Callable[[dict[str, Any]], dict[str, Any]]] = field(
+        default_factory=list)
+    """Applied to the status in order (a training run says so in every status)."""
     quality: QualityMeter = field(default_factory=QualityMeter)
     """Brightness and sharpness of about one frame a second, for `gate ready`."""
     stop: threading.Event = field(default_factory=threading.Event)
@@ -115,7 +131,6 @@ class GateApp:
     def _status(self) -> dict[str, Any]:
         g = self.config.gate
         t = self.turnstile
-        stats = self.source.stats
         clock = self.clock.state()
         feed = None
         if self.feed_store is not None:
@@ -137,9 +152,7 @@ class GateApp:
             "direction": g.direction.value,
             "uptime_s": round(uptime, 1),
             "clock": {"trusted": clock.trusted, "why": clock.why, "jumps": clock.jumps},
-            "camera": {"state": str(self.source.state), "frames": stats.read,
-                       "dropped": stats.dropped,
-                       "fps": round(counters.frames / uptime, 1)},
+            "camera": self._camera_status(uptime),
             "feed": feed,
             "feed_waived": self.config.feeds_waived,
             "fire_alarm": {"active": t.fire_alarm_active, "latched": t.free_egress_latched},
@@ -158,6 +171,8 @@ class GateApp:
             "mesh": None if self.mesh is None else self.mesh.status(),
             "control": None if self.control is None else self.control.stats(),
         }
+        for overlay in self.status_overlays:
+            status = overlay(status)
         return status
 
     def readiness(self, status: dict[str, Any] | None = None) -> readiness.ReadinessReport:
@@ -207,6 +222,21 @@ class GateApp:
                                      error=s["journal"]["upload_error"]))
         return r.report(checks)
 
+    def _camera_status(self, uptime: float) -> dict[str, Any]:
+        """`state` (ok, starting, lost, black, frozen, ended, closed), `device`, `why`."""
+        health, stats = self.source.health, self.source.stats
+        report = getattr(self.source, "profile_report", None)
+        retry_at = getattr(self.source, "retry_at", None)
+        return {"state": health.state.value, "device": health.device, "why": health.why,
+                "since": format_time(health.since) if health.since else None,
+                "steward_only": health.state in TROUBLE,
+                "frames": stats.read, "dropped": stats.dropped, "withheld": stats.withheld,
+                "disconnects": stats.disconnects,
+                "retry_in_s": None if retry_at is None or health.state not in TROUBLE
+                else round(max(0.0, retry_at - time.time()), 1),
+                "fps": round(self.daemon.counters.frames / uptime, 1),
+                "profile": None if report is None else report.to_json()}
+
     # --- control requests -------------------------------------------------------------
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -249,12 +279,14 @@ class GateApp:
             return {"ok": True, "decision": event}
         if op == "ack_fire_alarm":
             return d.acknowledge_fire_alarm(str(request.get("steward", "")))
-        if op in ("mesh", "conflicts"):
+        if op in ("mesh", "conflicts", "venue"):
             if self.mesh is None:
                 raise ManualRefusedError("this gate shares no admissions (no [mesh] configured)",
                                          "no_mesh")
             answer: dict[str, Any] = self.mesh.handle(request)
             return answer
+        if op in self.extra_ops:
+            return self.extra_ops[op](request)
         raise ManualRefusedError(f"unknown op {op!r}", "invalid")
 
     # --- running ----------------------------------------------------------------------
@@ -269,7 +301,7 @@ class GateApp:
             yield frame
 
     def run(self) -> int:
-        notify.ready(f"gate {self.config.gate.id} ready")
+        notify.ready(systemd_status(self.config.gate.id, self.source.health))
         log.info("gate ready gate=%s event=%s entrance=%s replay=%s", self.config.gate.id,
                  self.config.gate.event, self.config.gate.entrance, self.options.replay)
         interval = notify.watchdog_interval()
@@ -355,18 +387,17 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
     closers.append(turnstile.close)
 
     clock: GateClock | FrameClock
-    if options.replay is not None:
+    source: FrameSource
+    made = options.make_source(config)
+    if made is not None:
+        source, clock = made
+    elif options.replay is not None:
         clock = FrameClock()
-        source: FrameSource = ClipSource.open(options.replay,
-                                              pace="fast" if options.fast else "recorded",
-                                              lossless=options.fast)
+        source = ClipSource.open(options.replay, pace="fast" if options.fast else "recorded",
+                                 lossless=options.fast)
     else:
         clock = GateClock(config.clock, on_event=journal_clock_events(journal))
-        cam = scanner_config.camera
-        source = CameraSource(cam.device_spec, width=cam.width, height=cam.height,
-                              fps=cam.fps, fourcc=cam.fourcc,
-                              backoff=cam.reopen_backoff_seconds,
-                              backoff_max=cam.reopen_backoff_max_seconds)
+        source = options.make_camera(scanner_config.camera)
     bus = EventBus()
     metrics = GateMetrics()
     metrics.no_revocation_feed.set(1 if config.feeds is None else 0)
@@ -412,7 +443,7 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
         printer.start()
         closers.append(printer.close)
     closers.extend(options.built(app, pin_factory))
-    source.__enter__()
+    source.__enter__()  # a camera that is not there is LOST, never an error: steward-only
     closers.append(source.close)
     control = ControlServer(config.control, handle=app.handle, bus=bus, status=app.status)
     control.start()
@@ -468,6 +499,9 @@ class Housekeeping:
         self._camera_state = ""
         self._feed_fetched = 0.0
         self._feed_sequence: int | None = None
+        self._next_beat = 0.0
+        self._beat_seq = 0
+        self._rate = DecisionRate()
         self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
 
     def start(self) -> None:
@@ -485,6 +519,26 @@ class Housekeeping:
                 log.warning("housekeeping: %s", exc)
             except Exception:
                 log.exception("housekeeping failed")
+
+    def heartbeat(self) -> None:
+        """This gate's signed heartbeat for the fleet view (docs/mesh.md), when it is due."""
+        app = self.app
+        mesh = app.mesh
+        if mesh is None or time.monotonic() < self._next_beat:
+            return
+        self._next_beat = time.monotonic() + mesh.config.heartbeat_interval_s
+        refusals: dict[str, int] = {}
+        for metric in app.metrics.decisions.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.labels.get("verdict") == "refuse":
+                    refusals[sample.labels["reason"]] = int(sample.value)
+        self._beat_seq += 1
+        now = time.time()
+        mesh.heartbeat(heartbeat_body(
+            app.status(), venue=mesh.config.venue, seq=self._beat_seq,
+            interval_s=mesh.config.heartbeat_interval_s,
+            decisions_per_min=self._rate.rate(app.daemon.counters.decided, time.monotonic()),
+            refusals=refusals, version=__version__, now=now))
 
     def tick(self) -> None:
         app, m = self.app, self.app.metrics
@@ -506,17 +560,31 @@ class Housekeeping:
         state = app.clock.state()
         m.clock_trusted.set(1 if state.trusted else 0)
         m.fire_alarm.set(1 if app.turnstile.free_egress_latched else 0)
-        camera = str(app.source.state)
-        m.camera_up.set(1 if camera == "running" else 0)
+        health = app.source.health
+        m.camera_up.set(1 if health.ok else 0)
+        m.camera_ok.set(1 if health.ok else 0)
+        m.camera_state.state(health.state.value)
         stats = app.source.stats
         m.frames_dropped.inc(max(0, stats.dropped - getattr(self, "_dropped", 0)))
         self._dropped = stats.dropped
         m.upload_backlog.set(app.journal.upload_backlog())
         ready = app.readiness()
         m.set_readiness(ready.ok, ((c.name, c.ok) for c in ready.checks))
-        if camera != self._camera_state:
-            self._camera_state = camera
-            app.bus.publish(CameraChanged(state=camera))
+        if health.state.value != self._camera_state:
+            self._camera_state = health.state.value
+            log.log(logging.WARNING if health.state in TROUBLE else logging.INFO,
+                    "camera gate=%s %s", app.config.gate.id, health.headline())
+            app.bus.publish(CameraChanged(state=health.state.value, device=health.device,
+                                          why=health.why))
+            notify.status(systemd_status(app.config.gate.id, health))
+        self.heartbeat()
+
+
+def systemd_status(gate_id: str, health: CameraHealth) -> str:
+    """The line `systemctl status gate` shows: the camera's trouble first, when it has one."""
+    if health.state in TROUBLE:
+        return f"gate {gate_id}: {health.headline()}; steward-only (manual admit and deny work)"
+    return f"gate {gate_id} ready: {health.headline()}"
 
 
 def install_signal_handlers(app: GateApp) -> None:

@@ -11,7 +11,17 @@ width = 1280
 height = 720
 fps = 30
 fourcc = "MJPG"
+source = "v4l2"          # or "picamera2" (a Pi camera module through libcamera)
+exposure = "auto"        # "device" (untouched), "auto" (capped) or "fixed"
+exposure_max_ms = 10.0
+metering = "spot"
+exposure_value = -1.0
+anti_flicker = "50"
+focus = "macro"
 ```
+
+The profile keys (exposure ... focus_distance_cm) are applied when the camera opens and
+after every reconnect; see docs/scanner.md for what each does on V4L2 and on libcamera.
 """
 
 from __future__ import annotations
@@ -33,6 +43,47 @@ class DecoderName(enum.StrEnum):
     ZBAR = "zbar"
 
 
+class CameraKind(enum.StrEnum):
+    V4L2 = "v4l2"
+    """A USB (UVC) camera, or any V4L2 device, through OpenCV; controls by ioctl."""
+    PICAMERA2 = "picamera2"
+    """A Raspberry Pi camera module through picamera2 and libcamera."""
+
+
+class Exposure(enum.StrEnum):
+    DEVICE = "device"
+    """Leave the camera's exposure as it is."""
+    AUTO = "auto"
+    """Automatic exposure, kept short (exposure_max_ms)."""
+    FIXED = "fixed"
+    """Manual exposure of exposure_ms."""
+
+
+class Metering(enum.StrEnum):
+    DEVICE = "device"
+    AVERAGE = "average"
+    CENTRE = "centre"
+    SPOT = "spot"
+    MATRIX = "matrix"
+
+
+class AntiFlicker(enum.StrEnum):
+    DEVICE = "device"
+    OFF = "off"
+    HZ50 = "50"
+    HZ60 = "60"
+
+
+class Focus(enum.StrEnum):
+    DEVICE = "device"
+    AUTO = "auto"
+    """Continuous autofocus over the whole range."""
+    MACRO = "macro"
+    """Autofocus restricted to close distances (a phone held up to the gate)."""
+    FIXED = "fixed"
+    """Manual focus at focus_distance_cm (picamera2) or v4l2_focus_absolute (V4L2)."""
+
+
 @dataclass(frozen=True)
 class CameraConfig:
     device: str = setting("0", description="The camera: a V4L2 device index (\"0\") or path "
@@ -51,6 +102,38 @@ class CameraConfig:
     reopen_backoff_max_seconds: float = setting(
         10.0, description="Longest wait between two attempts to reopen the camera",
         minimum=0.05, maximum=600)
+    source: CameraKind = setting(CameraKind.V4L2, description="How the camera is reached: "
+                                 "v4l2 (USB camera, OpenCV) or picamera2 (Pi camera module, "
+                                 "libcamera; device is then the camera number, \"0\")")
+    exposure: Exposure = setting(Exposure.DEVICE, description="Exposure: device (untouched), "
+                                 "auto (automatic, kept short) or fixed (exposure_ms)")
+    exposure_max_ms: float = setting(
+        10.0, description="With exposure = auto: the longest exposure wanted, ms (a phone "
+        "screen is bright; short exposures do not blur a moving hand)", minimum=0.1,
+        maximum=1000)
+    exposure_ms: float = setting(4.0, description="With exposure = fixed: the exposure, ms",
+                                 minimum=0.01, maximum=1000)
+    exposure_value: float = setting(
+        0.0, description="Exposure compensation in EV with automatic exposure (negative: "
+        "darker, so an emissive screen is not burnt out)", minimum=-8, maximum=8)
+    metering: Metering = setting(Metering.DEVICE, description="Exposure metering: device, "
+                                 "average, centre, spot or matrix (spot: the screen in the "
+                                 "middle of the picture sets the exposure)")
+    anti_flicker: AntiFlicker = setting(
+        AntiFlicker.DEVICE, description="Mains flicker to avoid: device, off, 50 or 60 (Hz "
+        "of the venue's mains lighting)")
+    focus: Focus = setting(Focus.DEVICE, description="Focus: device, auto, macro (close "
+                           "range autofocus) or fixed")
+    focus_distance_cm: float = setting(
+        25.0, description="With focus = fixed, picamera2: focus distance, cm", minimum=1,
+        maximum=10000)
+    v4l2_focus_absolute: int = setting(
+        -1, description="With focus = fixed, v4l2: the driver's focus_absolute value (its "
+        "units are the driver's; -1: keep the current position)", minimum=-1,
+        maximum=100000)
+    health_window_frames: int = setting(
+        30, description="Frames in a row that must be black, or identical, before the "
+        "camera is reported CAMERA BLACK or CAMERA FROZEN", minimum=2, maximum=10000)
 
     def __post_init__(self) -> None:
         if not _FOURCC_RE.fullmatch(self.fourcc):

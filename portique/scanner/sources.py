@@ -7,16 +7,19 @@ before it was taken is counted in ``stats.dropped`` (a dropped frame is better t
 stale one at a gate). A recorded clip can also be played ``lossless``: the grabber then
 waits for the consumer, so tests see every frame, deterministically.
 
-A camera that disappears (unplugged, driver reset) is reopened with exponential backoff;
-``state`` says what the source is doing (the gate reports it) and ``stats`` counts the
-disconnects and reopen attempts. A camera missing when the source opens is an error
-naming the device. A device that hangs inside a read is never released under the
-grabber: ``close`` gives up waiting after ``close_timeout`` seconds, logs it, and the
-grabber releases the device if the read ever returns.
+A camera missing when the source opens, or one that disappears later (unplugged, driver
+reset), is reopened with exponential backoff, never an error: ``health`` says LOST with
+the device and why (the gate reports it and goes on in steward-only mode), ``state`` says
+what the source is doing and ``stats`` counts the disconnects and reopen attempts. Black
+and frozen frames are detected (``portique.scanner.health``) and not delivered. A device
+that hangs inside a read is never released under the grabber: ``close`` gives up waiting
+after ``close_timeout`` seconds, logs it, and the grabber releases the device if the read
+ever returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import logging
@@ -31,9 +34,21 @@ from typing import Any, Literal, Protocol, Self
 import cv2
 import numpy as np
 
+from portique.scanner.config import CameraConfig, CameraKind
 from portique.scanner.decoders import Image
 from portique.scanner.errors import CameraNotFoundError, ClipError, ImageError
+from portique.scanner.health import TROUBLE, CameraHealth, CameraState, FrameHealth, FrameVerdict
 from portique.scanner.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
+from portique.scanner.profile import (
+    Picamera2Capture,
+    ProfileReport,
+    V4L2Controls,
+    apply_v4l2,
+    device_path,
+    open_picamera2,
+    open_v4l2_controls,
+    v4l2_wanted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +88,8 @@ class SourceStats:
     delivered: int = 0
     disconnects: int = 0
     reopen_attempts: int = 0
+    withheld: int = 0
+    """Frames read but not delivered: black or frozen (a camera reported BLACK/FROZEN)."""
 
 
 class FrameSource(Protocol):
@@ -83,6 +100,9 @@ class FrameSource(Protocol):
 
     @property
     def stats(self) -> SourceStats: ...
+
+    @property
+    def health(self) -> CameraHealth: ...
 
     def __enter__(self) -> Self: ...
 
@@ -125,6 +145,18 @@ class _Grabbed:
     def stats(self) -> SourceStats:
         with self._cond:
             return self._stats
+
+    @property
+    def health(self) -> CameraHealth:
+        """The state as the gate reports it (a camera supervises more: CameraSource)."""
+        state = {SourceState.OPENING: CameraState.STARTING, SourceState.RUNNING:
+                 CameraState.OK, SourceState.RECONNECTING: CameraState.LOST,
+                 SourceState.ENDED: CameraState.ENDED,
+                 SourceState.CLOSED: CameraState.CLOSED}[self._state]
+        return CameraHealth(state, self.name)
+
+    name = "source"
+    """What the source reads (a device, a clip's path), as the gate reports it."""
 
     def __enter__(self) -> Self:
         self.start()
@@ -229,7 +261,8 @@ class _Grabbed:
             read=s.read + more.get("read", 0), dropped=s.dropped + more.get("dropped", 0),
             delivered=s.delivered + more.get("delivered", 0),
             disconnects=s.disconnects + more.get("disconnects", 0),
-            reopen_attempts=s.reopen_attempts + more.get("reopen_attempts", 0))
+            reopen_attempts=s.reopen_attempts + more.get("reopen_attempts", 0),
+            withheld=s.withheld + more.get("withheld", 0))
 
     def _set_state(self, state: SourceState) -> None:
         if state is not self._state:
@@ -248,18 +281,27 @@ class _Grabbed:
 # --- camera -------------------------------------------------------------------------------
 
 class CameraSource(_Grabbed):
-    """A camera through OpenCV: a V4L2 device by index (0) or path (/dev/video0).
+    """A camera: a V4L2 device by index (0) or path (/dev/video0) through OpenCV, or a Pi
+    camera module through picamera2 (``kind``), supervised.
 
-    The camera must be there when the source opens (CameraNotFoundError names the device
-    otherwise). Later, when it stops delivering frames, it is reopened after
-    ``backoff`` seconds, doubling up to ``backoff_max``, until it comes back or the source
-    is closed; ``state`` is RECONNECTING meanwhile.
+    The source never fails for want of a camera: a camera missing when the source opens,
+    or one that stops delivering frames later, is LOST (``health`` names the device and
+    says why) and is reopened after ``backoff`` seconds, doubling up to ``backoff_max``,
+    until it comes back or the source is closed. Frames that are all black or frozen
+    (``FrameHealth``) make it BLACK or FROZEN and are not delivered; the first good frame
+    makes it OK again. The profile (exposure, metering, anti-flicker, focus) is applied
+    at every open, so a camera that was unplugged comes back with it; its effective values
+    are in ``profile_report``.
     """
 
     def __init__(self, device: int | str, *, width: int = 1280, height: int = 720,
                  fps: float = 30.0, fourcc: str = "MJPG", backoff: float = 0.5,
                  backoff_max: float = 10.0, api: int = cv2.CAP_V4L2,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 profile: CameraConfig | None = None, kind: CameraKind = CameraKind.V4L2,
+                 controls: Callable[[str], V4L2Controls] = open_v4l2_controls,
+                 picamera2: Callable[[int], Any] = open_picamera2,
+                 health_window: int = 30) -> None:
         super().__init__(lossless=False)
         if len(fourcc) != 4:
             raise ValueError(f"fourcc must be 4 characters, got {fourcc!r}")
@@ -270,61 +312,205 @@ class CameraSource(_Grabbed):
         self._clock = clock
         self._capture: Any = None
         self._index = 0
+        self.kind = kind
+        self.profile = profile or CameraConfig(width=width, height=height, fps=fps,
+                                               fourcc=fourcc)
+        self._controls = controls
+        self._picamera2 = picamera2
+        self._judge = FrameHealth(window=health_window)
+        self.name = (f"picamera2 camera {device}" if kind is CameraKind.PICAMERA2
+                     else device_path(device))
+        self._health = CameraHealth(CameraState.STARTING, self.name, "opening",
+                                    time.time())
+        self.profile_report: ProfileReport | None = None
+        self.retry_at: float | None = None
+        """While LOST: when the next attempt to reopen is due (Unix seconds)."""
+        self.stall_s = max(3.0, 10.0 / fps)
+        """An open camera without a single frame for this long is LOST (a hung driver)."""
+        self._last_read = time.monotonic()
+        self._read_since_open = 0
+        self._delay = backoff
+        """The next wait before reopening: doubled at each failure, reset by a frame."""
+        self._unfreeze_at = 0.0
+        """While FROZEN: when the device is reopened (every backoff_max seconds)."""
+
+    @classmethod
+    def from_config(cls, cam: CameraConfig, **seams: Any) -> CameraSource:
+        """The camera of a ``[scanner.camera]`` table (seams: controls=, picamera2=)."""
+        return cls(cam.device_spec, width=cam.width, height=cam.height, fps=cam.fps,
+                   fourcc=cam.fourcc, backoff=cam.reopen_backoff_seconds,
+                   backoff_max=cam.reopen_backoff_max_seconds, profile=cam, kind=cam.source,
+                   health_window=cam.health_window_frames, **seams)
+
+    @property
+    def health(self) -> CameraHealth:
+        if self._state is SourceState.CLOSED:
+            return CameraHealth(CameraState.CLOSED, self.name, "", self._health.since)
+        health = self._health
+        silent = time.monotonic() - self._last_read
+        if health.state is not CameraState.LOST and self._state is SourceState.RUNNING \
+                and silent > self.stall_s:  # the grabber is stuck inside a read
+            return CameraHealth(CameraState.LOST, self.name, f"no frame for {silent:.0f} s "
+                                "(the device does not answer)", time.time() - silent)
+        return health
 
     def __enter__(self) -> Self:
-        self._capture = self._open()
-        self._set_state(SourceState.RUNNING)
+        self._try_open()  # at once, so a camera that is there is OK before the gate is ready
         return super().__enter__()
 
     def _open(self) -> Any:
+        """Open the device and apply the profile; CameraNotFoundError when it is not there."""
+        if self.kind is CameraKind.PICAMERA2:
+            try:
+                camera = self._picamera2(int(self.device))
+            except Exception as exc:  # no module, no camera, camera busy: all "not there"
+                raise CameraNotFoundError(f"{self.name}: cannot be opened "
+                                          f"({type(exc).__name__}: {exc})") from None
+            try:
+                module = Picamera2Capture(camera, self.profile)
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    camera.close()
+                raise CameraNotFoundError(f"{self.name}: cannot be started ({exc})") from None
+            self._profile_applied(module.report)
+            return module
         capture = cv2.VideoCapture(self.device, self._api)
         if not capture.isOpened():
             capture.release()
-            raise CameraNotFoundError(f"camera {self.device!r}: no such device, or it "
-                                      "cannot be opened (check the cable and permissions)")
+            raise CameraNotFoundError(f"{self.name}: no such device, or it cannot be "
+                                      "opened (check the cable and permissions)")
         width, height, fps, fourcc = self._settings
         capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*fourcc))
         capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         capture.set(cv2.CAP_PROP_FPS, fps)
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue: keep it short too
+        self._apply_v4l2_profile()
         return capture
 
+    def _apply_v4l2_profile(self) -> None:
+        if not v4l2_wanted(self.profile):
+            return
+        try:
+            controls = self._controls(self.name)
+        except OSError as exc:
+            self._profile_applied(ProfileReport("v4l2", notes=[
+                f"controls of {self.name} unavailable: {exc.strerror or exc}"]))
+            return
+        try:
+            self._profile_applied(apply_v4l2(controls, self.profile))
+        finally:
+            controls.close()
+
+    def _profile_applied(self, report: ProfileReport) -> None:
+        self.profile_report = report
+        log.info("camera profile applied device=%s backend=%s effective: %s", self.name,
+                 report.backend, report.summary(), extra={"device": self.name,
+                                                          "profile": report.to_json()})
+
+    def _try_open(self) -> bool:
+        try:
+            capture = self._open()
+        except Exception as exc:  # a missing device, or a library failing to open it
+            why = str(exc).removeprefix(f"{self.name}: ") \
+                if isinstance(exc, CameraNotFoundError) \
+                else f"cannot be opened ({type(exc).__name__}: {exc})"
+            self._set_health(CameraState.LOST, why)
+            return False
+        self._capture = capture
+        self._last_read, self._read_since_open = time.monotonic(), 0
+        self._set_state(SourceState.RUNNING)
+        if self._health.state in (CameraState.LOST, CameraState.STARTING):
+            self._set_health(CameraState.STARTING, "opened, waiting for a frame")
+        return True
+
     def _grab(self) -> None:
-        if self._capture is None:
-            self._capture = self._open()
-            self._set_state(SourceState.RUNNING)
         while not self._stop.is_set():
-            ok, image = self._capture.read()
+            if self._capture is None and not self._reopen():
+                return
+            try:
+                ok, image = self._capture.read()
+            except Exception as exc:  # a driver error is a lost camera, not a dead gate
+                log.warning("camera read failed device=%s cause=%s", self.name, exc)
+                ok, image = False, None
             at = self._clock()
             if ok and image is not None:
-                self._put(Frame(np.asarray(image, np.uint8), at, self._index))
-                self._index += 1
+                self._last_read = time.monotonic()
+                self._read_since_open += 1
+                self._delay = self._backoff[0]
+                self._frame(np.asarray(image, np.uint8), at)
                 continue
-            self._reconnect()
+            self._lost()
 
-    def _reconnect(self) -> None:
+    def _frame(self, image: Image, at: float) -> None:
+        verdict = self._judge.feed(image)
+        if verdict is FrameVerdict.GOOD:
+            # OK on a good frame only: a camera that starts black stays "starting" until
+            # its window says black, rather than showing "ok" for a moment
+            if self._health.state is not CameraState.OK and \
+                    self._judge.last is FrameVerdict.GOOD:
+                self._set_health(CameraState.OK, "")
+            self._put(Frame(image, at, self._index))
+        else:
+            state = CameraState.BLACK if verdict is FrameVerdict.BLACK else CameraState.FROZEN
+            if self._health.state is not state:
+                self._set_health(state, f"{self._judge.window} frames in a row "
+                                 + ("black" if state is CameraState.BLACK else "identical"))
+                self._unfreeze_at = time.monotonic() + self._backoff[1]
+            with self._cond:
+                self._count(read=1, withheld=1)
+            if state is CameraState.FROZEN and time.monotonic() >= self._unfreeze_at:
+                # a driver stuck on one buffer is usually cured by reopening the device
+                log.warning("camera frozen: reopening device=%s", self.name)
+                self._unfreeze_at = time.monotonic() + self._backoff[1]
+                self._release()
+                self._capture = None
+        self._index += 1
+
+    def _lost(self) -> None:
         with self._cond:
             self._count(disconnects=1)
+        log.warning("camera stopped delivering frames", extra={"device": self.name})
+        self._release()
+        self._capture = None
+        if self._read_since_open == 0:  # it opens but gives nothing: wait, do not spin
+            self._set_health(CameraState.LOST, "opens but delivers no frame")
+            self._set_state(SourceState.RECONNECTING)
+            return
+        with self._cond:
+            self._count(reopen_attempts=1)
+        if not self._try_open():  # a stream that merely ended reopens at once
+            self._set_state(SourceState.RECONNECTING)
+
+    def _reopen(self) -> bool:
+        """Reopen with backoff until the camera is back (True) or the source closes."""
         self._set_state(SourceState.RECONNECTING)
-        log.warning("camera lost", extra={"device": str(self.device)})
-        self._capture.release()
-        delay, ceiling = self._backoff
-        while not self._stop.wait(delay):
+        ceiling = self._backoff[1]
+        while True:
+            delay = self._delay
+            self._delay = min(delay * 2, ceiling)
+            self.retry_at = time.time() + delay
+            if self._stop.wait(delay):
+                return False
             with self._cond:
                 self._count(reopen_attempts=1)
-            try:
-                self._capture = self._open()
-            except CameraNotFoundError:
-                delay = min(delay * 2, ceiling)
-                continue
-            self._set_state(SourceState.RUNNING)
-            log.info("camera back", extra={"device": str(self.device)})
+            if self._try_open():
+                self.retry_at = None
+                log.info("camera back", extra={"device": self.name})
+                return True
+
+    def _set_health(self, state: CameraState, why: str) -> None:
+        if state is self._health.state and why == self._health.why:
             return
+        level = logging.WARNING if state in TROUBLE else logging.INFO
+        log.log(level, "camera %s device=%s why=%s", state.value, self.name, why or "-",
+                extra={"device": self.name, "camera_state": state.value})
+        self._health = CameraHealth(state, self.name, why, time.time())
 
     def _release(self) -> None:
         if self._capture is not None:
-            self._capture.release()
+            with contextlib.suppress(Exception):
+                self._capture.release()
 
 
 # --- recorded clips -----------------------------------------------------------------------
@@ -384,6 +570,7 @@ class ClipSource(_Grabbed):
                  sleep: Callable[[float], bool] | None = None) -> None:
         super().__init__(lossless=lossless)
         self.path = path
+        self.name = str(path)
         self.frames = frames
         self._pace = pace
         self._max_pixels = max_pixels
@@ -451,5 +638,6 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-__all__ = ["CameraSource", "ClipSource", "Frame", "FrameSource", "ImageError",
+__all__ = ["CameraHealth", "CameraSource", "CameraState", "ClipSource", "Frame",
+           "FrameSource", "ImageError",
            "SourceState", "SourceStats", "image_files"]

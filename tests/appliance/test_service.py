@@ -123,8 +123,9 @@ def test_example_config_documents_every_key_and_checks(capsys: object,
     copy = tmp_path / "gate.toml"
     copy.write_text(text.replace("/etc/portique/keys", str(REPO / "tests/fixtures/keys")))
     assert main(["config", "check", str(copy)]) == 0
-    assert main(["config", "keys"]) == 0
-    keys = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]  # type: ignore[attr-defined]
+    capsys.readouterr()  # type: ignore[attr-defined]
+    assert main(["config", "keys", "--json"]) == 0
+    keys = [k["key"] for k in json.loads(capsys.readouterr().out)["keys"]]  # type: ignore[attr-defined]
     missing = [k for k in keys if k.rsplit(".", 1)[-1] not in text]
     assert missing == []
 

@@ -324,7 +324,9 @@ def test_check_for_another_event_refuses_without_that_events_feed(
     rc, out, _ = check_ticket(this)  # the store knows this event's cancellation
     assert (rc, json.loads(out)["reason"]) == (1, "CANCELLED")
     rc, out, err = check_ticket(other, "--event", other)
-    assert (rc, out) == (2, "")
+    assert rc == 2  # with --json the failure is JSON too, and the sentence on stderr
+    assert json.loads(out)["ok"] is False and f"holds no feed of event {other!r}" in \
+        json.loads(out)["error"]
     assert f"holds no feed of event {other!r}" in err
     assert f"gate.event is {other!r}" in err and "gate sync --config" in err
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -31,6 +32,15 @@ def test_demo_prints_each_verdict_and_a_summary_and_exits_0() -> None:
     part2 = out.split("== 2.")[1].split("== 3.")[0]
     assert sum("lock opened" in line for line in part2.splitlines()) == 5
     assert "admissions: 4 passed through, 1 voided (nobody passed)" in out
+    # the summary counts every clip's decisions, not the last clip's
+    decided = [line for line in part2.splitlines()
+               if re.match(r"\d\d:\d\d:\d\d  [A-Z]", line)]  # one line per decision
+    summary = part2.split("summary (all ")[1]
+    total = int(summary.split("decisions ")[1].split(" ")[0])
+    assert total == len(decided) > 5
+    # the paths it printed were temporary, and it says so
+    assert "temporary folder, removed when it ends" in out
+    assert "were temporary and are removed" in out
     # part 3: the same ticket at a second gate of the venue, through the broker
     part3 = out.split("== 3.")[1]
     assert "ALREADY_ADMITTED" in part3 and "gate 1" in part3

@@ -43,6 +43,32 @@ def test_messages_match_the_committed_vector_byte_for_byte() -> None:
     assert [[g, i.hex(), h] for g, i, h in summary.heads] == stored["summary"]["fields"]["heads"]
 
 
+def test_lifecycle_vectors_verify_with_their_states() -> None:
+    stored = json.loads(VECTOR.read_text())
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(stored["private_key_seed"]))
+    states = []
+    for vector in stored["lifecycle"]:
+        record = wire.verify(bytes.fromhex(vector["message"]), {"3": key.public_key()},
+                             venue="stade-de-france")
+        assert isinstance(record, Record)
+        assert record.scan_id == vector["fields"]["scan_id"]
+        assert bytes.fromhex(vector["message"]).startswith(bytes.fromhex(vector["body"]))
+        states.append(record.state.label)
+    assert states == ["admitted", "voided", "admitted", "exited"]
+
+
+def test_refused_vectors_are_refused_with_their_error() -> None:
+    stored = json.loads(VECTOR.read_text())
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(stored["private_key_seed"]))
+    assert len(stored["refused"]) >= 12
+    for vector in stored["refused"]:
+        with pytest.raises(MeshMessageError) as refused:
+            wire.verify(bytes.fromhex(vector["message"]), {"3": key.public_key()},
+                        venue="stade-de-france")
+        assert (str(refused.value.reason), str(refused.value)) == (
+            vector["rejection"], vector["error"]), vector["name"]
+
+
 def _signed() -> tuple[bytes, dict[str, object]]:
     key = gate_key("3")
     r = Record(VENUE, "3", b"\x00" * 8, 1, State.VOIDED, "PAR24-ATH05", ALICE, 2,

@@ -120,6 +120,11 @@ def test_publish_sync_and_check_refuse_superseded_and_cancelled(
     matches = json.loads(out)["matches"]
     assert [m["ticket_id"] for m in matches] == ["T-GONE"]
     assert matches[0]["holder_name"] == "Jean-Pierre Œuvray"
+    assert matches[0]["cancelled"] is True  # cancelled at sequence 2, and said so
+    code, out = run(capsys, "feed", "lookup", "oeuvrai jean-piere", "--config", str(config))
+    # a typo in each word: the steward screen's lookup finds the name, marked cancelled
+    assert code == EXIT_OK and "Jean-Pierre Œuvray" in out and "CANCELLED" in out
+    assert "(near " in out
 
 
 def test_the_publisher_refuses_an_issuer_key(

@@ -92,3 +92,12 @@ def test_decode_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 2
     assert main(["decode", "/no/such/file.png"]) == 1
     assert "cannot read" in capsys.readouterr().out
+
+
+def test_a_folder_without_images_says_so_without_a_frame_number(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("not an image\n")
+    assert main(["decode", str(tmp_path)]) != 0
+    out = capsys.readouterr().out
+    assert out == f"{tmp_path}  error: {tmp_path}: folder holds no images\n"
+    assert "#None" not in out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,14 @@ class RecordedLink:
             self._target.post_message(Reply(request_id, op, answer, True))
 
 
-def recorded_app(lang: Lang = Lang.EN, **answers: str) -> StewardApp:
-    return StewardApp(Settings(socket=SOCKET, steward="s-17", lang=lang, tz=PARIS),
+NOW = datetime(2024, 8, 5, 17, 10, tzinfo=UTC)
+"""The screen's wall clock in the recordings: 19:10 in Paris."""
+
+
+def recorded_app(lang: Lang = Lang.EN, *, notice_s: float = 8.0, **answers: str
+                 ) -> StewardApp:
+    return StewardApp(Settings(socket=SOCKET, steward="s-17", lang=lang, tz=PARIS,
+                               notice_s=notice_s, now=lambda: NOW),
                       RecordedLink(answers))
 
 

@@ -76,7 +76,7 @@ def test_live_feed_shows_each_decision_coloured_with_its_sentence(gate: LiveGate
             assert "Admitted 1 · Refused 1" in text
             assert "Feed #1" in text and "Clock trusted" in text
             # the clip has ended: the gate has no camera any more, and says so
-            await until(pilot, lambda: "CAMERA LOST (no more frames)" in screen_text(app),
+            await until(pilot, lambda: "CAMERA: no more frames" in screen_text(app),
                         "the camera banner")
 
     asyncio.run(scenario())
@@ -179,7 +179,7 @@ def test_over_the_limit_a_supervisor_overrides_and_is_journalled(
             await pilot.press("a", "down", "enter")
             await until(pilot, lambda: isinstance(app.screen, SupervisorDialog), "again")
             await pilot.press(*"sup-9", "enter", *"000000", "enter")  # a wrong PIN
-            await until(pilot, lambda: "not accepted (unknown supervisor or wrong PIN)"
+            await until(pilot, lambda: "unknown supervisor or wrong PIN [supervisor_refused]"
                         in screen_text(app), "the wrong PIN refused")
             assert gate.rows("SELECT * FROM decisions WHERE ticket_id = 'PAR24-000105'") == []
 
@@ -283,7 +283,7 @@ def test_unreachable_daemon_is_shown_retried_and_the_ui_stays_usable(
             assert "no socket (is the gate daemon running?)" in screen_text(app)
             await pilot.press("f4", "f4")  # keys still work while the link is down
             await pilot.press(*"Dupont", "enter")
-            await until(pilot, lambda: "Lookup failed: no gate daemon at" in
+            await until(pilot, lambda: "Lookup failed: gate unreachable: no socket" in
                         screen_text(app), "the failed lookup")
             live = make_gate(feed, tmp_path / "state", socket=socket)
             try:

@@ -5,6 +5,7 @@ through the real control socket and through the UI."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +13,10 @@ import pytest
 from textual import events
 from textual.widgets import Input
 
+from portique.commands.main import main
 from portique.revocation.lookup import (
     MAX_QUERY,
+    answer,
     clean_query,
     damerau_levenshtein,
     lookup,
@@ -22,7 +25,15 @@ from portique.revocation.lookup import (
 from portique.revocation.store import FeedStore
 from portique.runtime.control import ControlClient
 from portique.runtime.steward.widgets.results import LookupResults
-from tests.steward.conftest import EVENT, Feed, LiveGate, screen_text, steward_app, until
+from tests.steward.conftest import (
+    EVENT,
+    Feed,
+    LiveGate,
+    screen_text,
+    steward_app,
+    until,
+    write_config,
+)
 
 HOSTILE = [
     "x" * 10_000,
@@ -129,3 +140,25 @@ def test_hostile_input_in_the_ui_is_handled(gate: LiveGate) -> None:
             assert "“[bold red]Dupont[/]”" in screen_text(app)
 
     asyncio.run(scenario())
+
+
+def test_gate_feed_lookup_is_the_screens_lookup(feed: Feed, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`gate feed lookup` answers what the steward's screen answers: the typo found, the
+    same ranking, cancelled tickets marked."""
+    config = write_config(feed, tmp_path / "state", socket=tmp_path / "control.sock")
+    for query, expected in (("Helene Dupnot", [("PAR24-000101", "near")]),
+                            ("dupon", [("PAR24-000101", "name_words"),
+                                       ("PAR24-000109", "name_words")])):
+        assert main(["feed", "lookup", query, "--config", str(config), "--json"]) == 0
+        matches = json.loads(capsys.readouterr().out)["matches"]
+        assert [(m["ticket_id"], m["match"]) for m in matches] == expected, query
+        with FeedStore.open(tmp_path / "state" / "feeds.sqlite") as store:
+            screen = answer(store, EVENT, query, limit=10).candidates
+        assert [(c["ticket_id"], c["match"], round(c["score"], 3)) for c in screen] == [
+            (m["ticket_id"], m["match"], m["score"]) for m in matches]
+    assert main(["feed", "lookup", "Helene Dupnot", "--config", str(config)]) == 0
+    assert "Hélène Dupont" in capsys.readouterr().out
+    assert main(["feed", "lookup", "zoe lambert", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "PAR24-000199" in out and "CANCELLED" in out

@@ -1,5 +1,7 @@
-"""`gate steward` in a real terminal (tmux) against a real gate: a steward types a lookup
-with a typo and admits the ticket; the screen is read back with capture-pane."""
+"""`gate steward` in a real terminal (tmux) of 80x24 against a real gate: the decisions the
+gate made before the screen started are in the live list, their sentences whole; F1 shows
+every key; a steward types a lookup with a typo and admits the ticket; the screen is read
+back with capture-pane."""
 
 from __future__ import annotations
 
@@ -51,13 +53,28 @@ def settle(session: str) -> None:
         previous = current
 
 
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
 def test_lookup_and_admit_in_a_real_terminal(gate: LiveGate, tmp_path: Path) -> None:
     gate.run_clip()
     session = f"steward-{tmp_path.name}"[:40]
-    tmux("new-session", "-d", "-s", session, "-x", "140", "-y", "40",
+    tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24",
          f"{GATE} steward --config {gate.config} --steward s-tmux --lang en")
     try:
-        wait_for(session, lambda t: "Feed #1" in t and "Manual lookup" in t, "the main screen")
+        text = wait_for(session, lambda t: "Feed #1" in t and "Manual lookup" in t
+                        and "PAR24-000108" in t, "the main screen with the decisions")
+        # made before the screen started: caught up from the journal, each sentence whole
+        # (wrapped in its column) within 80 columns
+        assert "This ticket was already admitted at gate 1 at 19:08." in flat(text), text
+        assert "Welcome, please go through." in text
+        assert max(len(line) for line in text.splitlines()) <= 80
+        tmux("send-keys", "-t", session, "F1")
+        text = wait_for(session, lambda t: "Help: every key" in t, "the help")
+        assert "Ctrl+Q" in text and "Live decisions: back to the list" in text
+        tmux("send-keys", "-t", session, "Escape")
+        wait_for(session, lambda t: "Help: every key" not in t, "the help closed")
         # F2 moves the focus to the lookup; keys sent in the same burst as F2 (faster than
         # anyone types) would reach the widget that had the focus before it
         tmux("send-keys", "-t", session, "F2")
@@ -67,7 +84,7 @@ def test_lookup_and_admit_in_a_real_terminal(gate: LiveGate, tmp_path: Path) -> 
         assert "similar name" in text and "PAR24-000103" in text
         tmux("send-keys", "-t", session, "Enter")
         text = wait_for(session, lambda t: "State: Not admitted yet." in t, "the ticket")
-        assert "Flags: printed" in text
+        assert "Flags: printed" in flat(text)
         tmux("send-keys", "-t", session, "a")
         wait_for(session, lambda t: "Admit PAR24-000103: why?" in t, "the reason dialog")
         tmux("send-keys", "-t", session, "Enter")

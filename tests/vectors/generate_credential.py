@@ -51,6 +51,8 @@ KEYS: dict[str, tuple[KeyRole, bytes]] = {
     "iss-rogue": (KeyRole.ISSUER, _seed("iss-rogue")),
     "phone-alice": (KeyRole.DEVICE, _seed("phone-alice")),
     "phone-bob": (KeyRole.DEVICE, _seed("phone-bob")),
+    "iss-2024-b": (KeyRole.ISSUER, _seed("iss-2024-b")),
+    "iss-resale": (KeyRole.ISSUER, _seed("iss-resale")),
 }
 
 
@@ -70,6 +72,16 @@ BASE = TicketFields(
 TRUST = [TrustedKey("iss-2024", public("iss-2024"), valid_from=T0 - 30 * 86400,
                     valid_until=T0 + 30 * 86400, events=frozenset({EVENT, "PAR24-ATH06"}))]
 PROFILE = GateProfile(gate_id="G7", event=EVENT, entrance=2)
+EVENING = replace(BASE, ticket_id="0042-9000-01", valid_from=T0, valid_until=T0 + 1800)
+"""Another window: 19:00-19:30 Paris."""
+EDGES = replace(BASE, ticket_id="0042-9000-02", entrances=frozenset({1, 32}))
+MANY = replace(BASE, ticket_id="0042-9000-03", entrances=frozenset({1, 2, 3, 7, 16}))
+SEVERAL = [TRUST[0],
+           TrustedKey("iss-2024-b", public("iss-2024-b"), valid_from=T0 - 86400,
+                      valid_until=T0 + 86400, events=frozenset({EVENT})),
+           TrustedKey("iss-resale", public("iss-resale"), valid_from=T0 - 86400,
+                      valid_until=T0 + 86400, events=None)]
+"""Three issuer keys, each for its own events and period."""
 
 
 Made = tuple[bytes | None, int | None, str, dict[str, str] | None]
@@ -225,6 +237,36 @@ def build() -> dict[str, Any]:
                 admissions=[Admission(EVENT, BASE.ticket_id, 3, "G3", T0 - 3600)]),
         _vector("exit-not-inside", "An exit gate, for a ticket never admitted.", valid,
                 profile=replace(PROFILE, direction=Direction.EXIT)),
+        _vector("evening-window", "A ticket valid 19:00-19:30 Paris only (another session's "
+                "window), inside it.", _phone(EVENING, at=EVENING.valid_from + 900),
+                fields=EVENING, now=EVENING.valid_from + 907),
+        _vector("evening-window-over", "The same ticket at 19:30 Paris: expired.",
+                _phone(EVENING, at=EVENING.valid_until), fields=EVENING,
+                now=EVENING.valid_until),
+        _vector("entrance-32", "A ticket for entrances 1 and 32 (bits 0 and 31) at "
+                "entrance 32.", _phone(EDGES), fields=EDGES,
+                profile=replace(PROFILE, entrance=32)),
+        _vector("entrance-31", "The same ticket at entrance 31: refused.", _phone(EDGES),
+                fields=EDGES, profile=replace(PROFILE, entrance=31)),
+        _vector("entrance-1-of-many", "A ticket for entrances 1, 2, 3, 7 and 16 at entrance "
+                "7.", _phone(MANY), fields=MANY, profile=replace(PROFILE, entrance=7)),
+        _vector("several-keys-second", "Three issuer keys trusted; the ticket names and is "
+                "signed by the second.", _phone(replace(BASE, kid="iss-2024-b"),
+                                                issuer="iss-2024-b"),
+                fields=replace(BASE, kid="iss-2024-b"), trust=SEVERAL),
+        _vector("several-keys-third", "Three issuer keys trusted; the ticket names and is "
+                "signed by the third (a resale platform's key).",
+                _phone(replace(BASE, kid="iss-resale", generation=4), issuer="iss-resale"),
+                fields=replace(BASE, kid="iss-resale", generation=4), trust=SEVERAL),
+        _vector("several-keys-crossed", "Three issuer keys trusted; the ticket names the "
+                "second but is signed by the first: the key named is the only one tried.",
+                _phone(replace(BASE, kid="iss-2024-b"), issuer="iss-2024"),
+                fields=replace(BASE, kid="iss-2024-b"), trust=SEVERAL),
+        _vector("several-keys-one-withdrawn", "Three issuer keys trusted, the second "
+                "withdrawn; the ticket is signed by it.",
+                _phone(replace(BASE, kid="iss-2024-b"), issuer="iss-2024-b"),
+                fields=replace(BASE, kid="iss-2024-b"),
+                trust=[SEVERAL[0], replace(SEVERAL[1], withdrawn=True), SEVERAL[2]]),
         _vector("unknown-key", "Level 1 names a key id the gate does not know.",
                 _phone(replace(BASE, kid="iss-9999")), fields=replace(BASE, kid="iss-9999")),
         _vector("key-withdrawn", "The issuer key was withdrawn (compromised).", valid,
@@ -260,8 +302,13 @@ def build() -> dict[str, Any]:
         "version": 1,
         "prefix": credential.PREFIX,
         "step_seconds": credential.STEP_SECONDS,
-        "issuer_context": credential.ISSUER_CONTEXT.decode("ascii").replace("\x00", "\\0"),
-        "device_context": credential.DEVICE_CONTEXT.decode("ascii").replace("\x00", "\\0"),
+        # the bytes, and the same in words (the last byte is a zero byte, not "\0")
+        "issuer_context_hex": credential.ISSUER_CONTEXT.hex(),
+        "issuer_context_text": credential.ISSUER_CONTEXT[:-1].decode("ascii")
+        + " followed by one zero byte",
+        "device_context_hex": credential.DEVICE_CONTEXT.hex(),
+        "device_context_text": credential.DEVICE_CONTEXT[:-1].decode("ascii")
+        + " followed by one zero byte",
         "max_code_chars": credential.MAX_CODE_CHARS,
         "base45_alphabet": base45.ALPHABET,
         "keys": {name: {"role": role.value, "seed_hex": seed.hex(), "public_hex":

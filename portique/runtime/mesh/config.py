@@ -60,6 +60,11 @@ class MeshConfig:
     host: str = setting("127.0.0.1", description="The venue broker's host name or address")
     port: int = setting(1883, description="The broker's MQTT port (8883 is usual with TLS)",
                         minimum=1, maximum=65535)
+    brokers: tuple[str, ...] = setting((), description="The venue's brokers in order of "
+                                       "preference, host or host:port each (port default: "
+                                       "mesh.port); when one dies the gate moves to the next, "
+                                       "round the list. Empty: mesh.host alone. When given, "
+                                       "mesh.host is not used")
     tls: MeshTls | None = setting(None, description="TLS to the broker; leave out for a "
                                   "plain connection on a closed venue network")
     username: str = setting("", description="Broker user name; empty: none")
@@ -93,6 +98,10 @@ class MeshConfig:
     resend_min_interval_s: float = setting(5.0, description="At most one re-send answer per "
                                            "gate this often (later summaries wait for it)",
                                            minimum=0.1, maximum=3600.0)
+    heartbeat_interval_s: float = setting(10.0, description="Fleet view: this gate publishes "
+                                          "its signed heartbeat this often (retained); older "
+                                          "than 3 intervals it is shown stale",
+                                          minimum=0.2, maximum=600.0)
     outbox_stuck_after_s: float = setting(60.0, description="Alarm when this gate's oldest "
                                           "record has waited this long for the broker",
                                           minimum=0.5, maximum=86400.0)
@@ -107,6 +116,8 @@ class MeshConfig:
                               f"without empty levels, got {self.topic_prefix!r}")
         if not self.host or any(c.isspace() for c in self.host):
             raise ConfigError(f"mesh.host: must be a host name or address, got {self.host!r}")
+        for entry in self.brokers:
+            _split_broker(entry, self.port)
         if self.client_id and not _CLIENT_RE.fullmatch(self.client_id):
             raise ConfigError(f"mesh.client_id: must be 1-64 of A-Z a-z 0-9 . _ -, "
                               f"got {self.client_id!r}")
@@ -117,3 +128,33 @@ class MeshConfig:
             seen.add(g.id)
         if self.reconnect_min_s > self.reconnect_max_s:
             raise ConfigError("mesh.reconnect_min_s: must not exceed mesh.reconnect_max_s")
+
+    @property
+    def broker_list(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) of every broker, in order of preference."""
+        if not self.brokers:
+            return ((self.host, self.port),)
+        return tuple(_split_broker(entry, self.port) for entry in self.brokers)
+
+
+def _split_broker(entry: str, default_port: int) -> tuple[str, int]:
+    """``host``, ``host:port`` or ``[v6 address]:port`` as (host, port)."""
+    host, port = entry, default_port
+    if entry.startswith("["):
+        close = entry.find("]")
+        rest = entry[close + 1:] if close > 0 else "?"
+        host = entry[1:close]
+        if rest and (not rest.startswith(":") or not rest[1:].isdigit()):
+            raise ConfigError(f"mesh.brokers: {entry!r} must be host, host:port or "
+                              "[address]:port")
+        if rest:
+            port = int(rest[1:])
+    elif entry.count(":") == 1:
+        host, _, text = entry.partition(":")
+        if not text.isdigit():
+            raise ConfigError(f"mesh.brokers: {entry!r}: the port must be a number")
+        port = int(text)
+    if not host or any(c.isspace() for c in host) or not 1 <= port <= 65535:
+        raise ConfigError(f"mesh.brokers: {entry!r} must be host, host:port or "
+                          "[address]:port with a port of 1-65535")
+    return host, port

@@ -39,6 +39,7 @@ from portique.runtime.credentials import read_credential
 from portique.runtime.events import DecisionMade, MeshConflictFound, PassageEnded
 from portique.runtime.journal import Journal, JournalError
 from portique.runtime.mesh.config import MeshConfig
+from portique.runtime.mesh.heartbeat import FleetView, sign_heartbeat, verify_heartbeat
 from portique.runtime.mesh.store import MeshStore
 from portique.runtime.mesh.wire import (
     MAX_MESSAGE_BYTES,
@@ -58,6 +59,7 @@ _LAG_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0, 30.0, 300.0)
 _BATCH = 500
 _TICK_S = 1.0
 _SUMMARY_MIN_GAP_S = 1.0
+_GAUGES_MIN_GAP_S = 0.25
 _REJECTION_LOG_S = 30.0
 
 
@@ -115,6 +117,9 @@ class MeshMetrics:
                                ["outcome"], registry=r)
         self.resent = Counter("portique_mesh_resent_records", "Records re-sent to gates that "
                               "lacked them", registry=r)
+        self.failovers = Counter("portique_mesh_failovers", "Moves to the next broker of "
+                                 "mesh.brokers after one died or could not be reached",
+                                 registry=r)
         self.lag = Histogram("portique_mesh_lag_seconds", "From a record's making at its gate "
                              "to its merge here (live records)", buckets=_LAG_BUCKETS,
                              registry=r)
@@ -192,7 +197,9 @@ class MeshNode:
         self.metrics = MeshMetrics(registry or CollectorRegistry())
         base = f"{config.topic_prefix}/{config.venue}"
         self.topics = {"records": f"{base}/records", "summary": f"{base}/summary",
-                       "resend": f"{base}/resend"}
+                       "resend": f"{base}/resend", "heartbeat": f"{base}/heartbeat"}
+        self.fleet = FleetView(expected=set(peers))
+        """Every gate's latest heartbeat (this gate's own included)."""
         self.seen: dict[str, PeerSeen] = {g: PeerSeen() for g in peers if g != gate_id}
         self.connected = False
         self.state_since = time.time()
@@ -222,11 +229,36 @@ class MeshNode:
         self._stop = threading.Event()
         self._connected_event = threading.Event()
         self._last_summary = 0.0
+        self._gauges_at = 0.0
         self._summary_wanted = False
         self._threads: list[threading.Thread] = []
+        self.brokers = config.broker_list
+        self._broker_index = 0
+        """The broker tried now (or connected to): an index into `brokers`."""
+        self.failovers = 0
         self._client = self._make_client(password)
 
     # --- the broker client ------------------------------------------------------------
+
+    @property
+    def broker(self) -> str:
+        """The broker this gate is connected to, or trying now, as host:port."""
+        host, port = self.brokers[self._broker_index]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def _next_broker(self, client: Any) -> None:
+        """Move to the next broker of the list (round it) for paho's next attempt."""
+        if len(self.brokers) < 2:
+            return
+        was = self.broker
+        self._broker_index = (self._broker_index + 1) % len(self.brokers)
+        self.failovers += 1
+        self.metrics.failovers.inc()
+        # paho's host and port setters refuse while its state still says "connection lost"
+        # although the socket is closed by then; its reconnect() reads these two.
+        client._host, client._port = self.brokers[self._broker_index]
+        log.warning("mesh: broker %s unavailable, trying %s next: venue=%s", was, self.broker,
+                    self.config.venue)
 
     def _make_client(self, password: str | None) -> Any:
         c = self.config
@@ -265,23 +297,26 @@ class MeshNode:
         options = SubscribeOptions(qos=1, noLocal=True)
         client.subscribe([(f"{self.topics['records']}/+", options),
                           (f"{self.topics['summary']}/+", options),
-                          (f"{self.topics['resend']}/{self.gate_id}", options)])
+                          (f"{self.topics['resend']}/{self.gate_id}", options),
+                          (f"{self.topics['heartbeat']}/+", options)])
         self._set_state(True, None)
-        log.info("mesh connected venue=%s broker=%s:%s session_present=%s", self.config.venue,
-                 self.config.host, self.config.port, getattr(flags, "session_present", None))
+        log.info("mesh connected venue=%s broker=%s session_present=%s", self.config.venue,
+                 self.broker, getattr(flags, "session_present", None))
         self._work.put(("connected",))
 
-    def _on_connect_fail(self, _client: Any, _userdata: Any) -> None:
-        self._set_state(False, f"cannot reach the broker at {self.config.host}:"
-                        f"{self.config.port}")
+    def _on_connect_fail(self, client: Any, _userdata: Any) -> None:
+        self._set_state(False, f"cannot reach the broker at {self.broker}")
+        self._next_broker(client)
 
-    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any,
+    def _on_disconnect(self, client: Any, _userdata: Any, _flags: Any, reason: Any,
                        _properties: Any) -> None:
         if self.connected and not self._stop.is_set():
             log.warning("mesh: broker lost, deciding alone: venue=%s reason=%s",
                         self.config.venue, reason)
         refused = not self.connected and (self.why or "").startswith("the broker refused")
         self._set_state(False, self.why if refused else f"broker connection lost ({reason})")
+        if not self._stop.is_set():
+            self._next_broker(client)
 
     def _set_state(self, connected: bool, why: str | None) -> None:
         if connected != self.connected:
@@ -298,7 +333,9 @@ class MeshNode:
         if size > MAX_MESSAGE_BYTES:  # neither copied nor queued: dropped here
             self._work.put(("oversized", message.topic, size, time.time()))
             return
-        self._work.put(("message", message.topic, bytes(message.payload), time.time()))
+        kind = "heartbeat" if message.topic.startswith(self.topics["heartbeat"] + "/") \
+            else "message"
+        self._work.put((kind, message.topic, bytes(message.payload), time.time()))
 
     def _on_publish(self, _client: Any, _userdata: Any, mid: int, reason: Any,
                     _properties: Any) -> None:
@@ -314,7 +351,8 @@ class MeshNode:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = c.session_expiry_s
         properties.MaximumPacketSize = MAX_PACKET_BYTES  # the broker sends nothing larger
-        self._client.connect_async(c.host, c.port, keepalive=c.keepalive_s, clean_start=False,
+        host, port = self.brokers[self._broker_index]
+        self._client.connect_async(host, port, keepalive=c.keepalive_s, clean_start=False,
                                    properties=properties)
         self._client.loop_start()
         worker = threading.Thread(target=self._run, name="mesh", daemon=True)
@@ -340,6 +378,10 @@ class MeshNode:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected_event.wait(timeout)
+
+    def heartbeat(self, body: dict[str, Any]) -> None:
+        """Sign and publish this gate's heartbeat (retained), from the worker."""
+        self._work.put(("beat", body))
 
     def wake(self) -> None:
         """Publish what the journal holds and the mesh does not, now."""
@@ -375,6 +417,7 @@ class MeshNode:
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + _TICK_S
                     self._tick()
+                    self._update_gauges()
             except (JournalError, GateError) as exc:
                 log.error("mesh: %s", exc)
             except Exception:
@@ -410,6 +453,20 @@ class MeshNode:
                 self._reject(topic, MeshMessageError(
                     f"message of {size} bytes is too long (at most {MAX_MESSAGE_BYTES})",
                     Rejection.OVERSIZED))
+            elif kind == "heartbeat":
+                _, topic, payload, received = item
+                try:
+                    body = verify_heartbeat(payload, self.peers, venue=self.config.venue,
+                                            topic_gate=topic.rsplit("/", 1)[-1])
+                except MeshMessageError as exc:
+                    self._reject(topic, exc)
+                else:
+                    self.fleet.note(body, received)
+            elif kind == "beat":
+                body = item[1]
+                self.fleet.note(body, time.time())
+                self._publish(f"{self.topics['heartbeat']}/{self.gate_id}",
+                              sign_heartbeat(body, self._key), retain=True)
             elif kind == "message":
                 _, topic, payload, received = item
                 parsed = self._verify(topic, payload)
@@ -434,7 +491,8 @@ class MeshNode:
             self._publish_summary(force=True)
         elif self._summary_wanted:
             self._publish_summary()
-        self._update_gauges()
+        if time.monotonic() - self._gauges_at >= _GAUGES_MIN_GAP_S:
+            self._update_gauges()  # four queries: not after every single record
 
     def _tick(self) -> None:
         self._collect()
@@ -449,8 +507,8 @@ class MeshNode:
         interval (or on reconnection), not every second."""
         if self.publish_refused is None:
             log.error("mesh: the broker refused this gate's record, the other gates will not "
-                      "learn of it until it accepts: seq=%d reason=%s broker=%s:%s", seq,
-                      reason, self.config.host, self.config.port)
+                      "learn of it until it accepts: seq=%d reason=%s broker=%s", seq,
+                      reason, self.broker)
         self.publish_refused = {"at": format_time(time.time()), "seq": seq, "reason": reason}
         self._hold_outbox_until = time.monotonic() + self.config.summary_interval_s
 
@@ -502,6 +560,7 @@ class MeshNode:
                 "with them has stopped (missed records are not re-sent either way)"]
 
     def _update_gauges(self) -> None:
+        self._gauges_at = time.monotonic()
         clock = self.clock_alarm(time.monotonic())
         if bool(clock) != self._clock_alarmed:
             self._clock_alarmed = bool(clock)
@@ -609,10 +668,10 @@ class MeshNode:
 
     # --- publishing -------------------------------------------------------------------
 
-    def _publish(self, topic: str, payload: bytes) -> int | None:
+    def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int | None:
         if not self.connected:
             return None
-        info = self._client.publish(topic, payload, qos=1)
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return None
         return int(info.mid)
@@ -722,7 +781,9 @@ class MeshNode:
         clock = self.clock_alarm(time.monotonic())
         return {
             "venue": self.config.venue,
-            "broker": f"{self.config.host}:{self.config.port}",
+            "broker": self.broker,
+            "brokers": [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.brokers],
+            "failovers": self.failovers,
             "tls": self.config.tls is not None,
             "state": "connected" if self.connected else "alone",
             "since": format_time(self.state_since),
@@ -750,7 +811,11 @@ class MeshNode:
         }
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Control-socket ops: ``mesh`` (the status above) and ``conflicts``."""
+        """Control-socket ops: ``mesh`` (the status above), ``conflicts`` and ``venue``
+        (every gate's latest heartbeat, the fleet view)."""
+        if request["op"] == "venue":
+            return {"ok": True, "venue": {"venue": self.config.venue,
+                                          "rows": self.fleet.rows(time.time())}}
         if request["op"] == "conflicts":
             limit = max(1, min(int(request.get("limit", 100)), 1000))
             return {"ok": True, "conflicts": [c.as_json()

@@ -116,7 +116,8 @@ class GateLink:
             answer = ControlClient(self._path, timeout=timeout).request(op, **fields)
             reached = True
         except (OSError, ValueError) as exc:  # ControlError is an OSError
-            answer, reached = {"ok": False, "error": describe(exc)}, False
+            answer = {"ok": False, "error": describe(exc), "link": kind_of(exc)}
+            reached = False
         self._post(Reply(request_id, op, answer, reached))
 
     def _status_loop(self) -> None:
@@ -146,13 +147,13 @@ class GateLink:
                         self._post(StatusArrived(event["status"]))
                     elif event.get("type") != "heartbeat":
                         self._post_event(event)
-                error = "the gate daemon closed the connection"
+                error, kind = "the gate daemon closed the connection", "closed"
             except (OSError, ValueError) as exc:
-                error = describe(exc)
+                error, kind = describe(exc), kind_of(exc)
             self._up.clear()
             if self._stop.is_set():
                 return
-            self._post(LinkDown(str(self._path), error, delay))
+            self._post(LinkDown(str(self._path), error, delay, kind))
             self._stop.wait(delay)
             delay = min(delay * 2, self.timings.backoff_max)
 
@@ -182,12 +183,34 @@ class GateLink:
                     if not isinstance(event, dict):
                         raise ValueError("the gate daemon sent something other than an event")
                     if event.get("ok") is False:
-                        raise ValueError(str(event.get("error") or "the watch was refused"))
+                        raise WatchRefusedError(str(event.get("error")
+                                                    or "the watch was refused"))
                     yield event
         finally:
             with self._sock_lock:
                 self._sock = None
             sock.close()
+
+
+class WatchRefusedError(ValueError):
+    """The daemon answered the watch with a refusal (all watch slots taken)."""
+
+
+def kind_of(exc: BaseException) -> str:
+    """The kind of a connection failure, which the screen says in the steward's language
+    (steward/model.py, LINK_ERRORS); "other" for the rest. The control client's own
+    error keeps the system's error as its context."""
+    if exc.__context__ is not None and not isinstance(exc, WatchRefusedError):
+        inner = kind_of(exc.__context__)
+        if inner != "other":
+            return inner
+    for kind, types in (("no_socket", FileNotFoundError), ("refused", ConnectionRefusedError),
+                        ("permission", PermissionError), ("timeout", TimeoutError),
+                        ("unreadable", json.JSONDecodeError),
+                        ("watch_refused", WatchRefusedError)):
+        if isinstance(exc, types):
+            return kind
+    return "other"
 
 
 def describe(exc: BaseException) -> str:

@@ -63,7 +63,6 @@ class T(enum.StrEnum):
     READY_UNKNOWN = "ready_unknown"
     READY_PASS = "ready_pass"
     READY_FAIL = "ready_fail"
-    KEYS_READY = "keys_ready"
     CHECK_FEED = "check_feed"
     CHECK_KEYS = "check_keys"
     CHECK_CLOCK = "check_clock"
@@ -89,13 +88,79 @@ class T(enum.StrEnum):
     BANNER_CAMERA = "banner_camera"
     BANNER_LINK_CONNECTING = "banner_link_connecting"
     BANNER_LINK_DOWN = "banner_link_down"
-    CAMERA_OPENING = "camera_opening"
-    CAMERA_RECONNECTING = "camera_reconnecting"
+    CAMERA_STARTING = "camera_starting"
+    CAMERA_LOST = "camera_lost"
+    CAMERA_BLACK = "camera_black"
+    CAMERA_FROZEN = "camera_frozen"
     CAMERA_ENDED = "camera_ended"
     CAMERA_CLOSED = "camera_closed"
-    KEYS_MAIN = "keys_main"
-    KEYS_TICKET = "keys_ticket"
-    KEYS_DIALOG = "keys_dialog"
+    HELP_TITLE = "help_title"
+    HELP_CLOSE = "help_close"
+    HELP_EVERYWHERE = "help_everywhere"
+    HELP_MAIN = "help_main"
+    HELP_TICKET = "help_ticket"
+    HELP_DIALOG = "help_dialog"
+    HELP_KEY_HELP = "help_key_help"
+    HELP_KEY_LIVE = "help_key_live"
+    HELP_KEY_LANGUAGE = "help_key_language"
+    HELP_KEY_ACK = "help_key_ack"
+    HELP_KEY_READY = "help_key_ready"
+    HELP_KEY_QUIT = "help_key_quit"
+    HELP_KEY_LOOKUP = "help_key_lookup"
+    HELP_KEY_OPEN = "help_key_open"
+    HELP_KEY_ROWS = "help_key_rows"
+    HELP_KEY_TAB = "help_key_tab"
+    HELP_KEY_ADMIT = "help_key_admit"
+    HELP_KEY_DENY = "help_key_deny"
+    HELP_KEY_BACK = "help_key_back"
+    HELP_KEY_PRESET = "help_key_preset"
+    HELP_KEY_CONFIRM = "help_key_confirm"
+    HELP_KEY_CANCEL = "help_key_cancel"
+    BAR_HELP = "bar_help"
+    BAR_LIVE = "bar_live"
+    BAR_LANGUAGE = "bar_language"
+    BAR_ACK = "bar_ack"
+    BAR_READY = "bar_ready"
+    BAR_QUIT = "bar_quit"
+    BAR_LOOKUP = "bar_lookup"
+    BAR_OPEN = "bar_open"
+    BAR_ADMIT = "bar_admit"
+    BAR_DENY = "bar_deny"
+    BAR_BACK = "bar_back"
+    BAR_CONFIRM = "bar_confirm"
+    BAR_CANCEL = "bar_cancel"
+    QUIT_HINT = "quit_hint"
+    VERDICT_VOIDED = "verdict_voided"
+    DETAIL_LINE = "detail_line"
+    STALE_STATUS = "stale_status"
+    STALE_BANNER = "stale_banner"
+    CAUGHT_UP = "caught_up"
+    NOTE_OVERRIDE = "note_override"
+    REFUSAL_LIMIT = "refusal_limit"
+    REFUSAL_NOT_IN_MANIFEST = "refusal_not_in_manifest"
+    REFUSAL_VOID = "refusal_void"
+    REFUSAL_ALREADY_INSIDE = "refusal_already_inside"
+    REFUSAL_WRONG_ENTRANCE = "refusal_wrong_entrance"
+    REFUSAL_EXIT_GATE = "refusal_exit_gate"
+    REFUSAL_INVALID_TICKET_ID = "refusal_invalid_ticket_id"
+    REFUSAL_BUSY = "refusal_busy"
+    REFUSAL_INVALID = "refusal_invalid"
+    REFUSAL_SUPERVISOR_REFUSED = "refusal_supervisor_refused"
+    REFUSAL_OVERRIDE_LOCKED = "refusal_override_locked"
+    REFUSAL_SUPERVISORS_UNAVAILABLE = "refusal_supervisors_unavailable"
+    REFUSAL_LOOP_OPEN = "refusal_loop_open"
+    REFUSAL_NO_MANIFEST = "refusal_no_manifest"
+    REFUSAL_TIMEOUT = "refusal_timeout"
+    REFUSAL_TOO_LONG = "refusal_too_long"
+    REFUSAL_OTHER = "refusal_other"
+    LINK_NO_SOCKET = "link_no_socket"
+    LINK_REFUSED = "link_refused"
+    LINK_PERMISSION = "link_permission"
+    LINK_TIMEOUT = "link_timeout"
+    LINK_UNREADABLE = "link_unreadable"
+    LINK_CLOSED = "link_closed"
+    LINK_WATCH_REFUSED = "link_watch_refused"
+    LINK_OTHER = "link_other"
     TICKET_TITLE = "ticket_title"
     FIELD_HOLDER = "field_holder"
     FIELD_ORDER = "field_order"
@@ -207,8 +272,6 @@ CATALOGUE: Mapping[T, tuple[str, str]] = {
                       "The gate has not reported its checks yet."),
     T.READY_PASS: ("ok", "ok"),
     T.READY_FAIL: ("ÉCHEC", "FAIL"),
-    T.KEYS_READY: ("Échap Retour · F4 English · F8 Acquitter",
-                   "Esc Back · F4 Français · F8 Acknowledge"),
     T.CHECK_FEED: ("Flux de révocations", "Revocation feed"),
     T.CHECK_KEYS: ("Clés des émetteurs", "Issuer keys"),
     T.CHECK_CLOCK: ("Horloge", "Clock"),
@@ -236,26 +299,139 @@ CATALOGUE: Mapping[T, tuple[str, str]] = {
                             "maintenue : F8 pour acquitter et remettre le portique en service.",
                             "Fire alarm over (loop closed again), free egress stays on: "
                             "F8 to acknowledge and return the gate to service."),
-    T.BANNER_CAMERA: ("CAMÉRA PERDUE ({state}) : le portique ne lit plus les billets, "
+    T.BANNER_CAMERA: ("{state} {device} : le portique ne lit plus les billets ({why}), "
                       "utilisez la recherche manuelle.",
-                      "CAMERA LOST ({state}): the gate cannot read tickets, "
+                      "{state} {device}: the gate cannot read tickets ({why}), "
                       "use the manual lookup."),
     T.BANNER_LINK_CONNECTING: ("Connexion au portique ({path})…",
                                "Connecting to the gate ({path})…"),
     T.BANNER_LINK_DOWN: ("PORTIQUE INJOIGNABLE ({path}) : {error}. Nouvel essai dans "
                          "{seconds} s.",
                          "GATE UNREACHABLE ({path}): {error}. Retrying in {seconds} s."),
-    T.CAMERA_OPENING: ("ouverture", "opening"),
-    T.CAMERA_RECONNECTING: ("reconnexion", "reconnecting"),
-    T.CAMERA_ENDED: ("plus d'images", "no more frames"),
-    T.CAMERA_CLOSED: ("fermée", "closed"),
-    T.KEYS_MAIN: ("F2 Recherche · Entrée Ouvrir · F4 English · F8 Acquitter l'alarme · "
-                  "Ctrl+Q Quitter",
-                  "F2 Lookup · Enter Open · F4 Français · F8 Acknowledge alarm · "
-                  "Ctrl+Q Quit"),
-    T.KEYS_TICKET: ("A Admettre · D Refuser · Échap Retour · F4 English · F8 Acquitter",
-                    "A Admit · D Deny · Esc Back · F4 Français · F8 Acknowledge"),
-    T.KEYS_DIALOG: ("Entrée Valider · Échap Annuler", "Enter Confirm · Esc Cancel"),
+    T.CAMERA_STARTING: ("CAMÉRA EN DÉMARRAGE", "CAMERA STARTING"),
+    T.CAMERA_LOST: ("CAMÉRA PERDUE", "CAMERA LOST"),
+    T.CAMERA_BLACK: ("CAMÉRA NOIRE", "CAMERA BLACK"),
+    T.CAMERA_FROZEN: ("CAMÉRA FIGÉE", "CAMERA FROZEN"),
+    T.CAMERA_ENDED: ("CAMÉRA : plus d'images", "CAMERA: no more frames"),
+    T.CAMERA_CLOSED: ("CAMÉRA FERMÉE", "CAMERA CLOSED"),
+    T.HELP_TITLE: ("Aide : toutes les touches", "Help: every key"),
+    T.HELP_CLOSE: ("Échap, F1 ou ? pour fermer l'aide.", "Esc, F1 or ? closes the help."),
+    T.HELP_EVERYWHERE: ("Partout", "Everywhere"),
+    T.HELP_MAIN: ("Écran principal", "Main screen"),
+    T.HELP_TICKET: ("Fiche d'un billet (Échap aussi sur la liste F6)",
+                    "A ticket's screen (Esc also on F6's checklist)"),
+    T.HELP_DIALOG: ("Fenêtres de choix (motif, superviseur)",
+                    "Dialogs (reason, supervisor)"),
+    T.HELP_KEY_HELP: ("Cette aide (? hors d'un champ de saisie)",
+                      "This help (? outside a text field)"),
+    T.HELP_KEY_LIVE: ("Décisions en direct : revenir à la liste, curseur sur la dernière",
+                      "Live decisions: back to the list, on the latest one"),
+    T.HELP_KEY_LANGUAGE: ("Passer en anglais", "Switch to French"),
+    T.HELP_KEY_READY: ("Prêt pour l'ouverture ? La liste de contrôle, un verdict par ligne",
+                       "Ready for doors? The gate's checklist, one verdict per line"),
+    T.HELP_KEY_ACK: ("Acquitter l'alarme incendie (boucle refermée)",
+                     "Acknowledge the fire alarm (loop closed again)"),
+    T.HELP_KEY_QUIT: ("Quitter l'écran steward (le portique continue)",
+                      "Quit the steward screen (the gate keeps working)"),
+    T.HELP_KEY_LOOKUP: ("Recherche manuelle : commande, n° de billet ou nom",
+                        "Manual lookup: order, ticket id or name"),
+    T.HELP_KEY_OPEN: ("Ouvrir le billet de la ligne choisie (résultats), chercher son "
+                      "billet (liste en direct), lancer la recherche (champ)",
+                      "Open the chosen row's ticket (results), look its ticket up (live "
+                      "list), search (text field)"),
+    T.HELP_KEY_ROWS: ("Choisir une ligne", "Choose a row"),
+    T.HELP_KEY_TAB: ("Passer d'une zone à l'autre (recherche, résultats, liste en direct)",
+                     "Move between panes (lookup, results, live list)"),
+    T.HELP_KEY_ADMIT: ("Admettre à la main (motif demandé)", "Admit by hand (asks why)"),
+    T.HELP_KEY_DENY: ("Refuser (motif demandé, enregistré)",
+                      "Deny (asks why, journalled)"),
+    T.HELP_KEY_BACK: ("Retour à l'écran principal", "Back to the main screen"),
+    T.HELP_KEY_PRESET: ("Choisir un motif proposé", "Choose a proposed reason"),
+    T.HELP_KEY_CONFIRM: ("Valider (motif choisi, motif écrit, identifiant puis PIN)",
+                         "Confirm (chosen reason, written reason, id then PIN)"),
+    T.HELP_KEY_CANCEL: ("Annuler : rien n'est envoyé ni enregistré",
+                        "Cancel: nothing is sent or recorded"),
+    T.BAR_HELP: ("Aide", "Help"),
+    T.BAR_LIVE: ("Direct", "Live"),
+    T.BAR_LANGUAGE: ("English", "Français"),
+    T.BAR_ACK: ("Acquitter", "Acknowledge"),
+    T.BAR_READY: ("Prêt ?", "Ready?"),
+    T.BAR_QUIT: ("Quitter", "Quit"),
+    T.BAR_LOOKUP: ("Recherche", "Lookup"),
+    T.BAR_OPEN: ("Ouvrir", "Open"),
+    T.BAR_ADMIT: ("Admettre", "Admit"),
+    T.BAR_DENY: ("Refuser", "Deny"),
+    T.BAR_BACK: ("Retour", "Back"),
+    T.BAR_CONFIRM: ("Valider", "Confirm"),
+    T.BAR_CANCEL: ("Annuler", "Cancel"),
+    T.QUIT_HINT: ("Ctrl+Q pour quitter l'écran steward.", "Ctrl+Q quits the steward screen."),
+    T.VERDICT_VOIDED: ("ANNULÉ", "VOIDED"),
+    T.DETAIL_LINE: ("{time} · {ticket} · {category} · entrée {entrances} : {sentence}",
+                    "{time} · {ticket} · {category} · entrance {entrances}: {sentence}"),
+    T.STALE_STATUS: ("DERNIER ÉTAT CONNU ({time}), portique injoignable :",
+                     "LAST KNOWN ({time}), gate unreachable:"),
+    T.STALE_BANNER: ("{text} (dernier état connu, {time})", "{text} (last known, {time})"),
+    T.CAUGHT_UP: ("{count} décision(s) prise(s) pendant la coupure ajoutée(s) à la liste.",
+                  "{count} decision(s) made while disconnected added to the list."),
+    T.NOTE_OVERRIDE: ("{reason} (accord du superviseur {supervisor})",
+                      "{reason} (override by {supervisor})"),
+    T.REFUSAL_LIMIT: ("limite d'admissions manuelles atteinte : un superviseur doit "
+                      "valider",
+                      "manual admit limit reached: a supervisor must override"),
+    T.REFUSAL_NOT_IN_MANIFEST: ("billet {ticket_id} absent de la liste de l'événement : "
+                                "un superviseur doit valider",
+                                "ticket {ticket_id} is not in this event's manifest: a "
+                                "supervisor must override"),
+    T.REFUSAL_VOID: ("billet {ticket_id} annulé ou remplacé par un exemplaire plus récent : "
+                     "un superviseur doit valider",
+                     "ticket {ticket_id} is cancelled or superseded by a newer copy: a "
+                     "supervisor must override"),
+    T.REFUSAL_ALREADY_INSIDE: ("billet {ticket_id} déjà admis et pas ressorti",
+                               "ticket {ticket_id} was already admitted and has not gone out"),
+    T.REFUSAL_WRONG_ENTRANCE: ("billet {ticket_id} pour l'entrée {entrances}, pas celle-ci : "
+                               "un superviseur doit valider",
+                               "ticket {ticket_id} is for entrance {entrances}, not this "
+                               "one: a supervisor must override"),
+    T.REFUSAL_EXIT_GATE: ("ce portique enregistre les sorties : admettez le billet à un "
+                          "portique d'entrée",
+                          "this gate records exits: admit the ticket at an entry gate"),
+    T.REFUSAL_INVALID_TICKET_ID: ("{ticket_id} n'est pas un numéro de billet",
+                                  "{ticket_id} is not a ticket id"),
+    T.REFUSAL_BUSY: ("le portique est occupé : réessayez dans un instant",
+                     "the gate is busy: try again in a moment"),
+    T.REFUSAL_INVALID: ("demande refusée par le portique (champ invalide)",
+                        "the gate refused the request (a field is not valid)"),
+    T.REFUSAL_SUPERVISOR_REFUSED: ("superviseur inconnu ou PIN faux",
+                                   "unknown supervisor or wrong PIN"),
+    T.REFUSAL_OVERRIDE_LOCKED: ("trop d'essais refusés : plus aucun accord de superviseur "
+                                "pour un moment, appelez le responsable sécurité",
+                                "too many refused attempts: no supervisor override for a "
+                                "while, call the security officer"),
+    T.REFUSAL_SUPERVISORS_UNAVAILABLE: ("le fichier des superviseurs est inutilisable : "
+                                        "aucun accord possible, appelez le technicien",
+                                        "the supervisors' file cannot be used: no override "
+                                        "possible, call the technician"),
+    T.REFUSAL_LOOP_OPEN: ("la boucle incendie est encore ouverte",
+                          "the fire-alarm loop is still open"),
+    T.REFUSAL_NO_MANIFEST: ("ce portique n'a pas de liste des billets",
+                            "this gate has no manifest"),
+    T.REFUSAL_TIMEOUT: ("le portique n'a pas reçu la demande à temps",
+                        "the gate did not receive the request in time"),
+    T.REFUSAL_TOO_LONG: ("demande trop longue", "request too long"),
+    T.REFUSAL_OTHER: ("refus du portique", "the gate's refusal"),
+    T.LINK_NO_SOCKET: ("pas de socket (le programme du portique tourne-t-il ?)",
+                       "no socket (is the gate daemon running?)"),
+    T.LINK_REFUSED: ("connexion refusée (le programme du portique tourne-t-il ?)",
+                     "connection refused (is the gate daemon running?)"),
+    T.LINK_PERMISSION: ("accès refusé (êtes-vous dans le groupe steward du portique ?)",
+                        "permission denied (are you in the gate's steward group?)"),
+    T.LINK_TIMEOUT: ("pas de réponse à temps", "no answer in time"),
+    T.LINK_UNREADABLE: ("réponse illisible", "unreadable answer"),
+    T.LINK_CLOSED: ("le programme du portique a fermé la connexion",
+                    "the gate daemon closed the connection"),
+    T.LINK_WATCH_REFUSED: ("le portique refuse le suivi en direct pour l'instant",
+                           "the gate refuses the live stream for now"),
+    T.LINK_OTHER: ("erreur de connexion", "connection error"),
     T.TICKET_TITLE: ("Billet {ticket_id}", "Ticket {ticket_id}"),
     T.FIELD_HOLDER: ("Titulaire", "Holder"),
     T.FIELD_ORDER: ("Commande", "Order"),

@@ -24,6 +24,9 @@ class LinkDown(Message):
     path: str
     error: str
     retry_in: float
+    kind: str = "other"
+    """What failed (no_socket, refused, permission, timeout, ...): the screen says it in
+    the steward's language; `error` is the system's own words."""
 
 
 @dataclass

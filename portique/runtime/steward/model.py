@@ -8,15 +8,16 @@ pure: no I/O, no clock.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from portique.revocation.format import sanitise_holder_name
 from portique.runtime.events import DecisionMade, Event
 from portique.runtime.steward.i18n import T, tr
 from portique.ticket.credential import Flag
+from portique.ticket.decision import SUPERVISOR_MAY_OVERRIDE, ManualCheck
 from portique.ticket.reasons import Lang, Reason, Verdict, sentence
 
 
@@ -25,6 +26,9 @@ def _text(value: object, default: str = "-") -> str:
     through (controls, bidi and other format characters replaced by U+FFFD, whatever the
     store or the daemon holds)."""
     return default if value is None or value == "" else sanitise_holder_name(str(value))
+
+
+_UTC = UTC
 
 
 def _int(value: object, default: int = 0) -> int:
@@ -102,6 +106,8 @@ class GateStatus:
     steward_calls: int
     fire_active: bool
     fire_latched: bool
+    camera_device: str = ""
+    camera_why: str = ""
     feed_waived: bool = False
     """The config says feeds.required = false: resold tickets cannot be refused."""
     ready: tuple[ReadyLine, ...] | None = None
@@ -125,6 +131,8 @@ class GateStatus:
             clock_trusted=bool(clock.get("trusted", False)),
             camera_state=_text(camera.get("state"), "unknown"),
             camera_fps=_float(camera.get("fps")) or 0.0,
+            camera_device=_text(camera.get("device")),
+            camera_why=_text(camera.get("why")),
             admitted=_int(decisions.get("admit")), refused=_int(decisions.get("refuse")),
             steward_calls=_int(decisions.get("steward")),
             fire_active=bool(fire.get("active", False)),
@@ -135,7 +143,8 @@ class GateStatus:
 
     @property
     def camera_lost(self) -> bool:
-        return self.camera_state != "running"
+        """No ticket read by the camera (lost, black, frozen, starting ...): steward-only."""
+        return self.camera_state != "ok"
 
 
 def _ready_lines(value: object) -> tuple[ReadyLine, ...] | None:
@@ -146,13 +155,14 @@ def _ready_lines(value: object) -> tuple[ReadyLine, ...] | None:
                  for c in value["checks"] if isinstance(c, Mapping))
 
 
-CAMERA_STATES = {"opening": T.CAMERA_OPENING, "reconnecting": T.CAMERA_RECONNECTING,
+CAMERA_STATES = {"starting": T.CAMERA_STARTING, "lost": T.CAMERA_LOST,
+                 "black": T.CAMERA_BLACK, "frozen": T.CAMERA_FROZEN,
                  "ended": T.CAMERA_ENDED, "closed": T.CAMERA_CLOSED}
 
 
 def camera_state_text(state: str, lang: Lang) -> str:
     key = CAMERA_STATES.get(state)
-    return state if key is None else tr(key, lang)
+    return f"CAMERA {state.upper()}" if key is None else tr(key, lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +179,39 @@ class FeedRow:
     sentence_en: str
     steward: str | None
     scan_id: str | None
+    voided: bool = False
+    """An admission nobody passed through: the gate voided it (the passage event, or the
+    journal's admission state)."""
+
+    @classmethod
+    def from_entry(cls, e: Mapping[str, Any], earlier: Sequence[Mapping[str, Any]],
+                   tz: tzinfo) -> FeedRow | None:
+        """The row of a journal entry (the `recent` op, after a reconnection): the sentence
+        is made here from the reason code; an "already admitted" names the admission among
+        `earlier` entries (older ones), other details the journal does not keep show as
+        "?"."""
+        verdict = verdict_of(e.get("verdict"))
+        if verdict is None:
+            return None
+        details: dict[str, str] = {}
+        if e.get("reason") == Reason.ALREADY_ADMITTED:
+            before = next((x for x in earlier if x.get("admission") in ("open", "passed")
+                           and x.get("ticket_id") == e.get("ticket_id")), None)
+            if before is not None:
+                details = {"gate": _text(before.get("gate")),
+                           "time": clock_time(before.get("at"), tz)[:5]}  # as the gate says
+        said = {}
+        for lang in Lang:
+            try:
+                said[lang] = sentence(Reason(str(e.get("reason"))), lang, **details)
+            except ValueError:
+                said[lang] = _text(e.get("reason"))
+        return cls(at=_text(e.get("at"), ""), verdict=verdict, reason=_text(e.get("reason")),
+                   ticket_id=_text(e.get("ticket_id")), category="-", entrances="-",
+                   sentence_fr=said[Lang.FR], sentence_en=said[Lang.EN],
+                   steward=None if e.get("steward") is None else _text(e.get("steward")),
+                   scan_id=None if e.get("scan_id") is None else str(e.get("scan_id")),
+                   voided=e.get("admission") == "voided")
 
     @classmethod
     def from_event(cls, e: Event) -> FeedRow | None:
@@ -183,10 +226,51 @@ class FeedRow:
             entrances=",".join(str(n) for n in e.entrances) if e.entrances else "-",
             sentence_fr=_text(e.sentence_fr, ""), sentence_en=_text(e.sentence_en, ""),
             steward=None if e.steward is None else _text(e.steward), scan_id=e.scan_id,
+            voided=e.voided is True,
         )
 
     def sentence(self, lang: Lang) -> str:
         return self.sentence_fr if lang is Lang.FR else self.sentence_en
+
+
+def _moment(row: FeedRow) -> datetime:
+    try:
+        at = datetime.fromisoformat(row.at)
+    except ValueError:
+        return datetime.min.replace(tzinfo=_UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=_UTC)
+
+
+def merge_rows(rows: Iterable[FeedRow], more: Iterable[FeedRow]) -> tuple[list[FeedRow], int]:
+    """`rows` with the rows of `more` they lack (same scan id), oldest first, and how many
+    were added. A row already there is kept (the live event's sentence has its details),
+    but takes a voided state the newer news reports."""
+    merged = list(rows)
+    index = {r.scan_id: i for i, r in enumerate(merged) if r.scan_id}
+    added = 0
+    for row in more:
+        at = index.get(row.scan_id) if row.scan_id else None
+        if at is None:
+            merged.append(row)
+            if row.scan_id:
+                index[row.scan_id] = len(merged) - 1
+            added += 1
+        elif row.voided and not merged[at].voided:
+            merged[at] = replace(merged[at], voided=True)
+    merged.sort(key=_moment)
+    return merged, added
+
+
+def voided(rows: Iterable[FeedRow], scan_id: str) -> tuple[list[FeedRow], bool]:
+    """`rows` with the admission `scan_id` marked voided, and whether one was."""
+    out, found = [], False
+    for row in rows:
+        if row.scan_id == scan_id and not row.voided:
+            out.append(replace(row, voided=True))
+            found = True
+        else:
+            out.append(row)
+    return out, found
 
 
 class MatchKind(enum.StrEnum):
@@ -327,3 +411,74 @@ def ticket_state(ticket: Ticket, history: Sequence[HistoryEntry], lang: Lang,
         if entry.verdict is Verdict.REFUSE and entry.reason != Reason.ALREADY_ADMITTED:
             return tr(T.STATE_REFUSED, lang, time=at), False
     return tr(T.STATE_NOT_ADMITTED, lang), False
+
+
+REFUSALS: Mapping[str, T] = {
+    ManualCheck.LIMIT: T.REFUSAL_LIMIT, ManualCheck.NOT_IN_MANIFEST: T.REFUSAL_NOT_IN_MANIFEST,
+    ManualCheck.VOID: T.REFUSAL_VOID, ManualCheck.ALREADY_INSIDE: T.REFUSAL_ALREADY_INSIDE,
+    ManualCheck.WRONG_ENTRANCE: T.REFUSAL_WRONG_ENTRANCE,
+    ManualCheck.EXIT_GATE: T.REFUSAL_EXIT_GATE,
+    ManualCheck.INVALID_TICKET_ID: T.REFUSAL_INVALID_TICKET_ID,
+    "busy": T.REFUSAL_BUSY, "invalid": T.REFUSAL_INVALID,
+    "supervisor_refused": T.REFUSAL_SUPERVISOR_REFUSED,
+    "override_locked": T.REFUSAL_OVERRIDE_LOCKED,
+    "supervisors_unavailable": T.REFUSAL_SUPERVISORS_UNAVAILABLE,
+    "loop_open": T.REFUSAL_LOOP_OPEN, "no_manifest": T.REFUSAL_NO_MANIFEST,
+    "timeout": T.REFUSAL_TIMEOUT, "too_long": T.REFUSAL_TOO_LONG,
+}
+"""The daemon's refusal codes (docs/steward.md) and the sentence the screen says for each:
+the daemon's own `error` is English, so the screen says it in the steward's language from
+the code, and shows the code as it is."""
+
+OVERRIDABLE = frozenset(check.value for check in SUPERVISOR_MAY_OVERRIDE)
+"""Refusal codes a supervisor's id and PIN may override: the dialog is offered for these."""
+
+LINK_ERRORS: Mapping[str, T] = {
+    "no_socket": T.LINK_NO_SOCKET, "refused": T.LINK_REFUSED,
+    "permission": T.LINK_PERMISSION, "timeout": T.LINK_TIMEOUT,
+    "unreadable": T.LINK_UNREADABLE, "closed": T.LINK_CLOSED,
+    "watch_refused": T.LINK_WATCH_REFUSED,
+}
+
+
+def link_error_text(kind: str, error: str, lang: Lang) -> str:
+    """Why the gate cannot be reached, in `lang` (an unknown kind: the system's words)."""
+    key = LINK_ERRORS.get(kind)
+    return tr(key, lang) if key is not None else f"{tr(T.LINK_OTHER, lang)}: {error}"
+
+
+def refusal_text(answer: Mapping[str, Any], lang: Lang, *, ticket_id: str = "-",
+                 entrances: str = "-") -> str:
+    """A refused request, said in `lang` from its code, the code kept: "... [limit]".
+
+    An answer that never reached the daemon says why (`link`); a code the screen does not
+    know yet keeps the daemon's own words after the code."""
+    link = answer.get("link")
+    if isinstance(link, str):
+        return tr(T.UNREACHABLE, lang, error=link_error_text(link, str(answer.get("error")
+                                                                         or ""), lang))
+    code = str(answer.get("code") or "")
+    key = REFUSALS.get(code)
+    if key is None:
+        error = _text(answer.get("error"), "")
+        return f"{tr(T.REFUSAL_OTHER, lang)} [{code or '-'}]: {error}"
+    return f"{tr(key, lang, ticket_id=ticket_id, entrances=entrances)} [{code}]"
+
+
+PRESET_NOTES: Mapping[str, T] = {tr(key, Lang.EN): key for key in (
+    T.ADMIT_PAPER, T.ADMIT_PHONE, T.ADMIT_APP, T.ADMIT_ASSISTED, T.DENY_NOT_HOLDER,
+    T.DENY_NOT_HERE, T.DENY_CONDUCT)}
+"""The dialogs' preset reasons, journalled in English (one spelling in every journal)."""
+
+
+def note_text(note: str, lang: Lang) -> str:
+    """A journalled note in `lang`: the presets and the daemon's "(override by ID)" are
+    translated; a steward's own words stay as they were written."""
+    reason, supervisor = note, None
+    if note.endswith(")") and " (override by " in note:
+        reason, _, rest = note.rpartition(" (override by ")
+        supervisor = rest[:-1]
+    key = PRESET_NOTES.get(reason)
+    said = reason if key is None else tr(key, lang)
+    return said if supervisor is None else tr(T.NOTE_OVERRIDE, lang, reason=said,
+                                              supervisor=supervisor)

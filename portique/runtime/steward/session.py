@@ -6,8 +6,8 @@ from __future__ import annotations
 import collections
 import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import tzinfo
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,14 @@ class Settings:
     lang: Lang
     tz: tzinfo
     """The venue's time zone: every time is shown in it."""
+    notice_s: float = 8.0
+    """How long a notice stays on screen (an error: three times as long)."""
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """The wall clock, for "last known at" while the gate is unreachable."""
+
+
+CATCH_UP = 100
+"""Journal entries asked for (the `recent` op) each time the link comes up."""
 
 
 class Session:
@@ -43,6 +51,12 @@ class Session:
         self.link_up = False
         self.link_error: str | None = None
         self.link_retry = 0.0
+        self.link_kind = "other"
+        self.status_at: datetime | None = None
+        """When the latest status arrived: while the link is down, what is shown is of
+        that time."""
+        self.connections = 0
+        """How many times the link came up (after the first: a reconnection)."""
         self._pending: dict[int, Callable[[Reply], None]] = {}
         self._ids = itertools.count(1)
 

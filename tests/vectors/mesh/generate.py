@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from portique.runtime.mesh.wire import (
     RECORD_CONTEXT,
     SUMMARY_CONTEXT,
+    MeshMessageError,
     Record,
     State,
     Summary,
@@ -21,10 +22,94 @@ from portique.runtime.mesh.wire import (
     sign_record,
     sign_summary,
     summary_body,
+    verify,
 )
 
 HERE = Path(__file__).resolve().parent
 SEED = hashlib.sha256(b"portique-mesh-vector/gate-3").digest()
+
+
+VENUE = "stade-de-france"
+OTHER_SEED = hashlib.sha256(b"portique-mesh-vector/not-gate-3").digest()
+
+
+def _fields(r: Record) -> dict[str, object]:
+    return {"venue": r.venue, "gate": r.origin, "incarnation": r.incarnation.hex(),
+            "seq": r.seq, "state": r.state.label, "event": r.event,
+            "ticket_id": r.ticket_id, "generation": r.generation, "scan_id": r.scan_id,
+            "at_ms": r.at_ms, "made_ms": r.made_ms}
+
+
+def _refused(name: str, description: str, message: bytes, key: Ed25519PrivateKey
+             ) -> dict[str, object]:
+    """A message every gate of the venue refuses, with the refusal it must give."""
+    try:
+        verify(message, {"3": key.public_key()}, venue=VENUE)
+    except MeshMessageError as exc:
+        return {"name": name, "description": description, "message": message.hex(),
+                "rejection": str(exc.reason), "error": str(exc)}
+    raise AssertionError(f"vector {name} is accepted")
+
+
+def lifecycle(key: Ed25519PrivateKey) -> list[dict[str, object]]:
+    """One ticket's records: admitted at gate 3, voided (nobody passed), admitted again,
+    then exited; what each state looks like on the wire."""
+    inc = bytes.fromhex("0123456789abcdef")
+    records = [
+        Record(VENUE, "3", inc, 43, State.ADMITTED, "PAR24-ATH05", "PAR24-000102", 1,
+               "a0000000000000000000000000000001", 1722877400000, 1722877400009),
+        Record(VENUE, "3", inc, 44, State.VOIDED, "PAR24-ATH05", "PAR24-000102", 1,
+               "a0000000000000000000000000000001", 1722877400000, 1722877408015),
+        Record(VENUE, "3", inc, 45, State.ADMITTED, "PAR24-ATH05", "PAR24-000102", 1,
+               "a0000000000000000000000000000002", 1722877460000, 1722877460011),
+        Record(VENUE, "3", inc, 46, State.EXITED, "PAR24-ATH05", "PAR24-000102", 1,
+               "a0000000000000000000000000000002", 1722884660000, 1722884660020),
+    ]
+    return [{"fields": _fields(r), "body": record_body(r).hex(),
+             "message": sign_record(r, key).hex()} for r in records]
+
+
+def refusals(key: Ed25519PrivateKey, good: bytes) -> list[dict[str, object]]:
+    other = Ed25519PrivateKey.from_private_bytes(OTHER_SEED)
+    inc = bytes.fromhex("0123456789abcdef")
+    elsewhere = sign_record(Record("parc-des-princes", "3", inc, 42, State.ADMITTED,
+                                   "PAR24-ATH05", "PAR24-000101", 0,
+                                   "5f2b8c0d9e1a4b7c8d6e5f4a3b2c1d0e", 1722877320000,
+                                   1722877320012), key)
+    gate9 = sign_record(Record(VENUE, "9", inc, 1, State.ADMITTED, "PAR24-ATH05",
+                               "PAR24-000101", 0, "5f2b8c0d9e1a4b7c8d6e5f4a3b2c1d0e",
+                               1722877320000, 1722877320012), key)
+    body = good[:-64]
+    altered = bytearray(good)
+    altered[-65] ^= 0x01  # the last byte of the body (made_ms)
+    return [
+        _refused("forged", "The record signed by another key than gate 3's.",
+                 body + other.sign(RECORD_CONTEXT + body)[:64], key),
+        _refused("altered", "The record with one bit of its body changed after signing.",
+                 bytes(altered), key),
+        _refused("wrong-context", "Signed over the summary's context instead of the "
+                 "record's.", body + key.sign(SUMMARY_CONTEXT + body), key),
+        _refused("unsigned", "The record's body alone.", body, key),
+        _refused("trailing-byte", "The record with one byte after its signature.",
+                 good + b"\x00", key),
+        _refused("truncated", "The record cut after 40 bytes, inside its event.", good[:40], key),
+        _refused("unknown-version", "Version byte 2.", b"\x02" + good[1:], key),
+        _refused("unknown-kind", "Kind byte 9.", good[:1] + b"\x09" + good[2:], key),
+        _refused("unknown-state", "State byte 7 (re-signed: the state is checked before "
+                 "the signature).", _resigned(body.replace(b"\x01\x0bPAR24", b"\x07\x0bPAR24",
+                                                        1), key), key),
+        _refused("seq-zero", "Sequence 0 (re-signed).", _resigned(
+            body[:body.index(inc) + 8] + (0).to_bytes(8, "big")
+            + body[body.index(inc) + 16:], key), key),
+        _refused("other-venue", "A record of another venue, signed by gate 3's key.",
+                 elsewhere, key),
+        _refused("unknown-gate", "A record from gate 9, which the venue does not list.",
+                 gate9, key),
+    ]
+
+
+def _resigned(body: bytes, key: Ed25519PrivateKey) -> bytes:
+    return body + key.sign(RECORD_CONTEXT + body)
 
 
 def vectors() -> dict[str, object]:
@@ -48,14 +133,18 @@ def vectors() -> dict[str, object]:
                        "scan_id": record.scan_id, "at_ms": record.at_ms,
                        "made_ms": record.made_ms},
             "context": RECORD_CONTEXT.hex(),
+            "context_text": "portique/mesh/v1/record, then one zero byte",
             "body": record_body(record).hex(),
             "message": sign_record(record, key).hex(),
         },
+        "lifecycle": lifecycle(key),
+        "refused": refusals(key, sign_record(record, key)),
         "summary": {
             "fields": {"venue": summary.venue, "gate": summary.origin,
                        "incarnation": summary.incarnation.hex(), "sent_ms": summary.sent_ms,
                        "heads": [[g, i.hex(), h] for g, i, h in summary.heads]},
             "context": SUMMARY_CONTEXT.hex(),
+            "context_text": "portique/mesh/v1/summary, then one zero byte",
             "body": summary_body(summary).hex(),
             "message": sign_summary(summary, key).hex(),
         },

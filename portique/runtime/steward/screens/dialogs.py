@@ -9,7 +9,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
@@ -17,6 +17,8 @@ from textual.widgets.option_list import Option
 
 from portique.revocation.lookup import clean_query
 from portique.runtime.steward.i18n import T, tr
+from portique.runtime.steward.keys import Place, bar_text, bindings
+from portique.runtime.steward.model import Ticket, refusal_text
 from portique.runtime.steward.session import Session
 from portique.ticket.reasons import Lang
 
@@ -57,7 +59,7 @@ def preset_choice(key: T, lang: Lang) -> ReasonChoice:
 class ReasonDialog(ModalScreen[ReasonChoice | None]):
     """Why this admit or deny: a preset (arrows and Enter) or the steward's own words."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(Place.DIALOG)
 
     def __init__(self, session: Session, action: Action, ticket_id: str) -> None:
         super().__init__()
@@ -86,7 +88,7 @@ class ReasonDialog(ModalScreen[ReasonChoice | None]):
                              for key in PRESETS[self.action]])
         options.highlighted = 0 if highlighted is None else highlighted
         self.query_one(Input).placeholder = s.t(T.DIALOG_OTHER_PLACEHOLDER)
-        self.query_one("#dialog-keys", Static).update(Text(s.t(T.KEYS_DIALOG)))
+        self.query_one("#dialog-keys", Static).update(Text(bar_text(s.lang, Place.DIALOG)))
 
     @on(OptionList.OptionSelected, "#presets")
     def chose_preset(self, event: OptionList.OptionSelected) -> None:
@@ -114,11 +116,11 @@ class SupervisorDialog(ModalScreen[Override | None]):
     """The daemon refused a manual admit (the limit, most often): a supervisor's id and
     PIN override it, and the journal records who did. The PIN is masked as it is typed."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(Place.DIALOG)
 
-    def __init__(self, session: Session, error: str) -> None:
+    def __init__(self, session: Session, refusal: dict[str, object], ticket: Ticket) -> None:
         super().__init__()
-        self.session, self.error = session, error
+        self.session, self.refusal, self.ticket = session, refusal, ticket
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -136,12 +138,14 @@ class SupervisorDialog(ModalScreen[Override | None]):
         s = self.session
         self.query_one("#dialog-title", Static).update(Text(s.t(T.DIALOG_SUPERVISOR_TITLE)))
         self.query_one("#dialog-body", Static).update(
-            Text(s.t(T.DIALOG_SUPERVISOR_BODY, error=self.error)))
+            Text(s.t(T.DIALOG_SUPERVISOR_BODY, error=refusal_text(
+                self.refusal, s.lang, ticket_id=self.ticket.ticket_id,
+                entrances=self.ticket.entrances_text))))
         self.query_one("#supervisor-id", Input).placeholder = \
             s.t(T.DIALOG_SUPERVISOR_PLACEHOLDER)
         self.query_one("#supervisor-pin", Input).placeholder = \
             s.t(T.DIALOG_SUPERVISOR_PIN_PLACEHOLDER)
-        self.query_one("#dialog-keys", Static).update(Text(s.t(T.KEYS_DIALOG)))
+        self.query_one("#dialog-keys", Static).update(Text(bar_text(s.lang, Place.DIALOG)))
 
     @on(Input.Submitted, "#supervisor-id")
     def entered_id(self, event: Input.Submitted) -> None:

@@ -7,19 +7,25 @@ from typing import ClassVar
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from portique.revocation.lookup import MAX_QUERY, clean_query
 from portique.runtime.steward.i18n import T
+from portique.runtime.steward.keys import Place, bindings
 from portique.runtime.steward.messages import Reply
-from portique.runtime.steward.model import Ticket, camera_state_text
+from portique.runtime.steward.model import (
+    Ticket,
+    camera_state_text,
+    link_error_text,
+    refusal_text,
+)
 from portique.runtime.steward.screens.ticket import TicketScreen
 from portique.runtime.steward.session import Session
-from portique.runtime.steward.widgets.bars import Banner, KeyBar, StatusBar
-from portique.runtime.steward.widgets.feed import DecisionFeed
+from portique.runtime.steward.widgets.bars import Banner, KeyBar, Notice, StatusBar, stale_time
+from portique.runtime.steward.widgets.feed import DecisionFeed, detail_text
 from portique.runtime.steward.widgets.results import LookupResults
 
 LOOKUP_LIMIT = 20
@@ -28,7 +34,7 @@ LOOKUP_LIMIT = 20
 class MainScreen(Screen[None]):
     """What a steward watches all day, and where a lookup starts."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("f2", "focus_lookup", "lookup", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(Place.MAIN)
     AUTO_FOCUS = "#lookup-input"
 
     def __init__(self, session: Session) -> None:
@@ -45,11 +51,12 @@ class MainScreen(Screen[None]):
         yield Banner(id="fire-banner", classes="banner")
         yield Banner(id="camera-banner", classes="banner")
         yield Banner(id="no-feed-banner", classes="banner")
-        yield Banner(id="notice")
+        yield Notice(id="notice")
         with Vertical(id="body"):
             with Vertical(id="feed-pane"):
                 yield Static(id="feed-title", classes="pane-title")
                 yield DecisionFeed(id="feed")
+                yield Static(id="feed-detail")
             with Vertical(id="lookup-pane"):
                 yield Static(id="lookup-title", classes="pane-title")
                 with Horizontal(id="lookup-row"):
@@ -70,7 +77,7 @@ class MainScreen(Screen[None]):
         self.query_one("#feed-title", Static).update(Text(s.t(T.FEED_TITLE)))
         self.query_one("#lookup-title", Static).update(Text(s.t(T.LOOKUP_TITLE)))
         self.query_one("#lookup-input", Input).placeholder = s.t(T.LOOKUP_PLACEHOLDER)
-        self.query_one(KeyBar).show(T.KEYS_MAIN, s.lang)
+        self.query_one(KeyBar).show(s.lang, Place.MAIN)
         results = self.query_one(LookupResults)
         results.show(results.tickets, s.lang)
         self.show_lookup_note()
@@ -79,21 +86,24 @@ class MainScreen(Screen[None]):
 
     def show_state(self) -> None:
         """Title, banners and status bar from the session's latest status and link."""
-        if not self.ready:
+        if not self.ready or not self.is_attached:  # not yet mounted, or torn down
             return
         s = self.session
         status = s.status
+        stale = None if s.link_up or status is None else stale_time(s.status_at,
+                                                                     s.settings.tz)
         if status is not None:
             self.query_one("#title", Static).update(Text(s.t(
                 T.GATE_LINE, gate=status.gate, event=status.event, entrance=status.entrance,
-                steward=s.settings.steward), style="bold"))
+                steward=s.settings.steward), style="dim" if stale else "bold"))
         link = self.query_one("#link-banner", Banner)
         if s.link_up:
             link.say(None)
         elif s.link_error is None:
             link.say(s.t(T.BANNER_LINK_CONNECTING, path=s.settings.socket))
         else:
-            link.say(s.t(T.BANNER_LINK_DOWN, path=s.settings.socket, error=s.link_error,
+            error = link_error_text(s.link_kind, s.link_error, s.lang)
+            link.say(s.t(T.BANNER_LINK_DOWN, path=s.settings.socket, error=error,
                          seconds=f"{s.link_retry:g}"))
         fire = None
         camera = None
@@ -104,29 +114,52 @@ class MainScreen(Screen[None]):
                 fire = s.t(T.BANNER_FIRE_LATCHED)
             if status.camera_lost:
                 camera = s.t(T.BANNER_CAMERA,
-                             state=camera_state_text(status.camera_state, s.lang))
+                             state=camera_state_text(status.camera_state, s.lang),
+                             device=status.camera_device or "?",
+                             why=status.camera_why or "-")
+        if stale is not None:  # what the gate said last, not what it is now
+            fire, camera = (None if text is None else s.t(T.STALE_BANNER, text=text,
+                                                           time=stale)
+                            for text in (fire, camera))
         self.query_one("#fire-banner", Banner).say(fire)
         self.query_one("#camera-banner", Banner).say(camera)
         self.query_one("#no-feed-banner", Banner).say(
             s.t(T.BANNER_NO_FEED) if status is not None and status.feed_waived else None)
-        self.query_one(StatusBar).show(status, s.lang, s.settings.steward)
+        self.query_one(StatusBar).show(status, s.lang, s.settings.steward,
+                                       stale_since=stale)
 
     def show_feed(self) -> None:
-        if not self.ready:
+        if not self.ready or not self.is_attached:  # not yet mounted, or torn down
             return
         self.query_one(DecisionFeed).show(list(self.session.rows), self.session.lang,
                                           self.session.settings.tz)
+        self.show_detail()
+
+    def show_detail(self) -> None:
+        feed = self.query_one(DecisionFeed)
+        self.query_one("#feed-detail", Static).update(Text(detail_text(
+            feed.highlighted(), self.session.lang, self.session.settings.tz)))
+
+    @on(DataTable.RowHighlighted, "#feed")
+    def feed_moved(self, event: DataTable.RowHighlighted) -> None:
+        self.show_detail()
+
+    def focus_feed(self) -> None:
+        """F3: the live list, its cursor on the latest decision."""
+        feed = self.query_one(DecisionFeed)
+        feed.focus()
+        if feed.row_count:
+            feed.move_cursor(row=0, animate=False)
+        self.show_detail()
 
     def show_lookup_note(self) -> None:
         key, values = self.lookup_note
         self.query_one("#lookup-note", Static).update(Text(self.session.t(key, **values)))
 
     def tell(self, text: str | None, *, error: bool = False) -> None:
-        if not self.ready:
+        if not self.ready or not self.is_attached:  # not yet mounted, or torn down
             return
-        notice = self.query_one("#notice", Banner)
-        notice.say(text)
-        notice.set_class(error, "-error")
+        self.query_one(Notice).tell(text, error=error, seconds=self.session.settings.notice_s)
 
     # --- lookup -----------------------------------------------------------------------
 
@@ -155,7 +188,8 @@ class MainScreen(Screen[None]):
             return
         results = self.query_one(LookupResults)
         if not reply.ok:
-            self.lookup_note = (T.LOOKUP_FAILED, {"error": reply.error})
+            self.lookup_note = (T.LOOKUP_FAILED,
+                                {"error": refusal_text(reply.answer, self.session.lang)})
             results.show((), self.session.lang)
         else:
             raw = reply.answer.get("candidates")
@@ -178,8 +212,7 @@ class MainScreen(Screen[None]):
 
     @on(DataTable.RowSelected, "#feed")
     def look_up_feed_row(self, event: DataTable.RowSelected) -> None:
-        rows = list(reversed(self.session.rows))
-        if 0 <= event.cursor_row < len(rows) and rows[event.cursor_row].ticket_id != "-":
-            ticket_id = rows[event.cursor_row].ticket_id
-            self.query_one("#lookup-input", Input).value = ticket_id
-            self.search(ticket_id)
+        row = self.query_one(DecisionFeed).highlighted()
+        if row is not None and row.ticket_id != "-":
+            self.query_one("#lookup-input", Input).value = row.ticket_id
+            self.search(row.ticket_id)

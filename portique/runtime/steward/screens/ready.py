@@ -11,11 +11,12 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
 from portique.runtime.steward.i18n import T
+from portique.runtime.steward.keys import Place, bindings
 from portique.runtime.steward.session import Session
 from portique.runtime.steward.widgets.bars import KeyBar
 
@@ -29,7 +30,7 @@ CHECK_TEXT = {"feed": T.CHECK_FEED, "keys": T.CHECK_KEYS, "clock": T.CHECK_CLOCK
 class ReadyScreen(Screen[None]):
     """The ready-for-doors checklist of the gate."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "back", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(Place.READY)
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -47,7 +48,7 @@ class ReadyScreen(Screen[None]):
     def retranslate(self) -> None:
         self.query_one("#ready-title", Static).update(
             Text(self.session.t(T.READY_TITLE), style="bold"))
-        self.query_one(KeyBar).show(T.KEYS_READY, self.session.lang)
+        self.query_one(KeyBar).show(self.session.lang, Place.READY)
         self.show()
 
     def show(self) -> None:

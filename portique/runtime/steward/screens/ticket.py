@@ -6,20 +6,18 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from portique.runtime.steward.i18n import T
+from portique.runtime.steward.keys import Place, bindings
 from portique.runtime.steward.messages import Reply
 from portique.runtime.steward.model import (
-    ADMISSION_TEXT,
-    METHOD_TEXT,
-    VERDICT_TEXT,
+    OVERRIDABLE,
     HistoryEntry,
     Ticket,
-    clock_time,
-    history_sentences,
+    refusal_text,
     ticket_state,
 )
 from portique.runtime.steward.screens.dialogs import (
@@ -30,23 +28,14 @@ from portique.runtime.steward.screens.dialogs import (
     SupervisorDialog,
 )
 from portique.runtime.steward.session import Session
-from portique.runtime.steward.widgets.bars import Banner, KeyBar
-from portique.runtime.steward.widgets.feed import VERDICT_STYLE
-
-OVERRIDE_HINT = "supervisor"
-"""The daemon's refusals that a supervisor may override say so in their sentence (the
-protocol has no refusal codes): "... a supervisor must override"."""
-
-HISTORY_COLUMNS = (T.COL_TIME, T.COL_GATE, T.COL_VERDICT, T.COL_REASON, T.COL_METHOD,
-                   T.COL_STEWARD, T.COL_NOTE, T.COL_ADMISSION)
+from portique.runtime.steward.widgets.bars import KeyBar, Notice
+from portique.runtime.steward.widgets.history import HistoryTable
 
 
 class TicketScreen(Screen[None]):
     """The detail of one ticket; A admits, D denies, Esc goes back."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("a", "admit", "admit", show=False),
-                Binding("d", "deny", "deny", show=False),
-                Binding("escape", "back", "back", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(Place.TICKET)
 
     def __init__(self, session: Session, ticket: Ticket) -> None:
         super().__init__()
@@ -57,14 +46,14 @@ class TicketScreen(Screen[None]):
         yield Static(id="ticket-title", classes="pane-title")
         yield Static(id="ticket-fields")
         yield Static(id="ticket-state")
-        yield Banner(id="notice")
+        yield Notice(id="notice")
         yield Static(id="history-title", classes="pane-title")
-        yield DataTable[Text](id="history", cursor_type="row")
+        yield HistoryTable(id="history")
         yield KeyBar(id="key-bar")
 
     def on_mount(self) -> None:
         self.retranslate()
-        self.query_one("#history", DataTable).focus()
+        self.query_one(HistoryTable).focus()
         self.load_history()
 
     # --- showing ----------------------------------------------------------------------
@@ -79,11 +68,13 @@ class TicketScreen(Screen[None]):
                            (T.FIELD_ENTRANCES, t.entrances_text),
                            (T.FIELD_GENERATION, str(t.generation)),
                            (T.FIELD_FLAGS, t.flags_text(s.lang))):
+            if fields:  # one paragraph, wrapped: room for the history on a small terminal
+                fields.append("  ·  ")
             fields.append(f"{s.t(key)}: ", style="bold")
-            fields.append(f"{value}\n")
+            fields.append(value)
         self.query_one("#ticket-fields", Static).update(fields)
         self.query_one("#history-title", Static).update(Text(s.t(T.HISTORY_TITLE)))
-        self.query_one(KeyBar).show(T.KEYS_TICKET, s.lang)
+        self.query_one(KeyBar).show(s.lang, Place.TICKET)
         self.show_history()
 
     def show_history(self) -> None:
@@ -95,31 +86,16 @@ class TicketScreen(Screen[None]):
             sentence, bars = ticket_state(self.ticket, self.history, s.lang, s.settings.tz)
             state.update(Text(f"{s.t(T.FIELD_STATE)}: {sentence}",
                               style="bold red" if bars else "bold green"))
-        table: DataTable[Text] = self.query_one("#history", DataTable)
-        table.clear(columns=True)
-        for key in HISTORY_COLUMNS:
-            table.add_column(Text(s.t(key)), key=key.value)
-        if not self.history:
-            if self.history is not None:
-                table.add_row(Text(s.t(T.HISTORY_EMPTY)), *[Text("")] * 7)
-            return
-        sentences = history_sentences(self.history, s.lang, s.settings.tz)
-        for e, said in zip(self.history, sentences, strict=True):
-            method = METHOD_TEXT.get(e.method)
-            admission = None if e.admission is None else ADMISSION_TEXT.get(e.admission)
-            table.add_row(
-                Text(clock_time(e.at, s.settings.tz)), Text(e.gate),
-                Text("-") if e.verdict is None else Text(
-                    f" {s.t(VERDICT_TEXT[e.verdict])} ", style=VERDICT_STYLE[e.verdict]),
-                Text(said),
-                Text(e.method if method is None else s.t(method)), Text(e.steward),
-                Text(e.note),
-                Text(e.admission or "-" if admission is None else s.t(admission)))
+        self.query_one(HistoryTable).show(self.history, s.lang, s.settings.tz)
 
     def tell(self, text: str | None, *, error: bool = False) -> None:
-        notice = self.query_one("#notice", Banner)
-        notice.say(text)
-        notice.set_class(error, "-error")
+        self.query_one(Notice).tell(text, error=error, seconds=self.session.settings.notice_s)
+
+    def refused(self, reply: Reply) -> str:
+        """The gate's refusal in the steward's language, its code kept."""
+        return self.session.t(T.DONE_REFUSED, error=refusal_text(
+            reply.answer, self.session.lang, ticket_id=self.ticket.ticket_id,
+            entrances=self.ticket.entrances_text))
 
     # --- history ----------------------------------------------------------------------
 
@@ -130,7 +106,7 @@ class TicketScreen(Screen[None]):
         if not self.is_attached:
             return
         if not reply.ok:
-            self.tell(self.session.t(T.DONE_REFUSED, error=reply.error), error=True)
+            self.tell(self.refused(reply), error=True)
             return
         raw = reply.answer.get("entries")
         entries = raw if isinstance(raw, list) else []
@@ -169,13 +145,13 @@ class TicketScreen(Screen[None]):
                 self.tell(self.session.t(T.DONE_ADMITTED, ticket_id=self.ticket.ticket_id,
                                          reason=choice.shown))
                 self.load_history()
-            elif reply.reached and supervisor is None and OVERRIDE_HINT in reply.error:
-                self.tell(self.session.t(T.DONE_REFUSED, error=reply.error), error=True)
+            elif reply.reached and supervisor is None and reply.answer.get("code") in OVERRIDABLE:
+                self.tell(self.refused(reply), error=True)
                 self.app.push_screen(
-                    SupervisorDialog(self.session, reply.error),
+                    SupervisorDialog(self.session, reply.answer, self.ticket),
                     lambda who: self._admit_because(choice, who) if who else None)
             else:
-                self.tell(self.session.t(T.DONE_REFUSED, error=reply.error), error=True)
+                self.tell(self.refused(reply), error=True)
 
         self.session.ask("admit", fields, answered, slow=True)
 
@@ -192,7 +168,7 @@ class TicketScreen(Screen[None]):
                                          reason=choice.shown))
                 self.load_history()
             else:
-                self.tell(self.session.t(T.DONE_REFUSED, error=reply.error), error=True)
+                self.tell(self.refused(reply), error=True)
 
         self.session.ask("deny", {"ticket_id": self.ticket.ticket_id,
                                   "steward": self.session.settings.steward,

@@ -1,0 +1,320 @@
+"""The platform's journal endpoint, for development: a real HTTP server that stores uploads
+idempotently in SQLite, as docs/upload.md asks of a platform.
+
+Not the platform: it has no users, no dashboards and no retention policy. It accepts
+exactly what docs/openapi/upload.yaml describes, refuses anything else with a 400 naming
+what was wrong (storing nothing of that request), and stores each record once per
+(gate, scan id): the same record sent again changes nothing, a record whose admission
+state moved on (open, then passed or voided) updates its row. Fields of the request it
+does not know (the journal's checkpoints and proofs, docs/upload.md section 5) are kept
+verbatim beside the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from portique.base.errors import GateError
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+VERDICTS = ("admit", "refuse", "steward")
+METHODS = ("camera", "steward", "paper")
+ADMISSION_STATES = ("open", "passed", "voided", "exited")
+_STATE_RANK = {"open": 1, "passed": 2, "voided": 2, "exited": 3}
+RECORD_FIELDS = ("scan_id", "at", "gate", "event", "ticket_id", "generation", "verdict",
+                 "reason", "method", "latency_ms", "steward", "note", "admission_state")
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_REASON_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    gate            TEXT NOT NULL,
+    scan_id         TEXT NOT NULL,
+    at              REAL NOT NULL,
+    event           TEXT,
+    ticket_id       TEXT,
+    generation      INTEGER,
+    verdict         TEXT NOT NULL,
+    reason          TEXT NOT NULL,
+    method          TEXT NOT NULL,
+    latency_ms      REAL,
+    steward         TEXT,
+    note            TEXT,
+    admission_state TEXT,
+    received_at     REAL NOT NULL,
+    updated_at      REAL NOT NULL,
+    received        INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (gate, scan_id)
+);
+CREATE TABLE IF NOT EXISTS batches (
+    received_at REAL NOT NULL,
+    gate        TEXT NOT NULL,
+    event       TEXT,
+    records     INTEGER NOT NULL,
+    new         INTEGER NOT NULL,
+    updated     INTEGER NOT NULL,
+    extra       TEXT NOT NULL
+);
+"""
+
+
+class UploadFormatError(GateError, ValueError):
+    """An upload that is not what docs/upload.md describes; the message says where."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    records: int
+    new: int
+    updated: int
+    unchanged: int
+
+    def as_json(self) -> dict[str, int]:
+        return {"records": self.records, "new": self.new, "updated": self.updated,
+                "unchanged": self.unchanged}
+
+
+def _check(ok: bool, where: str, what: str, value: Any) -> None:
+    if not ok:
+        shown = json.dumps(value, ensure_ascii=False)
+        if len(shown) > 40:
+            shown = shown[:40] + f"... ({len(shown)} characters)"
+        raise UploadFormatError(f"{where}: {what}, got {shown}")
+
+
+def _optional_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def validate(body: Any) -> tuple[str, str | None, list[dict[str, Any]], dict[str, Any]]:
+    """The upload's gate, event, records and its other fields, or UploadFormatError."""
+    _check(isinstance(body, dict), "body", "must be a JSON object", type(body).__name__)
+    gate, event, records = body.get("gate"), body.get("event"), body.get("records")
+    _check(isinstance(gate, str) and bool(_NAME_RE.fullmatch(gate)), "gate",
+           "must be the gate's id (1-64 of A-Z a-z 0-9 . _ -)", gate)
+    _check(_optional_text(event), "event", "must be a string or null", event)
+    _check(isinstance(records, list) and 1 <= len(records) <= 5000, "records",
+           "must be a list of 1 to 5000 records", records if not isinstance(records, list)
+           else len(records))
+    assert isinstance(gate, str) and isinstance(records, list)
+    for i, r in enumerate(records):
+        where = f"records[{i}]"
+        _check(isinstance(r, dict), where, "must be an object", r)
+        missing = [k for k in RECORD_FIELDS if k not in r]
+        _check(not missing, where, f"lacks {', '.join(missing)}", sorted(r))
+        scan = r["scan_id"]
+        _check(isinstance(scan, str) and 1 <= len(scan) <= 128, f"{where}.scan_id",
+               "must be a string of 1-128 characters", scan)
+        _check(isinstance(r["at"], int | float) and not isinstance(r["at"], bool)
+               and r["at"] >= 0, f"{where}.at", "must be Unix seconds (a number >= 0)",
+               r["at"])
+        _check(r["gate"] == gate, f"{where}.gate", f"must be the upload's gate {gate}",
+               r["gate"])
+        for name in ("event", "ticket_id", "steward", "note"):
+            _check(_optional_text(r[name]), f"{where}.{name}", "must be a string or null",
+                   r[name])
+        g = r["generation"]
+        _check(g is None or (isinstance(g, int) and not isinstance(g, bool) and g >= 0),
+               f"{where}.generation", "must be an integer >= 0 or null", g)
+        _check(r["verdict"] in VERDICTS, f"{where}.verdict",
+               f"must be one of {', '.join(VERDICTS)}", r["verdict"])
+        _check(isinstance(r["reason"], str) and bool(_REASON_RE.fullmatch(r["reason"])),
+               f"{where}.reason", "must be a reason code (A-Z 0-9 _)", r["reason"])
+        _check(r["method"] in METHODS, f"{where}.method",
+               f"must be one of {', '.join(METHODS)}", r["method"])
+        lat = r["latency_ms"]
+        _check(lat is None or (isinstance(lat, int | float) and not isinstance(lat, bool)
+                               and lat >= 0), f"{where}.latency_ms",
+               "must be a number >= 0 or null", lat)
+        _check(r["admission_state"] is None or r["admission_state"] in ADMISSION_STATES,
+               f"{where}.admission_state",
+               f"must be null or one of {', '.join(ADMISSION_STATES)}", r["admission_state"])
+    extra = {k: v for k, v in body.items() if k not in ("gate", "event", "records")}
+    return gate, event, records, extra
+
+
+class ReceiverStore:
+    """The receiver's SQLite file: records by (gate, scan id), and every batch received."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def store(self, body: Any, *, now: float) -> Stored:
+        gate, event, records, extra = validate(body)
+        new = updated = 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for r in records:
+                    values = tuple(r[k] for k in RECORD_FIELDS)
+                    row = self._db.execute(
+                        f"SELECT {', '.join(RECORD_FIELDS)} FROM records WHERE gate = ? AND "
+                        "scan_id = ?", (gate, r["scan_id"])).fetchone()
+                    if row is None:
+                        self._db.execute(
+                            f"INSERT INTO records ({', '.join(RECORD_FIELDS)}, received_at, "
+                            f"updated_at) VALUES ({', '.join('?' * len(RECORD_FIELDS))}, ?, ?)",
+                            (*values, now, now))
+                        new += 1
+                        continue
+                    held_state = row[RECORD_FIELDS.index("admission_state")]
+                    if _STATE_RANK.get(r["admission_state"], 0) < \
+                            _STATE_RANK.get(held_state, 0):
+                        # a late retry of an earlier state: the state never moves back
+                        values = (*values[:-1], held_state)
+                    changed = tuple(row) != values
+                    self._db.execute(
+                        f"UPDATE records SET {', '.join(f'{k} = ?' for k in RECORD_FIELDS)}, "
+                        "received = received + 1" + (", updated_at = ?" if changed else "")
+                        + " WHERE gate = ? AND scan_id = ?",
+                        (*values, *((now,) if changed else ()), gate, r["scan_id"]))
+                    updated += changed
+                self._db.execute(
+                    "INSERT INTO batches (received_at, gate, event, records, new, updated, "
+                    "extra) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (now, gate, event, len(records), new, updated,
+                     json.dumps(extra, ensure_ascii=False, sort_keys=True)))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return Stored(len(records), new, updated, len(records) - new - updated)
+
+    def records(self, gate: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self._db.execute(
+                f"SELECT {', '.join(RECORD_FIELDS)}, received FROM records "
+                + ("WHERE gate = ? " if gate else "") + "ORDER BY gate, at, scan_id",
+                (gate,) if gate else ())
+            names = [c[0] for c in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def batches(self) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self._db.execute("SELECT received_at, gate, event, records, new, "
+                                      "updated, extra FROM batches ORDER BY rowid")
+            names = [c[0] for c in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class PlatformReceiver:
+    """`start()` the receiver on `host`:`port` (0: a free one), `stop()` it; `url` is the
+    journal endpoint to put in a gate's upload.url."""
+
+    def __init__(self, db_path: Path, *, host: str = "127.0.0.1", port: int = 0,
+                 path: str = "/journal", token: str = "") -> None:
+        self.store = ReceiverStore(db_path)
+        self.endpoint, self.token = path, token
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                receiver._post(self)
+
+            def do_GET(self) -> None:
+                if self.path == "/health":
+                    receiver._answer(self, 200, {"ok": True})
+                else:
+                    receiver._answer(self, 405 if self.path == receiver.endpoint else 404,
+                                     {"error": f"{self.command} {self.path}: the journal "
+                                      f"endpoint is POST {receiver.endpoint}"})
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}{self.endpoint}"
+
+    def _answer(self, handler: BaseHTTPRequestHandler, status: int,
+                body: dict[str, Any]) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def _post(self, handler: BaseHTTPRequestHandler) -> None:
+        if handler.path != self.endpoint:
+            self._answer(handler, 404, {"error": f"POST {handler.path}: the journal "
+                                        f"endpoint is POST {self.endpoint}"})
+            return
+        if self.token:
+            given = handler.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                self._answer(handler, 401, {"error": "Authorization: a Bearer token is "
+                                            "needed, and this one is not it"})
+                return
+        kind = handler.headers.get("Content-Type", "").split(";")[0].strip()
+        if kind != "application/json":
+            self._answer(handler, 415, {"error": f"Content-Type: must be application/json, "
+                                        f"got {kind or 'none'}"})
+            return
+        try:
+            length = int(handler.headers.get("Content-Length", ""))
+        except ValueError:
+            self._answer(handler, 411, {"error": "Content-Length: needed"})
+            return
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self._answer(handler, 413, {"error": f"body of {length} bytes: at most "
+                                        f"{MAX_BODY_BYTES}"})
+            return
+        raw = handler.rfile.read(length)
+        try:
+            body = json.loads(raw)
+            stored = self.store.store(body, now=time.time())
+        except (ValueError, UnicodeDecodeError) as exc:  # JSON errors and UploadFormatError
+            self._answer(handler, 400, {"error": str(exc) if isinstance(exc, UploadFormatError)
+                                        else f"body: not JSON ({exc})"})
+            return
+        self._answer(handler, 200, {"ok": True, **stored.as_json()})
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.server.serve_forever, name="receiver",
+                                        daemon=True)
+        self._thread.start()
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.server.server_close()
+        with contextlib.suppress(sqlite3.Error):
+            self.store.close()
+
+    def __enter__(self) -> PlatformReceiver:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
