@@ -91,7 +91,12 @@ def build(cls: type[T], table: Mapping[str, Any], path: str = "", *,
         raise ConfigError(problems=tuple(problems))
     try:
         return cls(**values)
-    except ConfigError:
+    except ConfigError as exc:
+        top = path.split("[", maxsplit=1)[0].split(".", maxsplit=1)[0]
+        if path and not all(p.startswith(top) for p in exc.problems):
+            # a nested section's own check that does not know where the section is
+            raise ConfigError(problems=tuple(p if p.startswith(top) else f"{path}.{p}"
+                                             for p in exc.problems)) from None
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path or 'config'}: {exc}") from None
@@ -244,6 +249,8 @@ def _check_bounds(spec: dataclasses.Field[Any], value: Any, key_path: str) -> No
 
 
 def _convert(hint: Any, value: Any, key_path: str, base_dir: Path | None) -> Any:
+    if hint is Any:
+        return value  # the section's own check says what it accepts
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]

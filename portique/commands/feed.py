@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -115,9 +116,13 @@ def _sync(args: argparse.Namespace) -> int:
         raise UsageError(f"{feeds.trust_dir or config.keys.trust_dir}: no feed key "
                          "(role feed) found")
     _log_to_stderr()
-    with FeedStore.open(feeds.store) as store:
-        client = FeedClient(store, event=config.gate.event, trust=trust,
-                            settings=feeds.sync_settings())
+    with contextlib.ExitStack() as stores:
+        # One client (and one store connection: a client is not thread-safe) per session
+        # this gate serves: the next session's feed is kept up to date before its gates
+        # open, so the switch needs neither a restart nor a sync.
+        clients = [FeedClient(stores.enter_context(FeedStore.open(feeds.store)), event=event,
+                              trust=trust, settings=feeds.sync_settings())
+                   for event in config.events]
 
         def report(result: SyncResult) -> None:
             s = result.status
@@ -131,18 +136,22 @@ def _sync(args: argparse.Namespace) -> int:
                   "downloaded_bytes": result.downloaded_bytes, "files": list(result.files),
                   "revocations": s.revocations, "manifest": s.manifest})
 
-        def failed(exc: FeedError) -> None:
-            emit(args, f"gate: sync failed ({type(exc).__name__}): {exc}; last good data "
-                 "kept", {"event": config.gate.event, "error": type(exc).__name__,
-                          "cause": str(exc)})
+        def failed_for(event: str) -> Callable[[FeedError], None]:
+            def failed(exc: FeedError) -> None:
+                emit(args, f"gate: sync of event {event} failed ({type(exc).__name__}): {exc}; "
+                     "last good data kept", {"event": event, "error": type(exc).__name__,
+                                             "cause": str(exc)})
+            return failed
 
         if not args.watch:
-            try:
-                report(client.sync())
-            except FeedError as exc:
-                failed(exc)
-                return EXIT_SYNC_FAILED
-            return EXIT_OK
+            status = EXIT_OK
+            for client in clients:  # every session, even after one failed
+                try:
+                    report(client.sync())
+                except FeedError as exc:
+                    failed_for(client.event)(exc)
+                    status = EXIT_SYNC_FAILED
+            return status
         interval = args.interval if args.interval is not None else feeds.poll_seconds
         if interval <= 0:
             raise UsageError("--interval must be more than 0 seconds")
@@ -155,16 +164,33 @@ def _sync(args: argparse.Namespace) -> int:
             # rolls back) and the loop ends.
             stopped_by.append(signal.Signals(signum).name)
             stop.set()
-            client.cancel()
+            for client in clients:
+                client.cancel()
 
         signal.signal(signal.SIGTERM, on_signal)
+        others = [threading.Thread(target=watch, args=(client,), name=f"sync-{client.event}",
+                                   kwargs={"interval": interval, "stop": stop,
+                                           "on_result": report,
+                                           "on_error": failed_for(client.event)},
+                                   daemon=True) for client in clients[1:]]
+        for thread in others:
+            thread.start()
         with contextlib.suppress(KeyboardInterrupt):
-            watch(client, interval=interval, stop=stop, on_result=report, on_error=failed)
+            watch(clients[0], interval=interval, stop=stop, on_result=report,
+                  on_error=failed_for(clients[0].event))
+        stop.set()
+        for client in clients[1:]:
+            client.cancel()
+        for thread in others:
+            thread.join(timeout=10)
         cause = stopped_by[0] if stopped_by else "interrupted"
+        events = ", ".join(config.events)
         logging.getLogger("portique.revocation.sync").info(
-            "feed sync watch stopped: event=%s signal=%s", config.gate.event, cause)
-        emit(args, f"gate: sync --watch of event {config.gate.event} stopped ({cause}); "
-             "last good data kept", {"event": config.gate.event, "stopped": cause})
+            "feed sync watch stopped: events=%s signal=%s", events, cause)
+        emit(args, f"gate: sync --watch of event {events} stopped ({cause}); "
+             "last good data kept", {"event": config.event, "stopped": cause,
+                                     **({"events": list(config.events)}
+                                        if len(config.events) > 1 else {})})
     return EXIT_OK
 
 
@@ -231,10 +257,10 @@ def _status(args: argparse.Namespace) -> int:
 
     config, feeds = _feeds(args.config)
     with FeedStore.open(feeds.store) as store:
-        status = store.status(config.gate.event)
+        status = store.status(config.event)
     if status is None:
-        emit(args, f"event {config.gate.event}: no feed yet in {feeds.store}",
-             {"event": config.gate.event, "sequence": None})
+        emit(args, f"event {config.event}: no feed yet in {feeds.store}",
+             {"event": config.event, "sequence": None})
         return EXIT_SYNC_FAILED
     now = time.time()
     emit(args, f"event {status.event}: sequence {status.sequence}, published "
@@ -262,7 +288,7 @@ def _lookup(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     with FeedStore.open(feeds.store) as store:
-        found = lookup.answer(store, config.gate.event, args.query, limit=args.limit)
+        found = lookup.answer(store, config.event, args.query, limit=args.limit)
     rows: list[dict[str, Any]] = [{
         "match": c["match"], "score": round(float(c["score"]), 3),
         "ticket_id": c["ticket_id"], "generation": c["generation"],
@@ -289,9 +315,9 @@ def _purge(args: argparse.Namespace) -> int:
     now = time.time()
     with FeedStore.open(feeds.store) as store:
         if args.now:
-            if store.status(config.gate.event) is None:
-                raise UsageError(f"no feed of event {config.gate.event} in {feeds.store}")
-            results: tuple[Any, ...] = (store.purge_personal_data(config.gate.event, now=now),)
+            if store.status(config.event) is None:
+                raise UsageError(f"no feed of event {config.event} in {feeds.store}")
+            results: tuple[Any, ...] = (store.purge_personal_data(config.event, now=now),)
         else:
             results = store.purge_due(now=now, after_seconds=feeds.purge_after_hours * 3600)
     emit(args, "\n".join(f"event {r.event}: {r.names} holder names erased"

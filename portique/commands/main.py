@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import sys
 import time
@@ -284,6 +285,9 @@ def _register_check(sub: Any) -> None:
     check.add_argument("--event", help="the gate's event (overrides the config)")
     check.add_argument("--entrance", type=int, help="the gate's entrance (overrides the config)")
     check.add_argument("--gate", default=None, help="the gate's id (overrides the config)")
+    check.add_argument("--timezone", default=None, help="the venue's IANA time zone for the "
+                       "times in sentences (default: the config's gate.timezone, else "
+                       "Europe/Paris)")
     check.add_argument("--clock-untrusted", action="store_true",
                        help="decide as a gate whose clock is not synchronised")
     check.add_argument("--lang", choices=[lang.value for lang in Lang], default=None,
@@ -303,18 +307,32 @@ def _check_setup(args: argparse.Namespace) -> tuple[GateProfile, Policy, Path, C
         profile, policy, keys_dir = config.profile(), config.policy_record(), \
             config.keys.trust_dir
         if args.event or args.entrance or args.gate:
-            profile = GateProfile(args.gate or profile.gate_id, args.event or profile.event,
-                                  args.entrance or profile.entrance, profile.direction,
-                                  profile.allow_reentry, profile.timezone)
+            profile = dataclasses.replace(
+                profile, gate_id=args.gate or profile.gate_id,
+                event=args.event or profile.event, entrance=args.entrance or profile.entrance,
+                # --event: a gate serving that session alone, always open
+                sessions=() if args.event else profile.sessions)
         keys_dir = args.keys or keys_dir
     else:
         missing = [n for n, v in (("--event", args.event), ("--entrance", args.entrance),
                                   ("--keys", args.keys)) if v is None]
         if missing:
             raise UsageError(f"without --config, {' and '.join(missing)} must be given")
-        profile = GateProfile(args.gate or "cli", args.event, args.entrance)
+        profile = GateProfile(args.gate or "cli", args.event, args.entrance,
+                              timezone=_venue_zone(args.timezone or "Europe/Paris"))
         policy, keys_dir = Policy(), args.keys
+    if config is not None and args.timezone:
+        profile = dataclasses.replace(profile, timezone=_venue_zone(args.timezone))
     return profile, policy, keys_dir, config
+
+
+def _venue_zone(name: str) -> Any:
+    import zoneinfo
+
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--timezone: unknown time zone {name!r}") from None
 
 
 def revocation_view(config: Config | None, event: str) -> RevocationView:
@@ -325,7 +343,7 @@ def revocation_view(config: Config | None, event: str) -> RevocationView:
     from portique.revocation.store import FeedStore, open_view
 
     path = config.feeds.store
-    if event != config.gate.event and path.is_file():
+    if event not in config.events and path.is_file():
         # --event names another event than the one this config's gate syncs: its feed is
         # only there if another gate's sync put it in this store.
         with FeedStore.open(path) as store:
@@ -333,7 +351,8 @@ def revocation_view(config: Config | None, event: str) -> RevocationView:
         if not held:
             raise UsageError(
                 f"--event {event}: feeds.store {path} holds no feed of event {event!r} "
-                f"(this config syncs {config.gate.event!r}), so its revocations are unknown: "
+                f"(this config syncs {', '.join(config.events)}), so its revocations are "
+                "unknown: "
                 f"run `gate sync --config FILE` with a config whose gate.event is "
                 f"{event!r} (and the same feeds.store) first")
     return open_view(path, event=event)
@@ -414,9 +433,10 @@ def _config_check(args: argparse.Namespace) -> int:
     trust = keyfiles.load_trust_dir(config.keys.trust_dir)
     g = config.gate
     warning = f"; {NO_FEED_WARNING}" if config.feeds_waived else ""
-    emit(args, f"{args.file}: valid (gate {g.id}, event {g.event}, entrance {g.entrance}, "
-         f"{len(trust)} issuer key(s){warning})",
-         {"file": str(args.file), "valid": True, "gate": g.id, "event": g.event,
+    emit(args, f"{args.file}: valid (gate {g.id}, event {', '.join(config.events)}, "
+         f"entrance {g.entrance}, {len(trust)} issuer key(s){warning})",
+         {"file": str(args.file), "valid": True, "gate": g.id, "event": config.event,
+          "sessions": list(config.events),
           "entrance": g.entrance, "issuer_keys": len(trust),
           "warnings": [NO_FEED_WARNING] if config.feeds_waived else []})
     return EXIT_OK

@@ -105,6 +105,10 @@ def _steward_pattern() -> SignalPattern:
     return SignalPattern(beeps=3, on_ms=150, off_ms=150, red=RedLight.BLINK)
 
 
+def _accessible_pattern() -> SignalPattern:
+    return SignalPattern(beeps=2, on_ms=300, off_ms=200)
+
+
 @dataclass(frozen=True)
 class HardwareConfig:
     pin_factory: PinFactoryName = setting(
@@ -142,6 +146,10 @@ class HardwareConfig:
     steward: SignalPattern = setting(
         default_factory=_steward_pattern,
         description="Buzzer and red light that call the steward")
+    accessible: SignalPattern = setting(
+        default_factory=_accessible_pattern,
+        description="Buzzer at an accessible lane's longer opening for an ACCESSIBLE ticket "
+        "(the green light stays on; the red key is not used)")
 
     def __post_init__(self) -> None:
         if self.refuse == self.steward:

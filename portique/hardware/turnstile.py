@@ -150,10 +150,13 @@ class Turnstile:
 
     # --- what the gate asks -----------------------------------------------------------
 
-    def admit(self, timeout: float | None = None) -> PassageOutcome:
+    def admit(self, timeout: float | None = None, *, accessible: bool = False
+              ) -> PassageOutcome:
         """Unlock and light green for one person; block until they pass or time is up.
 
-        `timeout` defaults to the config's open_timeout_s. Call it from a worker thread:
+        `timeout` defaults to the config's open_timeout_s. `accessible`: the accessible
+        lane's opening, with the `accessible` buzzer pattern as the lock opens (the caller
+        gives its longer timeout). Call it from a worker thread:
         a fire alarm ends the wait at once with FIRE_ALARM. Raises TurnstileBusyError if
         another admission cycle is open, TurnstileClosedError if the turnstile is or gets
         closed.
@@ -174,7 +177,13 @@ class Turnstile:
                 self._stop_signals()
                 self._set_locked(False)
                 self._devices.green.on()
-                log.info("admit opened timeout_s=%.1f", limit, extra={"event": "admit_opened"})
+                if accessible:
+                    pattern = self._config.accessible
+                    self._devices.buzzer.beep(on_time=pattern.on_ms / 1000,
+                                              off_time=pattern.off_ms / 1000,
+                                              n=pattern.beeps, background=True)
+                log.info("admit opened timeout_s=%.1f accessible=%s", limit, accessible,
+                         extra={"event": "admit_opened"})
                 outcome = self._wait_for_passage(time.monotonic() + limit)
             finally:
                 self._admitting = False

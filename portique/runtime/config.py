@@ -32,6 +32,7 @@ from portique.runtime.journal import JournalConfig
 from portique.runtime.mesh.config import MeshConfig
 from portique.runtime.metrics import MetricsConfig
 from portique.runtime.upload import UploadConfig
+from portique.runtime.venue import SessionSection, VenueSection, check_sessions
 from portique.scanner.config import ScannerConfig
 from portique.ticket.credential import EVENT_MAX, MAX_ENTRANCE, check_event
 from portique.ticket.decision import (
@@ -49,10 +50,11 @@ _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 class GateSection:
     id: str = setting(description="This gate's name, as stewards and the journal call it "
                       "(e.g. \"3\" or \"north-3\"); 1-32 of A-Z a-z 0-9 . _ -")
-    event: str = setting(description="The event (session) this gate admits to, as in "
-                         f"tickets; 1-{EVENT_MAX} of A-Z a-z 0-9 . _ -")
     entrance: int = setting(description="The entrance number this gate belongs to (1-32)",
                             minimum=1, maximum=MAX_ENTRANCE)
+    event: str = setting("", description="The one event (session) this gate admits to, "
+                         f"always open, as in tickets; 1-{EVENT_MAX} of A-Z a-z 0-9 . _ -. "
+                         "Leave out when [[sessions]] lists the sessions")
     direction: Direction = setting(Direction.ENTRY,
                                    description="entry, or exit (records exits for re-entry)")
     allow_reentry: bool = setting(False, description="Admit again a ticket flagged REENTRY "
@@ -64,7 +66,8 @@ class GateSection:
         if not _NAME_RE.fullmatch(self.id):
             raise ConfigError(f"gate.id: must be 1-32 of A-Z a-z 0-9 . _ -, got {self.id!r}")
         try:
-            check_event(self.event)
+            if self.event:
+                check_event(self.event)
         except CredentialError as exc:
             raise ConfigError(f"gate.event: {exc}") from None
         try:
@@ -124,16 +127,39 @@ class Config:
     mesh: MeshConfig | None = setting(None, description="Sharing admissions with the venue's "
                                       "other gates through its MQTT broker (docs/mesh.md); "
                                       "leave out for a gate on its own")
+    sessions: tuple[SessionSection, ...] = setting(
+        (), description="The sessions (events) this gate serves, with their gate-opening "
+        "times and entry rules (docs/rules.md); leave out for gate.event alone")
+    venue: VenueSection = setting(default_factory=VenueSection,
+                                  description="This gate's zone, the other gates' zones, "
+                                  "sessions served elsewhere (docs/rules.md)")
     source: Path | None = None
     feeds_waived: bool = False
     """True when the file says ``[feeds] required = false``: no revocation feed, on
     purpose (`NO_FEED_WARNING` in every status)."""
 
+    def __post_init__(self) -> None:
+        check_sessions(self.sessions, self.venue, self.gate.event)
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """Every session this gate serves: [[sessions]], or gate.event alone."""
+        return tuple(s.event for s in self.sessions) or (self.gate.event,)
+
+    @property
+    def event(self) -> str:
+        """The first session: the one of an old config's gate.event."""
+        return self.events[0]
+
     def profile(self) -> GateProfile:
-        g = self.gate
-        return GateProfile(gate_id=g.id, event=g.event, entrance=g.entrance,
+        g, lane = self.gate, self.lane
+        return GateProfile(gate_id=g.id, event=self.event, entrance=g.entrance,
                            direction=g.direction, allow_reentry=g.allow_reentry,
-                           timezone=zoneinfo.ZoneInfo(g.timezone))
+                           timezone=zoneinfo.ZoneInfo(g.timezone),
+                           sessions=tuple(s.record() for s in self.sessions),
+                           elsewhere=tuple((e.event, e.area) for e in self.venue.elsewhere),
+                           lane=lane.kind, accessible_at_standard=lane.accessible_at_standard,
+                           accessible_lane=lane.accessible_lane)
 
     def policy_record(self) -> Policy:
         p = self.policy

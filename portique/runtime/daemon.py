@@ -50,9 +50,12 @@ from portique.runtime.supervisors import (
 )
 from portique.scanner.errors import ScannerError
 from portique.ticket import credential
+from portique.ticket.credential import Flag
 from portique.ticket.decision import (
+    AccessibleAtStandard,
     Decision,
     GateProfile,
+    LaneKind,
     ManualRefusal,
     ManualRequest,
     Now,
@@ -74,6 +77,17 @@ class LaneConfig:
                                         "displayed, not decided again, when shown within this "
                                         "many seconds (its holder is still at the gate)",
                                         minimum=0.0, maximum=120.0)
+    kind: LaneKind = setting(LaneKind.STANDARD, description="standard, or accessible (a wider "
+                             "lane: ACCESSIBLE tickets open it longer, with their own signal)")
+    accessible_open_s: float = setting(20.0, description="At an accessible lane: how long the "
+                                       "lock stays open for an ACCESSIBLE ticket, seconds",
+                                       minimum=1.0, maximum=300.0)
+    accessible_at_standard: AccessibleAtStandard = setting(
+        AccessibleAtStandard.ADMIT, description="At a standard lane, an ACCESSIBLE ticket: "
+        "admit (opens normally) or steward (calls the steward, pointing to the accessible lane)")
+    accessible_lane: str = setting("the accessible lane", description="Where the accessible "
+                                   "lane is, as the steward sentence says it "
+                                   "(\"lane 1, on the left\")")
 
 
 @dataclass(frozen=True)
@@ -121,7 +135,7 @@ class Clock(Protocol):
 
 
 class Turnstile(Protocol):
-    def admit(self, timeout: float | None = None) -> Any: ...
+    def admit(self, timeout: float | None = None, *, accessible: bool = False) -> Any: ...
     def refuse(self) -> float: ...
     def call_steward(self) -> float: ...
     def acknowledge_fire_alarm(self, steward_id: str) -> bool: ...
@@ -261,7 +275,8 @@ class Daemon:
             try:
                 decision = cred if isinstance(cred, Decision) else decide_credential(
                     cred, now, trust=self.trust, revocations=self.revocations,
-                    admissions=self.journal, profile=self.profile, policy=self.policy)
+                    admissions=self.journal, profile=self.profile, policy=self.policy,
+                    history=self.journal)
                 self.counters.feed_error = None
             except OSError as exc:  # the revocation view's store is damaged or gone
                 self.counters.feed_error = str(exc)
@@ -336,7 +351,11 @@ class Daemon:
             if self.before_unlock is not None:
                 self.before_unlock(scan_id)
             try:
-                outcome = self.turnstile.admit()
+                if self._accessible_opening(decision):
+                    outcome = self.turnstile.admit(timeout=self.lane_config.accessible_open_s,
+                                                   accessible=True)
+                else:
+                    outcome = self.turnstile.admit()
             finally:
                 self.busy_until = 0.0
                 self.heartbeat = time.monotonic()
@@ -364,6 +383,12 @@ class Daemon:
         self.last_decision = event.to_json()
         return self.last_decision
 
+    def _accessible_opening(self, decision: Decision) -> bool:
+        """An ACCESSIBLE ticket going in at an accessible lane: the longer opening."""
+        f = decision.fields
+        return f is not None and bool(int(f.flags) & int(Flag.ACCESSIBLE)) \
+            and self.lane_config.kind is LaneKind.ACCESSIBLE and decision.reason is not Reason.EXIT
+
     def _count(self, decision: Decision) -> None:
         self.counters.decided += 1
         self.counters.by_verdict[decision.verdict.value] += 1
@@ -383,7 +408,8 @@ class Daemon:
             entrances=None if f is None else tuple(sorted(f.entrances)),
             method=method.value, steward=steward,
             latency_ms=None if latency_ms is None else round(latency_ms, 3),
-            turnstile=action)
+            turnstile=action,
+            accessible=None if f is None else bool(int(f.flags) & int(Flag.ACCESSIBLE)))
 
     # --- manual actions (control socket) ----------------------------------------------
 
@@ -411,8 +437,9 @@ class Daemon:
             window = self.steward_config.manual_admit_window_s
             while self._manual_times and self._manual_times[0] < now.unix - window:
                 self._manual_times.popleft()
+            event = self.profile.current_event(now.unix)
             entry = None if self.manifest is None else \
-                self.manifest.manifest_entry(self.profile.event, ticket_id)
+                self.manifest.manifest_entry(event, ticket_id)
             request = ManualRequest(
                 ticket_id=ticket_id, reason=reason, in_manifest=entry is not None,
                 generation=0 if entry is None else int(entry.generation),
@@ -420,7 +447,7 @@ class Daemon:
                 entrances=None if entry is None else frozenset(entry.entrances),
                 manual_admits_in_window=len(self._manual_times),
                 manual_admit_limit=self.steward_config.manual_admit_limit, window_s=window,
-                supervisor=supervisor is not None)
+                supervisor=supervisor is not None, event=event)
             decided = decide_manual(request, now, revocations=self.revocations,
                                     admissions=self.journal, profile=self.profile)
             if isinstance(decided, ManualRefusal):
@@ -435,9 +462,10 @@ class Daemon:
         _require(reason, "reason")
         self._require_ticket(ticket_id)
         with self._lane_or_busy():
-            decision = Decision(Verdict.REFUSE, Reason.MANUAL_DENY, self.clock.now().unix,
-                                TicketKey(self.profile.event, ticket_id, 0), detail=reason,
-                                timezone=self.profile.timezone)
+            at = self.clock.now().unix
+            decision = Decision(Verdict.REFUSE, Reason.MANUAL_DENY, at,
+                                TicketKey(self.profile.current_event(at), ticket_id, 0),
+                                detail=reason, timezone=self.profile.timezone)
             return self._carry_out(decision, Method.STEWARD, latency_ms=None, steward=steward,
                                    note=reason)
 

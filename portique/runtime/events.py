@@ -64,6 +64,8 @@ class DecisionMade:
     """For an admission, once the visitor has passed or not: passed, timed_out, ..."""
     voided: bool | None = None
     """For an admission, once over: True when nobody passed and it was voided."""
+    accessible: bool | None = None
+    """The ticket's ACCESSIBLE flag (None: no ticket read, or a manual decision)."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -80,6 +82,8 @@ class DecisionMade:
             out["outcome"] = self.outcome
         if self.voided is not None:
             out["voided"] = self.voided
+        if self.accessible is not None:
+            out["accessible"] = self.accessible
         return out
 
     @classmethod
@@ -102,7 +106,7 @@ class DecisionMade:
             method=_str(m, "method"), steward=_opt_str(m, "steward"),
             latency_ms=None if latency is None else float(latency),
             turnstile=_str(m, "turnstile"), outcome=_opt_str(m, "outcome"),
-            voided=_opt_bool(m, "voided"))
+            voided=_opt_bool(m, "voided"), accessible=_opt_bool(m, "accessible"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,10 +47,14 @@ class SharedFeedView:
     """The revocation view, manifest lookups and feed status, from any thread."""
 
     def __init__(self, path: Path, *, event: str, readers: int = LOOKUP_READERS,
-                 wait_s: float = LOOKUP_WAIT_S) -> None:
+                 wait_s: float = LOOKUP_WAIT_S, events: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._store: FeedStore = open_view(self.path, event=event, shared=True)
+        self._events = frozenset(events or (event,))
+        """The sessions this gate serves: a code of one whose feed is not here yet is
+        never decided as if nothing were revoked (FeedUnavailableError, the steward)."""
+        self._held: set[str] = {event}
         self._reader_count = readers
         self._readers = threading.BoundedSemaphore(readers)
         self._wait_s = wait_s
@@ -60,6 +64,11 @@ class SharedFeedView:
 
     def min_valid_generation(self, event: str, ticket_id: str) -> int | None:
         with self._lock, self._reading():
+            if event not in self._held and event in self._events:
+                if self._store.status(event) is None:
+                    raise FeedUnavailableError(f"feed store {self.path}: no feed of session "
+                                               f"{event!r} yet (gate sync brings it)")
+                self._held.add(event)  # there for good: the store never drops a feed
             return self._store.min_valid_generation(event, ticket_id)
 
     def manifest_entry(self, event: str, ticket_id: str) -> ManifestEntry | None:

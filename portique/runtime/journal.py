@@ -36,6 +36,7 @@ from portique.base.configschema import setting
 from portique.base.errors import GateError
 from portique.ticket.decision import Decision
 from portique.ticket.reasons import Reason, Verdict
+from portique.ticket.rules import Stay, stays_of
 from portique.ticket.views import Admission
 
 log = logging.getLogger("portique.runtime.journal")
@@ -418,6 +419,14 @@ class Journal:
         scan_id = uuid.uuid4().hex
         try:
             with self._write("an admission", same_file=True) as db:
+                if decision.auto_exit is not None:
+                    # The session's automatic exit let the holder out: the earlier stay
+                    # ends then, in the same transaction as the re-entry.
+                    db.execute(
+                        "UPDATE admissions SET state = 'exited', updated_at = ? "
+                        "WHERE event = ? AND ticket_id = ? AND state IN ('open', 'passed') "
+                        "AND at < ?", (decision.auto_exit, ticket.event, ticket.ticket_id,
+                                       decision.auto_exit))
                 self._insert(db, scan_id, decision, method, latency_ms, steward, note)
                 db.execute(
                     "INSERT INTO admissions (scan_id, event, ticket_id, generation, gate, at, "
@@ -485,6 +494,65 @@ class Journal:
         if row is None:
             return None
         return Admission(event, ticket_id, row[0], row[1], row[2], inside=row[3] != "exited")
+
+    # Admissions and exits as the venue knows them. An admission: this gate's (not voided)
+    # or another gate's (a peer record still `admitted`). An exit: an exit decision in
+    # this journal, or another gate's `exited` record (the mesh also stores this gate's
+    # own there: the scan id tells them apart).
+    _ENTRIES = ("SELECT event, ticket_id, at, gate FROM admissions WHERE state != 'voided' "
+                "{where} UNION ALL SELECT event, ticket_id, at, gate FROM peer_admissions "
+                "WHERE state = 'admitted' {where}")
+    _EXITS = ("SELECT event, ticket_id, at FROM decisions WHERE reason = 'EXIT' AND "
+              "verdict = 'admit' {where} UNION SELECT event, ticket_id, at FROM "
+              "peer_admissions WHERE state = 'exited' AND scan_id NOT IN (SELECT scan_id "
+              "FROM decisions) {where}")
+
+    def stays(self, event: str, ticket_id: str) -> tuple[Stay, ...]:
+        """HistoryView: the ticket's admissions into `event` not voided, here and at the
+        venue's other gates, each ended by the exit recorded after it (if any)."""
+        where = "AND event = ? AND ticket_id = ?"
+        with self._lock:
+            entries = self._db.execute(self._ENTRIES.format(where=where),
+                                       (event, ticket_id) * 2).fetchall()
+            exits = self._db.execute(self._EXITS.format(where=where),
+                                     (event, ticket_id) * 2).fetchall()
+        return stays_of([(at, gate) for _, _, at, gate in entries], [at for *_, at in exits])
+
+    def occupancy(self, cutoffs: dict[str, float | None]
+                  ) -> dict[tuple[str, str], tuple[int, int, int]]:
+        """(event, gate) -> (inside, entries, exits) for the sessions in `cutoffs`, over
+        this gate's records and the venue's other gates' (the mesh); `gate` is the gate
+        that admitted.
+
+        entries: admissions not voided (an admission whose lock is open counts);
+        inside: tickets whose latest stay (rules.stays_of) has no exit and began at or
+        after the session's last automatic exit (`cutoffs[event]`, or None);
+        exits = entries - inside: recorded exits, automatic ones, and stays a later
+        admission ended. One read of the records; counted per ticket.
+        """
+        if not cutoffs:
+            return {}
+        where = f"AND event IN ({', '.join('?' for _ in cutoffs)})"
+        events = tuple(cutoffs)
+        with self._lock:
+            entries = self._db.execute(self._ENTRIES.format(where=where),
+                                       events * 2).fetchall()
+            exits = self._db.execute(self._EXITS.format(where=where), events * 2).fetchall()
+        admitted: dict[tuple[str, str], list[tuple[float, str]]] = {}
+        for event, ticket_id, at, gate in entries:
+            admitted.setdefault((event, ticket_id), []).append((at, gate))
+        out_times: dict[tuple[str, str], list[float]] = {}
+        for event, ticket_id, at in exits:
+            out_times.setdefault((event, ticket_id), []).append(at)
+        counts: dict[tuple[str, str], list[int]] = {}
+        for (event, ticket_id), seen in admitted.items():
+            stays = stays_of(seen, out_times.get((event, ticket_id), ()))
+            for stay in stays:
+                counts.setdefault((event, stay.gate), [0, 0])[0] += 1
+            last, cutoff = stays[-1], cutoffs[event]
+            if last.exited_at is None and (cutoff is None or last.at >= cutoff):
+                counts[(event, last.gate)][1] += 1
+        return {key: (inside, n, n - inside) for key, (n, inside) in counts.items()}
 
     def entries(self, *, limit: int = 100, event: str | None = None,
                 ticket_id: str | None = None) -> list[Entry]:

@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, tzinfo
 from typing import TextIO
 
+from portique.base import localtime
 from portique.runtime.control import EventBus
 from portique.runtime.daemon import Counters
 from portique.runtime.events import (
@@ -60,7 +61,8 @@ def render_line(event: Event, lang: Lang = Lang.EN, tz: tzinfo = UTC) -> str | N
     ticket = getattr(event, "ticket", None)
     who = "-" if ticket is None else ticket.ticket_id
     if isinstance(event, DecisionMade):
-        at = datetime.fromisoformat(event.at).astimezone(tz).strftime("%H:%M:%S")
+        moment = datetime.fromisoformat(event.at).astimezone(tz)
+        at = moment.strftime("%H:%M:%S") + localtime.label(moment)
         action = {"unlock": "lock opened", "refuse": "red light + buzzer",
                   "call_steward": "steward called"}[event.turnstile]
         said = event.sentence_en if lang is Lang.EN else event.sentence_fr

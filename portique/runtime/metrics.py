@@ -17,6 +17,7 @@ Names are stable (dashboards and alerts depend on them):
 | portique_ready | gauge (0/1): every line of `gate ready` passes | |
 | portique_ready_check | gauge (0/1) per line of `gate ready` | check |
 | portique_turnstile_outcomes_total | counter | outcome |
+| portique_zone_inside / portique_zone_entries / portique_zone_exits | gauge | zone, session |
 | portique_mesh_outbox_stuck | gauge (0/1): alarm, records not reaching the other gates | |
 | portique_mesh_quarantined / portique_mesh_outbox_oldest_seconds | gauge | |
 | portique_mesh_rejected_total | counter | reason |
@@ -97,6 +98,15 @@ class GateMetrics:
                                  "passes", ["check"], registry=r)
         self.outcomes = Counter("portique_turnstile_outcomes", "Passage outcomes of admissions",
                                 ["outcome"], registry=r)
+        self.zone_inside = Gauge("portique_zone_inside", "People inside a zone, per session "
+                                 "(entries - exits, from the journal and the mesh)",
+                                 ["zone", "session"], registry=r)
+        self.zone_entries = Gauge("portique_zone_entries", "Admissions into a zone, per "
+                                  "session (voided ones left out)", ["zone", "session"],
+                                  registry=r)
+        self.zone_exits = Gauge("portique_zone_exits", "Exits from a zone, per session "
+                                "(recorded, and automatic at exit_all_at)", ["zone", "session"],
+                                registry=r)
 
     def set_readiness(self, ok: bool, checks: Iterable[tuple[str, bool]]) -> None:
         """`gate ready`'s verdict and each line's (name, passes)."""

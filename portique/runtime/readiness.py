@@ -322,6 +322,7 @@ def offline_report(config: Any, *, wall_now: float | None = None) -> ReadinessRe
     now = time.time() if wall_now is None else wall_now
     g = config.gate
     tz = zoneinfo.ZoneInfo(g.timezone)
+    event = config.profile().current_event(now)  # the session in force (or gate.event)
     checks: list[ReadinessCheck] = []
     clock = GateClock(config.clock, wall=lambda: now)
     feed_facts: FeedFacts | None = None
@@ -330,19 +331,19 @@ def offline_report(config: Any, *, wall_now: float | None = None) -> ReadinessRe
         store = config.feeds.store
         if store.is_file():
             try:
-                feed_facts = _stored_feed(store, g.event)
+                feed_facts = _stored_feed(store, event)
             except (sqlite3.Error, OSError) as exc:
                 feed_error = f"{store}: {exc}"
         if feed_facts is not None and \
                 now - feed_facts.fetched_at <= config.clock.feed_max_age_s:
             clock.feed_time(feed_facts.published_at, received_wall=feed_facts.fetched_at)
-    checks.append(check_feed(feed_facts, configured=config.feeds is not None, event=g.event,
+    checks.append(check_feed(feed_facts, configured=config.feeds is not None, event=event,
                              wall_now=now, error=feed_error,
                              max_age_s=0 if config.feeds is None
                              else config.feeds.ready_max_age_s))
     try:
         trust = keyfiles.load_trust_dir(config.keys.trust_dir)
-        checks.append(check_keys(trust, event=g.event, now=now, day_end=day_end(now, tz),
+        checks.append(check_keys(trust, event=event, now=now, day_end=day_end(now, tz),
                                  tz=tz))
     except GateError as exc:
         checks.append(ReadinessCheck("keys", False, str(exc)))

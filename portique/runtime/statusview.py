@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import zoneinfo
+from datetime import tzinfo
 from typing import Any
 
+from portique.base import localtime
+from portique.base.timeparse import parse_time
 from portique.revocation.config import NO_FEED_WARNING
 
 TROUBLE = ("lost", "black", "frozen")
@@ -39,7 +43,19 @@ def render_status(s: dict[str, Any]) -> str:
     lines = [
         f"gate {s['gate']}  event {s['event']}  entrance {s['entrance']} ({s['direction']})  "
         f"up {s['uptime_s']:.0f} s",
-        "",
+    ]
+    tz = _zone(s.get("timezone"))
+    if s.get("now") and tz is not None:
+        lines.append(f"venue time   {localtime.stamp(parse_time(s['now']), tz)} "
+                     f"({s['timezone']})")
+    for session in s.get("sessions") or []:
+        opens, closes = session.get("opens"), session.get("closes")
+        when = "" if opens is None or tz is None else \
+            f", gates {_local(opens, tz)} to {_local(closes, tz)}"
+        lines.append(f"session      {session['event']}: {session['state'].replace('_', ' ')}"
+                     f"{when}, {session['rules']} rule set(s)")
+    lines.append("")
+    lines += [
         f"fire alarm   {'ACTIVE' if fire['active'] else 'no'}"
         f"{'  FREE EGRESS LATCHED (steward acknowledge needed)' if fire['latched'] else ''}",
         f"clock        {'trusted' if clock['trusted'] else 'NOT TRUSTED'}: {clock['why']}",
@@ -82,9 +98,26 @@ def render_status(s: dict[str, Any]) -> str:
                      "(`gate ready` says why)")
     for fault in s.get("faults", []):
         lines.append(f"FAULT        {fault['at']} {fault['kind']}: {fault['message']}")
+    for zone in s.get("zones") or []:
+        lines.append(f"zone         {zone['zone']}, session {zone['session']}: "
+                     f"{zone['inside']} inside ({zone['entries']} entries, "
+                     f"{zone['exits']} exits)")
     last = s.get("last_decision")
     if last:
         ticket = (last.get("ticket") or {}).get("ticket_id", "-")
-        lines.append(f"last         {last['at']} {last['verdict']} {last['reason']} "
+        at = last["at"] if tz is None else localtime.stamp(parse_time(last["at"]), tz)
+        lines.append(f"last         {at} {last['verdict']} {last['reason']} "
                      f"ticket {ticket}")
     return "\n".join(lines)
+
+
+def _zone(name: object) -> tzinfo | None:
+    try:
+        return zoneinfo.ZoneInfo(str(name))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _local(iso: object, tz: tzinfo) -> str:
+    """A UTC time from the status as the venue's clock, labelled if ambiguous."""
+    return localtime.clock(parse_time(str(iso)), tz, date=True)

@@ -46,6 +46,7 @@ from portique.scanner.health import TROUBLE, CameraHealth
 from portique.scanner.quality import QualityMeter
 from portique.scanner.sources import CameraSource, ClipSource, FrameSource
 from portique.ticket.reasons import Lang
+from portique.ticket.rules import Session, last_exit_all
 from portique.ticket.views import NoRevocations, RevocationView
 
 log = logging.getLogger("portique.runtime.wiring")
@@ -132,24 +133,34 @@ class GateApp:
         g = self.config.gate
         t = self.turnstile
         clock = self.clock.state()
-        feed = None
-        if self.feed_store is not None:
+        now = self.clock.now().unix
+        current = self.daemon.profile.current_event(now)
+        feeds: dict[str, dict[str, Any] | None] = {}
+        for event in self.config.events:
+            feeds[event] = None
+            if self.feed_store is None:
+                continue
             try:
-                s = self.feed_store.status(g.event)
+                s = self.feed_store.status(event)
             except GateError as exc:  # a damaged store: say so, keep the rest of the status
-                s, feed = None, {"error": str(exc)}
+                s, feeds[event] = None, {"error": str(exc)}
             if s is not None:
-                feed = {"sequence": s.sequence, "published_at": format_time(s.published_at),
-                        "age_s": round(s.age(self.clock.now().unix), 1),
-                        "revocations": s.revocations,
-                        "manifest": s.manifest}
+                feeds[event] = {"sequence": s.sequence,
+                                "published_at": format_time(s.published_at),
+                                "age_s": round(s.age(now), 1), "revocations": s.revocations,
+                                "manifest": s.manifest}
+        feed = feeds.get(current)
         counters = self.daemon.counters
         if counters.feed_error is not None:
             feed = {**(feed or {}), "error": counters.feed_error}
         uptime = max(time.time() - self.started_at, 1e-9)
         status: dict[str, Any] = {
-            "gate": g.id, "event": g.event, "entrance": g.entrance, "timezone": g.timezone,
-            "direction": g.direction.value,
+            "gate": g.id, "event": current, "entrance": g.entrance, "timezone": g.timezone,
+            "direction": g.direction.value, "lane": self.config.lane.kind.value,
+            "zone": self.config.venue.zone,
+            "now": format_time(now),
+            "sessions": [_session_status(s, now, feeds.get(s.event))
+                         for s in self.daemon.profile.sessions],
             "uptime_s": round(uptime, 1),
             "clock": {"trusted": clock.trusted, "why": clock.why, "jumps": clock.jumps},
             "camera": self._camera_status(uptime),
@@ -167,6 +178,7 @@ class GateApp:
                         "upload_backlog": self.journal.upload_backlog(),
                         "upload_error": None if self.uploader is None
                         else self.uploader.last_error},
+            "zones": self.zones(now),
             "last_decision": self.daemon.last_decision,
             "mesh": None if self.mesh is None else self.mesh.status(),
             "control": None if self.control is None else self.control.stats(),
@@ -178,23 +190,24 @@ class GateApp:
     def readiness(self, status: dict[str, Any] | None = None) -> readiness.ReadinessReport:
         """Ready for doors (portique/runtime/readiness.py), from `status` and the parts."""
         s = self._status() if status is None else status
-        g, r = self.config.gate, readiness
+        r = readiness
         now = self.clock.now().unix
+        event = self.daemon.profile.current_event(now)  # the session in force
         checks = []
         feed_facts, feed_error = None, None
         if self.feed_store is not None:
             try:
-                fs = self.feed_store.status(g.event)
+                fs = self.feed_store.status(event)
             except GateError as exc:
                 fs, feed_error = None, str(exc)
             if fs is not None:
                 feed_facts = r.FeedFacts(fs.sequence, fs.published_at, fs.fetched_at)
         feeds = self.config.feeds
-        checks.append(r.check_feed(feed_facts, configured=feeds is not None, event=g.event,
+        checks.append(r.check_feed(feed_facts, configured=feeds is not None, event=event,
                                    wall_now=time.time(), error=feed_error,
                                    max_age_s=0 if feeds is None else feeds.ready_max_age_s))
         tz = self.daemon.profile.timezone
-        checks.append(r.check_keys(self.daemon.trust, event=g.event, now=now,
+        checks.append(r.check_keys(self.daemon.trust, event=event, now=now,
                                    day_end=r.day_end(now, tz), tz=tz))
         checks.append(r.check_clock(trusted=s["clock"]["trusted"], why=s["clock"]["why"]))
         camera = s["camera"]
@@ -237,6 +250,23 @@ class GateApp:
                 "fps": round(self.daemon.counters.frames / uptime, 1),
                 "profile": None if report is None else report.to_json()}
 
+    def zones(self, now: float) -> list[dict[str, Any]]:
+        """Occupancy per zone and per session, from the journal (this gate's admissions and,
+        with the mesh, the venue's other gates'): [{zone, session, inside, entries, exits}]."""
+        profile = self.daemon.profile
+        sessions = profile.sessions or (Session(profile.event),)
+        cutoffs = {s.event: last_exit_all(s.exit_all_at, now, profile.timezone)
+                   for s in sessions}
+        venue = self.config.venue
+        totals: dict[tuple[str, str], list[int]] = {
+            (venue.zone, s.event): [0, 0, 0] for s in sessions}
+        for (event, gate), counts in self.journal.occupancy(cutoffs).items():
+            row = totals.setdefault((venue.zone_of(gate, profile.gate_id), event), [0, 0, 0])
+            for i in range(3):
+                row[i] += counts[i]
+        return [{"zone": zone, "session": event, "inside": v[0], "entries": v[1],
+                 "exits": v[2]} for (zone, event), v in sorted(totals.items())]
+
     # --- control requests -------------------------------------------------------------
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -253,12 +283,12 @@ class GateApp:
             from portique.revocation import lookup  # forgiving: case, accents, small typos
 
             with self.feed_store.lookup_store() as store:  # never the decision's connection
-                found = lookup.answer(store, self.config.gate.event, query, limit=limit)
+                found = lookup.answer(store, self._current_event(), query, limit=limit)
             return {"ok": True, "candidates": list(found.candidates),
                     "truncated": found.truncated}
         if op == "history":
             ticket_id = str(request.get("ticket_id", ""))
-            entries = self.journal.entries(event=self.config.gate.event, ticket_id=ticket_id,
+            entries = self.journal.entries(event=self._current_event(), ticket_id=ticket_id,
                                            limit=50)
             return {"ok": True, "entries": [_entry(e) for e in entries]}
         if op == "recent":
@@ -289,6 +319,10 @@ class GateApp:
             return self.extra_ops[op](request)
         raise ManualRefusedError(f"unknown op {op!r}", "invalid")
 
+    def _current_event(self) -> str:
+        """The session a steward's lookup or history is about: the one open now."""
+        return self.daemon.profile.current_event(self.clock.now().unix)
+
     # --- running ----------------------------------------------------------------------
 
     def frames(self) -> Iterator[Any]:
@@ -302,8 +336,8 @@ class GateApp:
 
     def run(self) -> int:
         notify.ready(systemd_status(self.config.gate.id, self.source.health))
-        log.info("gate ready gate=%s event=%s entrance=%s replay=%s", self.config.gate.id,
-                 self.config.gate.event, self.config.gate.entrance, self.options.replay)
+        log.info("gate ready gate=%s sessions=%s entrance=%s replay=%s", self.config.gate.id,
+                 ",".join(self.config.events), self.config.gate.entrance, self.options.replay)
         interval = notify.watchdog_interval()
         if interval is not None:
             watchdog = threading.Thread(target=self._watchdog, args=(interval,),
@@ -373,7 +407,8 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
     else:
         from portique.runtime.feedview import SharedFeedView
 
-        feed_store = SharedFeedView(config.feeds.store, event=profile.event)
+        feed_store = SharedFeedView(config.feeds.store, event=profile.event,
+                                    events=config.events)
         closers.append(feed_store.close)
         revocations = feed_store
     journal = Journal(config.journal.path, gate_id=profile.gate_id)
@@ -490,6 +525,11 @@ def _write_latch(path: Path, why: str) -> None:
         log.error("cannot record the fire-alarm latch at %s: %s", path, exc)
 
 
+ZONE_EVERY = 5
+"""Housekeeping ticks between two recounts of the zone gauges (a recount reads every
+admission of the gate's sessions; `gate status` counts afresh at each call)."""
+
+
 class Housekeeping:
     """Every second: feed time into the clock, gauges into metrics, camera state changes."""
 
@@ -498,10 +538,11 @@ class Housekeeping:
         self._stop = threading.Event()
         self._camera_state = ""
         self._feed_fetched = 0.0
-        self._feed_sequence: int | None = None
         self._next_beat = 0.0
         self._beat_seq = 0
         self._rate = DecisionRate()
+        self._feed_sequences: dict[str, int] = {}
+        self._ticks = 0
         self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
 
     def start(self) -> None:
@@ -543,20 +584,22 @@ class Housekeeping:
     def tick(self) -> None:
         app, m = self.app, self.app.metrics
         store = app.feed_store
-        if store is not None:
-            s = store.status(app.config.gate.event)
-            if s is not None:
+        current = app.daemon.profile.current_event(app.clock.now().unix)
+        for event in app.config.events if store is not None else ():
+            s = store.status(event)
+            if s is None:
+                continue
+            if s.sequence != self._feed_sequences.get(event):
+                if event in self._feed_sequences:  # not the one in force at start
+                    app.bus.publish(FeedApplied(event=event, sequence=s.sequence,
+                                                published_at=format_time(s.published_at)))
+                self._feed_sequences[event] = s.sequence
+            if event == current:
                 m.feed_sequence.set(s.sequence)
-                if s.sequence != self._feed_sequence:
-                    if self._feed_sequence is not None:  # not the one in force at start
-                        app.bus.publish(FeedApplied(event=app.config.gate.event,
-                                                    sequence=s.sequence,
-                                                    published_at=format_time(s.published_at)))
-                    self._feed_sequence = s.sequence
                 m.feed_age.set(s.age(time.time()))
-                if isinstance(app.clock, GateClock) and s.fetched_at != self._feed_fetched:
-                    self._feed_fetched = s.fetched_at
-                    app.clock.feed_time(s.published_at, received_wall=s.fetched_at)
+            if isinstance(app.clock, GateClock) and s.fetched_at > self._feed_fetched:
+                self._feed_fetched = s.fetched_at
+                app.clock.feed_time(s.published_at, received_wall=s.fetched_at)
         state = app.clock.state()
         m.clock_trusted.set(1 if state.trusted else 0)
         m.fire_alarm.set(1 if app.turnstile.free_egress_latched else 0)
@@ -568,6 +611,13 @@ class Housekeeping:
         m.frames_dropped.inc(max(0, stats.dropped - getattr(self, "_dropped", 0)))
         self._dropped = stats.dropped
         m.upload_backlog.set(app.journal.upload_backlog())
+        self._ticks += 1
+        zones = app.zones(app.clock.now().unix) if self._ticks % ZONE_EVERY == 1 else ()
+        for zone in zones:
+            labels = (zone["zone"], zone["session"])
+            m.zone_inside.labels(*labels).set(zone["inside"])
+            m.zone_entries.labels(*labels).set(zone["entries"])
+            m.zone_exits.labels(*labels).set(zone["exits"])
         ready = app.readiness()
         m.set_readiness(ready.ok, ((c.name, c.ok) for c in ready.checks))
         if health.state.value != self._camera_state:
@@ -594,6 +644,16 @@ def install_signal_handlers(app: GateApp) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+
+def _session_status(session: Any, now: float, feed: dict[str, Any] | None) -> dict[str, Any]:
+    opens, closes = session.opens_at, session.closes_at
+    state = "open" if (opens is None or opens <= now) and (closes is None or now < closes) \
+        else ("not_open" if opens is not None and now < opens else "closed")
+    return {"event": session.event, "state": state,
+            "opens": None if opens is None else format_time(opens),
+            "closes": None if closes is None else format_time(closes),
+            "rules": len(session.rules), "feed": feed}
 
 
 def _limit(value: Any) -> int:

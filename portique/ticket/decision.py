@@ -12,23 +12,33 @@ The checks run in this fixed order and the first failure wins (docs/credential.m
  2. known key       issuer key id in the trust store, not     UNKNOWN_KEY, KEY_WITHDRAWN,
                     withdrawn, valid now, for this event      KEY_NOT_TRUSTED
  3. issuer sig      Ed25519 over level 1                      BAD_SIGNATURE
- 4. event/entrance  the gate's event and entrance             WRONG_EVENT, WRONG_ENTRANCE
+ 4. session         the ticket's session is served here, its  WRONG_EVENT, SESSION_ELSEWHERE,
+                    gates are open; the gate's entrance       SESSION_NOT_OPEN, SESSION_CLOSED,
+                                                              WRONG_ENTRANCE
  5. revocation      (event, ticket) generation still valid    CANCELLED, SUPERSEDED
  6. validity        valid_from <= now < valid_until           NOT_YET_VALID, EXPIRED
  7. level 2         paper goes by policy; the gate clock is   PAPER_TICKET, CLOCK_UNTRUSTED,
                     trusted; the step is inside the window    STALE_CODE, PHONE_CLOCK_AHEAD
  8. device sig      Ed25519 of the holder's device            BAD_DEVICE_SIGNATURE
- 9. anti-passback   not already inside (re-entry, exit by     ALREADY_ADMITTED, NOT_INSIDE
-                    profile)
-10. admit                                                     VALID, VALID_PAPER, REENTRY, EXIT
+ 9. entry rules     the session's rules (portique.ticket.rules, CATEGORY_ENTRANCE,
+    and anti-      docs/rules.md) or, without rules, not       OUTSIDE_ENTRY_WINDOW,
+    passback       already inside (re-entry, exit by profile)  ALREADY_ADMITTED, NOT_INSIDE,
+                                                              MAX_ENTRIES_REACHED,
+                                                              DAILY_LIMIT_REACHED, TOO_SOON,
+                                                              RULE_NOT_MET, RULE_UNEVALUABLE
+10. lane            an accessible-lane ticket at a standard     ACCESSIBLE_LANE (steward)
+                    lane, when the gate calls the steward
+11. admit                                                     VALID, VALID_PAPER, REENTRY, EXIT
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, tzinfo
+from typing import Protocol
 
+from portique.base import localtime
 from portique.base.errors import CredentialFormatError, NotATicketError, UnsupportedVersionError
 from portique.base.timeparse import format_time
 from portique.ticket.credential import (
@@ -42,11 +52,27 @@ from portique.ticket.credential import (
     verify_issuer,
 )
 from portique.ticket.reasons import Lang, Reason, Verdict, sentence
+from portique.ticket.rules import (
+    Facts,
+    RuleOutcome,
+    Session,
+    evaluate_entry,
+    exit_allowed,
+    session_open,
+)
 from portique.ticket.trust import KeyStatus, TrustStore
-from portique.ticket.views import CANCELLED, Admission, AdmissionsView, RevocationView, TicketKey
+from portique.ticket.views import (
+    CANCELLED,
+    Admission,
+    AdmissionsView,
+    HistoryView,
+    RevocationView,
+    TicketKey,
+)
 
 _PAPER = int(Flag.PAPER)
 _REENTRY = int(Flag.REENTRY)
+_ACCESSIBLE = int(Flag.ACCESSIBLE)
 
 
 class PaperPolicy(enum.StrEnum):
@@ -64,6 +90,21 @@ class UntrustedClockPolicy(enum.StrEnum):
 class Direction(enum.StrEnum):
     ENTRY = "entry"
     EXIT = "exit"
+
+
+class LaneKind(enum.StrEnum):
+    STANDARD = "standard"
+    ACCESSIBLE = "accessible"
+    """Wider lane: ACCESSIBLE tickets open it longer, with their own signal pattern."""
+
+
+class AccessibleAtStandard(enum.StrEnum):
+    """What a standard lane does with a ticket flagged ACCESSIBLE."""
+
+    ADMIT = "admit"
+    """Opens as for anyone else."""
+    STEWARD = "steward"
+    """Calls the steward, with a sentence that points to the accessible lane."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +129,43 @@ class GateProfile:
     direction: Direction = Direction.ENTRY
     allow_reentry: bool = False
     timezone: tzinfo = UTC
-    """The venue's time zone, for times in sentences."""
+    """The venue's time zone, for times in sentences and the entry rules."""
+    sessions: tuple[Session, ...] = ()
+    """The sessions this gate serves; empty: `event` alone, always open (old configs)."""
+    elsewhere: tuple[tuple[str, str], ...] = ()
+    """(event, gate area) of sessions served elsewhere at the venue, for the sentence."""
+    lane: LaneKind = LaneKind.STANDARD
+    accessible_at_standard: AccessibleAtStandard = AccessibleAtStandard.ADMIT
+    accessible_lane: str = ""
+    """Where the accessible lane is, in the words of the sentence ("lane 1, on the left")."""
+
+    def session_of(self, event: str) -> Session | None:
+        """The session `event` names among those served here, or None."""
+        if not self.sessions:
+            return Session(event) if event == self.event else None
+        for session in self.sessions:
+            if session.event == event:
+                return session
+        return None
+
+    def area_of(self, event: str) -> str:
+        """The gate area that serves `event`, if the config knows it, else ""."""
+        for other, area in self.elsewhere:
+            if other == event:
+                return area
+        return ""
+
+    def current_event(self, now: float) -> str:
+        """The session a manual action is for at `now`: the one whose gates are open (the
+        latest opened, when two overlap), else the next to open, else `event`."""
+        open_now = [s for s in self.sessions if (s.opens_at is None or s.opens_at <= now)
+                    and (s.closes_at is None or now < s.closes_at)]
+        if open_now:
+            return max(open_now, key=lambda s: s.opens_at or 0.0).event
+        later = [s for s in self.sessions if s.opens_at is not None and s.opens_at > now]
+        if later:
+            return min(later, key=lambda s: s.opens_at or 0.0).event
+        return self.event
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +190,13 @@ class Decision:
     detail: str = ""
     """Technical detail for logs (e.g. which byte was malformed); never shown to visitors."""
     timezone: tzinfo = field(default=UTC, compare=False)
+    moment: float | None = None
+    """The time the reason names: when the session's gates open, the next entry window..."""
+    info: str = ""
+    """What else the sentence names: a gate area, a limit, the entrances of a rule."""
+    auto_exit: float | None = None
+    """For a re-entry after an automatic exit: when it let the holder out (the journal
+    records the earlier stay as exited then)."""
 
     def sentence(self, lang: Lang) -> str:
         """The plain sentence a steward can say out loud, in `lang`."""
@@ -124,6 +208,12 @@ class Decision:
         if self.previous is not None:
             details["gate"] = self.previous.gate
             details["time"] = self._clock(self.previous.at, lang, date=False)
+        if self.moment is not None:
+            same_day = localtime.local(self.moment, self.timezone).date() == \
+                localtime.local(self.at, self.timezone).date()
+            details["when"] = self._clock(self.moment, lang, date=not same_day)
+        if self.info:
+            details["info"] = self.info
         return sentence(self.reason, lang, **details)
 
     @property
@@ -135,10 +225,8 @@ class Decision:
         return self.sentence(Lang.FR)
 
     def _clock(self, unix: float, lang: Lang, *, date: bool = True) -> str:
-        moment = datetime.fromtimestamp(unix, self.timezone)
-        if not date:
-            return moment.strftime("%H:%M")
-        return moment.strftime("%d/%m/%Y %H:%M" if lang is Lang.FR else "%Y-%m-%d %H:%M")
+        """The venue's wall clock, labelled with its zone when the reading is ambiguous."""
+        return localtime.clock(unix, self.timezone, date=date, french=lang is Lang.FR)
 
 
 def decide(
@@ -150,6 +238,7 @@ def decide(
     admissions: AdmissionsView,
     profile: GateProfile,
     policy: Policy,
+    history: HistoryView | None = None,
 ) -> Decision:
     """Decide on one scanned code. Pure: same inputs, same Decision."""
     # 1. parse
@@ -157,7 +246,8 @@ def decide(
     if isinstance(cred, Decision):
         return cred
     return decide_credential(cred, now, trust=trust, revocations=revocations,
-                             admissions=admissions, profile=profile, policy=policy)
+                             admissions=admissions, profile=profile, policy=policy,
+                             history=history)
 
 
 def read_code(code: str, now: Now, profile: GateProfile) -> Credential | Decision:
@@ -187,8 +277,13 @@ def decide_credential(
     admissions: AdmissionsView,
     profile: GateProfile,
     policy: Policy,
+    history: HistoryView | None = None,
 ) -> Decision:
-    """Checks 2 to 10 on a credential `read_code` returned. Pure."""
+    """Checks 2 to 11 on a credential `read_code` returned. Pure.
+
+    `history` gives a ticket's stays in its session; it is read only for a session with
+    entry rules (without it such a session's tickets are refused RULE_UNEVALUABLE).
+    """
     t = now.unix
     tz = profile.timezone
     f = cred.fields
@@ -196,8 +291,10 @@ def decide_credential(
     key = TicketKey(f.event, f.ticket_id, f.generation)
 
     def out(verdict: Verdict, reason: Reason, *, previous: Admission | None = None,
-            detail: str = "") -> Decision:
-        return Decision(verdict, reason, t, key, f, previous, detail, tz)
+            detail: str = "", moment: float | None = None, info: str = "",
+            auto_exit: float | None = None) -> Decision:
+        return Decision(verdict, reason, t, key, f, previous, detail, tz, moment, info,
+                        auto_exit)
 
     # 2. known key
     status, issuer_key = trust.lookup(f.kid, event=f.event, now=t)
@@ -213,9 +310,20 @@ def decide_credential(
     if not verify_issuer(cred, issuer_key):
         return out(Verdict.REFUSE, Reason.BAD_SIGNATURE)
 
-    # 4. event and entrance
-    if f.event != profile.event:
+    # 4. the ticket's session: served here, gates open; the entrance
+    session = profile.session_of(f.event)
+    if session is None:
+        area = profile.area_of(f.event)
+        if area:
+            return out(Verdict.REFUSE, Reason.SESSION_ELSEWHERE, detail=f"event {f.event!r}",
+                       info=area)
         return out(Verdict.REFUSE, Reason.WRONG_EVENT, detail=f"event {f.event!r}")
+    if session.opens_at is not None or session.closes_at is not None:
+        closed = session_open(session, t)
+        if closed is not None and closed.moment is not None:
+            return out(Verdict.REFUSE, closed.reason or Reason.SESSION_CLOSED,
+                       moment=closed.moment,
+                       detail=f"session {f.event}: {format_time(closed.moment)}")
     if profile.entrance not in f.entrances:
         return out(Verdict.REFUSE, Reason.WRONG_ENTRANCE)
 
@@ -252,7 +360,9 @@ def decide_credential(
         if not verify_device(cred):
             return out(Verdict.REFUSE, Reason.BAD_DEVICE_SIGNATURE)
 
-    # 9. anti-passback, exit and re-entry
+    # 9. entry rules and anti-passback, exit and re-entry
+    if session.has_rules:
+        return _by_rules(session, cred, now, profile, history, out)
     previous = admissions.last_admission(f.event, f.ticket_id)
     if profile.direction is Direction.EXIT:
         if previous is None or not previous.inside:
@@ -261,12 +371,69 @@ def decide_credential(
     if previous is not None:
         if _passback_holds(previous, flags, profile):
             return out(Verdict.REFUSE, Reason.ALREADY_ADMITTED, previous=previous)
+        if _lane_calls_steward(flags, profile):
+            return out(Verdict.STEWARD, Reason.ACCESSIBLE_LANE, info=profile.accessible_lane)
         return out(Verdict.ADMIT, Reason.REENTRY, previous=previous)
 
-    # 10. admit
+    # 10. an accessible-lane ticket at a standard lane
+    if _lane_calls_steward(flags, profile):
+        return out(Verdict.STEWARD, Reason.ACCESSIBLE_LANE, info=profile.accessible_lane)
+    # 11. admit
     if flags & _PAPER:
         return out(Verdict.ADMIT, Reason.VALID_PAPER)
     return out(Verdict.ADMIT, Reason.VALID)
+
+
+class _Out(Protocol):
+    def __call__(self, verdict: Verdict, reason: Reason, *, previous: Admission | None = None,
+                 detail: str = "", moment: float | None = None, info: str = "",
+                 auto_exit: float | None = None) -> Decision: ...
+
+
+def _lane_calls_steward(flags: int, profile: GateProfile) -> bool:
+    return bool(flags & _ACCESSIBLE) and profile.lane is LaneKind.STANDARD and \
+        profile.accessible_at_standard is AccessibleAtStandard.STEWARD
+
+
+def _by_rules(session: Session, cred: Credential, now: Now, profile: GateProfile,
+              history: HistoryView | None, out: _Out) -> Decision:
+    """Checks 9 to 11 for a session with entry rules (portique.ticket.rules)."""
+    f = cred.fields
+    flags = int(f.flags)
+    stays = None if history is None else history.stays(f.event, f.ticket_id)
+
+    def earlier(outcome: RuleOutcome) -> Admission | None:
+        stay = outcome.previous
+        if stay is None:
+            return None
+        return Admission(f.event, f.ticket_id, f.generation, stay.gate, stay.at,
+                         inside=outcome.inside)
+
+    if profile.direction is Direction.EXIT:
+        outcome = exit_allowed(session, stays, now.unix, profile.timezone)
+        if outcome.reason is not None:
+            return out(Verdict.REFUSE, outcome.reason, previous=earlier(outcome),
+                       detail=outcome.detail)
+        return out(Verdict.ADMIT, Reason.EXIT, previous=earlier(outcome))
+    facts = Facts(category=f.category, entrance=profile.entrance,
+                  accessible=bool(flags & _ACCESSIBLE), paper=bool(flags & _PAPER),
+                  reentry_flag=bool(flags & _REENTRY),
+                  gate_allows_reentry=profile.allow_reentry)
+    outcome = evaluate_entry(session, facts, stays, now.unix, profile.timezone)
+    if outcome.reason is not None:
+        rules = session.rules_for(f.category)
+        info = "" if outcome.limit is None else str(outcome.limit)
+        if outcome.reason is Reason.CATEGORY_ENTRANCE and rules is not None \
+                and rules.entrances is not None:
+            info = ", ".join(str(e) for e in sorted(rules.entrances))
+        return out(Verdict.REFUSE, outcome.reason, previous=earlier(outcome),
+                   detail=outcome.detail, moment=outcome.moment, info=info)
+    if _lane_calls_steward(flags, profile):
+        return out(Verdict.STEWARD, Reason.ACCESSIBLE_LANE, info=profile.accessible_lane)
+    if outcome.reentry:
+        return out(Verdict.ADMIT, Reason.REENTRY, previous=earlier(outcome),
+                   auto_exit=outcome.auto_exit)
+    return out(Verdict.ADMIT, Reason.VALID_PAPER if flags & _PAPER else Reason.VALID)
 
 
 # --- checks shared by camera and manual decisions ----------------------------------------
@@ -347,6 +514,8 @@ class ManualRequest:
     window_s: float = 600.0
     supervisor: bool = False
     """An authenticated supervisor overrides the checks in SUPERVISOR_MAY_OVERRIDE."""
+    event: str = ""
+    """The session the admit is for; empty: the profile's event."""
 
 
 def decide_manual(
@@ -367,6 +536,7 @@ def decide_manual(
     hides an invalid id.
     """
     t, r = now.unix, request
+    event = r.event or profile.event
     if not valid_ticket_id(r.ticket_id):
         return ManualRefusal(ManualCheck.INVALID_TICKET_ID,
                              f"ticket_id {r.ticket_id[:40]!r} is not a ticket id")
@@ -387,12 +557,12 @@ def decide_manual(
             ManualCheck.WRONG_ENTRANCE, f"ticket {r.ticket_id} is for entrance "
             f"{', '.join(str(e) for e in sorted(r.entrances))}, not {profile.entrance}: a "
             "supervisor must override"))
-    void = _void(revocations, profile.event, r.ticket_id, r.generation)
+    void = _void(revocations, event, r.ticket_id, r.generation)
     if void is not None:
         what = "cancelled" if void[0] is Reason.CANCELLED else "superseded by a newer copy"
         refusals.append(ManualRefusal(
             ManualCheck.VOID, f"ticket {r.ticket_id} is {what}: a supervisor must override"))
-    previous = admissions.last_admission(profile.event, r.ticket_id)
+    previous = admissions.last_admission(event, r.ticket_id)
     if previous is not None and _passback_holds(previous, r.flags, profile):
         refusals.append(ManualRefusal(
             ManualCheck.ALREADY_INSIDE, f"ticket {r.ticket_id} was already admitted at gate "
@@ -400,6 +570,6 @@ def decide_manual(
     for refusal in refusals:
         if not (r.supervisor and refusal.overridable):
             return refusal
-    key = TicketKey(profile.event, r.ticket_id, r.generation)
+    key = TicketKey(event, r.ticket_id, r.generation)
     return Decision(Verdict.ADMIT, Reason.MANUAL_ADMIT, t, key, detail=r.reason,
                     timezone=profile.timezone)

@@ -55,9 +55,31 @@ class Reason(enum.StrEnum):
     """The decision admitted, but the journal could not record it: nobody goes in."""
     FEED_UNAVAILABLE = "FEED_UNAVAILABLE"
     """The revocation list could not be read (a damaged store): a steward decides."""
+    SESSION_NOT_OPEN = "SESSION_NOT_OPEN"
+    """The ticket's session is served here, but its gates are not open yet."""
+    SESSION_CLOSED = "SESSION_CLOSED"
+    """The ticket's session is served here, but its gates have closed."""
+    SESSION_ELSEWHERE = "SESSION_ELSEWHERE"
+    """The ticket's session is not served here; the config says which gate area serves it."""
+    CATEGORY_ENTRANCE = "CATEGORY_ENTRANCE"
+    """The session's rules send this ticket category to other entrances."""
+    OUTSIDE_ENTRY_WINDOW = "OUTSIDE_ENTRY_WINDOW"
+    """The session's rules admit this category only at other times of day."""
+    MAX_ENTRIES_REACHED = "MAX_ENTRIES_REACHED"
+    DAILY_LIMIT_REACHED = "DAILY_LIMIT_REACHED"
+    TOO_SOON = "TOO_SOON"
+    """Less than the rules' minimum time since the ticket's last entry."""
+    RULE_NOT_MET = "RULE_NOT_MET"
+    """A condition of the session's rules does not hold for this ticket now."""
+    RULE_UNEVALUABLE = "RULE_UNEVALUABLE"
+    """A rule could not be evaluated (unknown variable, bad value, no history): refused."""
+    ACCESSIBLE_LANE = "ACCESSIBLE_LANE"
+    """An accessible-lane ticket at a standard lane that calls the steward for it."""
 
 
-# (English, French) per reason. Placeholders: {entrances} {gate} {time} {from} {until}.
+# (English, French) per reason. Placeholders: {entrances} {gate} {time} {from} {until}
+# {when} (the time the reason names, in the venue's zone) {info} (an area, a count, the
+# entrances a rule names).
 SENTENCES: dict[Reason, tuple[str, str]] = {
     Reason.VALID: ("Welcome, please go through.", "Bienvenue, vous pouvez passer."),
     Reason.VALID_PAPER: (
@@ -169,6 +191,56 @@ SENTENCES: dict[Reason, tuple[str, str]] = {
         "The gate cannot record entries right now: a steward will help you.",
         "Le portique ne peut pas enregistrer les entrées pour le moment : un steward va "
         "vous aider.",
+    ),
+    Reason.SESSION_NOT_OPEN: (
+        "Your session's gates open at {when}. Please come back then.",
+        "Les portes de votre session ouvrent à {when}. Merci de revenir à ce moment-là.",
+    ),
+    Reason.SESSION_CLOSED: (
+        "Your session's gates closed at {when}. Please see a steward.",
+        "Les portes de votre session ont fermé à {when}. Adressez-vous à un steward.",
+    ),
+    Reason.SESSION_ELSEWHERE: (
+        "This ticket's session is not served here: please go to {info}.",
+        "La session de ce billet n'est pas accueillie ici : merci de vous rendre à {info}.",
+    ),
+    Reason.CATEGORY_ENTRANCE: (
+        "For this session, your ticket's category enters at entrance {info}. Please go "
+        "there.",
+        "Pour cette session, la catégorie de votre billet entre par l'entrée {info}. Merci "
+        "de vous y rendre.",
+    ),
+    Reason.OUTSIDE_ENTRY_WINDOW: (
+        "Entry with this ticket is not open now: it opens again at {when}.",
+        "L'entrée avec ce billet n'est pas ouverte maintenant : elle rouvre à {when}.",
+    ),
+    Reason.MAX_ENTRIES_REACHED: (
+        "This ticket has used all of its {info} entries.",
+        "Ce billet a utilisé toutes ses {info} entrées.",
+    ),
+    Reason.DAILY_LIMIT_REACHED: (
+        "This ticket has used its {info} entries for today: it can enter again from {when}.",
+        "Ce billet a utilisé ses {info} entrées du jour : il pourra entrer de nouveau à "
+        "partir de {when}.",
+    ),
+    Reason.TOO_SOON: (
+        "This ticket entered a short while ago: it can enter again from {when}.",
+        "Ce billet est entré il y a peu : il pourra entrer de nouveau à partir de {when}.",
+    ),
+    Reason.RULE_NOT_MET: (
+        "This ticket does not meet this session's entry rules now. Please see a steward.",
+        "Ce billet ne remplit pas les règles d'entrée de cette session pour le moment. "
+        "Adressez-vous à un steward.",
+    ),
+    Reason.RULE_UNEVALUABLE: (
+        "The gate cannot check this session's entry rules for your ticket. Please see a "
+        "steward.",
+        "Le portique ne peut pas vérifier les règles d'entrée de cette session pour votre "
+        "billet. Adressez-vous à un steward.",
+    ),
+    Reason.ACCESSIBLE_LANE: (
+        "Your ticket is for the accessible lane ({info}): a steward will help you.",
+        "Votre billet est prévu pour la file accessible ({info}) : un steward va vous aider.",
     ),
 }
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from portique.ticket.rules import Stay
+
 CANCELLED = 0xFFFF
 """A revocation's minimum valid generation that voids every generation: cancelled."""
 
@@ -48,6 +50,23 @@ class AdmissionsView(Protocol):
     def last_admission(self, event: str, ticket_id: str) -> Admission | None:
         """The ticket's latest admission still in force (voided ones excluded)."""
         ...
+
+
+class HistoryView(Protocol):
+    def stays(self, event: str, ticket_id: str) -> tuple[Stay, ...]:
+        """The ticket's admissions into `event` not voided, here and at the venue's other
+        gates, each with its exit time if an exit gate recorded one."""
+        ...
+
+
+@dataclass(frozen=True)
+class MemoryHistory:
+    """Stays held in a mapping: (event, ticket id) -> stays."""
+
+    entries: Mapping[tuple[str, str], tuple[Stay, ...]]
+
+    def stays(self, event: str, ticket_id: str) -> tuple[Stay, ...]:
+        return self.entries.get((event, ticket_id), ())
 
 
 class NoRevocations:

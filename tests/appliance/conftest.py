@@ -71,7 +71,9 @@ def gate_table(state: Path, **sections: dict[str, Any]) -> dict[str, Any]:
     if "feeds" not in sections:  # a gate without a feed must say so (feeds.required)
         table["feeds"] = {"required": False}
     for name, values in sections.items():
-        table[name] = {**table.get(name, {}), **values}
+        # a table is merged over the default one; an array of tables ([[sessions]]) is set
+        table[name] = values if isinstance(values, list) else {**table.get(name, {}),
+                                                                **values}
     return table
 
 

@@ -38,7 +38,8 @@ def render(text: str, width: int, height: int, module_px: int = 3) -> np.ndarray
 
 
 def make_crowd_clip(folder: Path, *, people: int, frames_each: int = 2, fps: float = 10.0,
-                    width: int = 640, height: int = 480, start: float = START) -> list[str]:
+                    width: int = 640, height: int = 480, start: float = START,
+                    first: int = 0) -> list[str]:
     """Write the clip (JPEG frames + clip.json); returns the ticket ids in order."""
     folder.mkdir(parents=True, exist_ok=True)
     issuer = fixture_key("fixture-issuer")
@@ -57,7 +58,7 @@ def make_crowd_clip(folder: Path, *, people: int, frames_each: int = 2, fps: flo
         index += 1
 
     empty = np.full((height, width), 110, dtype=np.uint8)
-    for person in range(people):
+    for person in range(first, first + people):
         ticket_id = f"CROWD-{person:05d}"
         device = Ed25519PrivateKey.from_private_bytes(
             hashlib.sha256(f"crowd-device-{person}".encode()).digest())

@@ -44,6 +44,8 @@ class Lane:
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     manifest: Any = None
     walk_s: float = 0.05
+    stay: frozenset[str] = frozenset()
+    """Tickets whose simulated holder does not walk through."""
     clock: LaneClock = field(default_factory=LaneClock)
     bus: EventBus = field(default_factory=EventBus)
     factory: MockFactory = field(default_factory=MockFactory)
@@ -64,7 +66,7 @@ class Lane:
         visitors = SimulatedVisitors(self.bus, pin_factory=self.factory,
                                      passage_pin=config.hardware.pins.passage,
                                      active_low=config.hardware.passage_pull_up,
-                                     walk_s=self.walk_s)
+                                     walk_s=self.walk_s, stay=self.stay)
         visitors.start()
         self._closers.append(visitors.close)
         self.daemon = Daemon(

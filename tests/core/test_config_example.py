@@ -75,7 +75,8 @@ def test_config_check_json_answers_in_json_on_failure(
     answer = json.loads(captured.out)
     assert answer == {"ok": False, "valid": False, "file": str(bad),
                       "error": f"{bad}: gate.entrance: must be at most 32, got 40",
-                      "error_type": "ConfigError"}
+                      "error_type": "ConfigError",
+                      "errors": [f"{bad}: gate.entrance: must be at most 32, got 40"]}
     assert "gate.entrance: must be at most 32" in captured.err
     assert main(["config", "check", str(tmp_path / "absent.toml"), "--json"]) == EXIT_USAGE
     assert json.loads(capsys.readouterr().out)["valid"] is False

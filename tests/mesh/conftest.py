@@ -56,6 +56,8 @@ class Gate:
     venue: Venue
     app: GateApp | None = None
     mesh_extra: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Config sections merged over the test gate's (gate, venue...)."""
 
     @property
     def state(self) -> Path:
@@ -71,16 +73,18 @@ class Gate:
                 "gates_dir": str(self.venue.keys), "keepalive_s": 5,
                 "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "summary_interval_s": 2.0,
                 **self.mesh_extra}
-        table = gate_table(self.state, mesh=mesh)
+        table = gate_table(self.state, mesh=mesh, **self.sections)
         table["gate"]["id"] = self.id
         table["control"]["socket"] = str(self.folder / "control.sock")
         return from_dict(table)
 
-    def start(self, clip_name: str = "empty", *, stays: frozenset[str] = frozenset(),
+    def start(self, clip_name: str | Path = "empty", *, stays: frozenset[str] = frozenset(),
               connected: bool = True) -> GateApp:
-        """Build the gate on a clip (it plays when `play` is called); wait for the broker."""
+        """Build the gate on a clip (a name in tests/fixtures/clips, or a folder; it plays
+        when `play` is called); wait for the broker."""
         self.state.mkdir(parents=True, exist_ok=True)
-        self.app = build(self.config(), SimulatedRun(replay=clip(clip_name), fast=True,
+        source = clip_name if isinstance(clip_name, Path) else clip(clip_name)
+        self.app = build(self.config(), SimulatedRun(replay=source, fast=True,
                                                    simulate_passage_s=0.1, stays=stays),
                          pin_factory=MockFactory())
         if connected:

@@ -28,6 +28,12 @@ PLACEHOLDERS: dict[str, str] = {
             "(`gate.id`): `1`, `ATH-E2`",
     "time": "the time of that admission in the venue's time zone, `HH:MM` in both "
             "languages: `19:08`",
+    "when": "the moment the reason names (a session's opening or closing, the next entry "
+            "allowed) in the venue's time zone: `HH:MM` when it falls on the day of the "
+            "decision, else with the date as in `{from}`: `15:00`, `2024-08-06 09:00`",
+    "info": "what else the reason names, as the config or the rule says it: a gate area "
+            "(`the north concourse, gates 10 to 14`), an entries limit in decimal (`2`), "
+            "the entrances of a rule as in `{entrances}`",
 }
 """Each placeholder a sentence may hold, and how it is filled (portique/ticket/decision.py,
 `Decision.sentence`). A placeholder whose value is unknown is filled with `?`."""
@@ -54,7 +60,10 @@ def table() -> str:
     lines += ["", "Sentences are filled once, in the language shown; a placeholder is "
               "replaced by its value as it is, nothing else in the sentence changes (no "
               f"escaping, no plural): `{example}`. The text is UTF-8; the French uses the "
-              "apostrophe U+0027 and a plain space before `:`.", "", END]
+              "apostrophe U+0027 and a plain space before `:`. A time (`{from}`, `{until}`, "
+              "`{time}`, `{when}`) that falls in the hour repeated at the autumn clock "
+              "change is followed by a space, its zone's abbreviation, a comma, a space and "
+              "its offset: `02:30 CET, UTC+01:00`.", "", END]
     return "\n".join(lines)
 
 

@@ -88,7 +88,7 @@ def heartbeat_body(status: Mapping[str, Any], *, venue: str, seq: int, interval_
     feed = status.get("feed")
     sessions = status.get("sessions")
     feeds: list[dict[str, Any]] = []
-    if isinstance(sessions, list):  # a day of several sessions, when the gate has them
+    if isinstance(sessions, list) and sessions:  # a day of several sessions, if configured
         for s in sessions:
             f = s.get("feed") or {}
             feeds.append({"event": s.get("event"), "sequence": f.get("sequence"),

@@ -79,6 +79,8 @@ class T(enum.StrEnum):
     STATUS_CAMERA = "status_camera"
     STATUS_COUNTS = "status_counts"
     STATUS_STEWARD = "status_steward"
+    STATUS_ZONE = "status_zone"
+    ACCESSIBLE_MARK = "accessible_mark"
     AGE_SECONDS = "age_seconds"
     AGE_MINUTES = "age_minutes"
     AGE_HOURS = "age_hours"
@@ -289,6 +291,9 @@ CATALOGUE: Mapping[T, tuple[str, str]] = {
     T.STATUS_COUNTS: ("Admis {admitted} · Refusés {refused} · Steward {steward}",
                       "Admitted {admitted} · Refused {refused} · Steward {steward}"),
     T.STATUS_STEWARD: ("Steward {steward}", "Steward {steward}"),
+    T.STATUS_ZONE: ("{zone} ({session}) : {inside} présents", "{zone} ({session}): {inside} "
+                    "inside"),
+    T.ACCESSIBLE_MARK: ("accessible", "accessible"),
     T.AGE_SECONDS: ("{n} s", "{n} s"),
     T.AGE_MINUTES: ("{n} min", "{n} min"),
     T.AGE_HOURS: ("{n} h", "{n} h"),

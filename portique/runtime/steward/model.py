@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from portique.base import localtime
 from portique.revocation.format import sanitise_holder_name
 from portique.runtime.events import DecisionMade, Event
 from portique.runtime.steward.i18n import T, tr
@@ -52,7 +53,8 @@ def _dict(value: object) -> Mapping[str, Any]:
 def clock_time(iso: object, tz: tzinfo) -> str:
     """An ISO-8601 time from the daemon as HH:MM:SS in the venue's time zone."""
     try:
-        return datetime.fromisoformat(str(iso)).astimezone(tz).strftime("%H:%M:%S")
+        moment = datetime.fromisoformat(str(iso)).astimezone(tz)
+        return moment.strftime("%H:%M:%S") + localtime.label(moment)
     except ValueError:
         return "--:--:--"
 
@@ -108,6 +110,8 @@ class GateStatus:
     fire_latched: bool
     camera_device: str = ""
     camera_why: str = ""
+    zones: tuple[tuple[str, str, int], ...] = ()
+    """(zone, session, inside) of the session in force, from the gate's status."""
     feed_waived: bool = False
     """The config says feeds.required = false: resold tickets cannot be refused."""
     ready: tuple[ReadyLine, ...] | None = None
@@ -137,6 +141,9 @@ class GateStatus:
             steward_calls=_int(decisions.get("steward")),
             fire_active=bool(fire.get("active", False)),
             fire_latched=bool(fire.get("latched", False)),
+            zones=tuple((_text(z.get("zone")), _text(z.get("session")), _int(z.get("inside")))
+                        for z in (s.get("zones") or []) if isinstance(z, dict)
+                        and z.get("session") == s.get("event")),
             feed_waived=bool(s.get("feed_waived", False)),
             ready=_ready_lines(s.get("ready")),
         )
@@ -212,6 +219,8 @@ class FeedRow:
                    steward=None if e.get("steward") is None else _text(e.get("steward")),
                    scan_id=None if e.get("scan_id") is None else str(e.get("scan_id")),
                    voided=e.get("admission") == "voided")
+    accessible: bool = False
+    """The ticket's ACCESSIBLE flag, shown on every decision."""
 
     @classmethod
     def from_event(cls, e: Event) -> FeedRow | None:
@@ -227,6 +236,7 @@ class FeedRow:
             sentence_fr=_text(e.sentence_fr, ""), sentence_en=_text(e.sentence_en, ""),
             steward=None if e.steward is None else _text(e.steward), scan_id=e.scan_id,
             voided=e.voided is True,
+            accessible=bool(e.accessible),
         )
 
     def sentence(self, lang: Lang) -> str:

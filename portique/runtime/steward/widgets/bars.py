@@ -74,6 +74,9 @@ class StatusBar(Static):
                           style="bold red" if status.camera_lost else ""))
         parts.append(Text(tr(T.STATUS_COUNTS, lang, admitted=status.admitted,
                              refused=status.refused, steward=status.steward_calls)))
+        for zone, session, inside in status.zones:
+            parts.append(Text(tr(T.STATUS_ZONE, lang, zone=zone, session=session,
+                                 inside=inside)))
         if status.ready_ok is not None:
             parts.append(Text(tr(T.STATUS_READY, lang)) if status.ready_ok
                          else Text(tr(T.STATUS_NOT_READY, lang), style="bold yellow"))

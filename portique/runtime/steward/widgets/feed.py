@@ -46,11 +46,20 @@ def verdict_cell(row: FeedRow, lang: Lang) -> Text:
     return Text(f" {tr(VERDICT_TEXT[row.verdict], lang):<7} ", style=VERDICT_STYLE[row.verdict])
 
 
+def ticket_cell(row: FeedRow, lang: Lang) -> Text:
+    """The ticket id, and the ACCESSIBLE mark when its ticket has the flag (the ticket
+    column is in the table at every width, the category column is not)."""
+    if not row.accessible:
+        return Text(row.ticket_id)
+    return Text.assemble(row.ticket_id, " ", (f"♿ {tr(T.ACCESSIBLE_MARK, lang)}", "bold cyan"))
+
+
 def fixed_widths(rows: Sequence[FeedRow], lang: Lang, columns: Sequence[T]) -> dict[T, int]:
     """The widths of every column but the reason: the longest of header and cells."""
     cells: dict[T, list[str]] = {
         T.COL_TIME: ["00:00:00"], T.COL_VERDICT: [verdict_cell(r, lang).plain for r in rows],
-        T.COL_TICKET: [r.ticket_id for r in rows], T.COL_CATEGORY: [r.category for r in rows],
+        T.COL_TICKET: [ticket_cell(r, lang).plain for r in rows],
+        T.COL_CATEGORY: [r.category for r in rows],
         T.COL_ENTRANCE: [r.entrances for r in rows]}
     return {key: max([len(tr(key, lang)), *(len(c) for c in cells[key])])
             for key in columns if key is not T.COL_REASON}
@@ -80,7 +89,7 @@ class DecisionFeed(DataTable[Text]):
                             width=reason if key is T.COL_REASON else widths[key])
         for row in self.rows_shown:
             cells = {T.COL_TIME: Text(clock_time(row.at, tz)),
-                     T.COL_VERDICT: verdict_cell(row, lang), T.COL_TICKET: Text(row.ticket_id),
+                     T.COL_VERDICT: verdict_cell(row, lang), T.COL_TICKET: ticket_cell(row, lang),
                      T.COL_CATEGORY: Text(row.category), T.COL_ENTRANCE: Text(row.entrances),
                      T.COL_REASON: Text(row_sentence(row, lang),
                                         style=SENTENCE_STYLE[row.verdict])}
