@@ -23,7 +23,7 @@ EXTRAS := dev
 
 .PHONY: all setup system-deps dev-deps test-deps apt-install demo test test-slow safe-modes lint typecheck \
 	contracts \
-	bench clean
+	bench clean deb lintian check-arm64 package-deps
 
 all: test
 
@@ -79,8 +79,41 @@ safe-modes:
 test: $(STAMP) test-deps safe-modes lint typecheck contracts
 	$(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(STAMP) test-deps safe-modes
+test-slow: $(STAMP) test-deps safe-modes package-deps
 	$(BIN)/python -m pytest -m slow -q
+
+# The Debian package for a gate (docs/operations.md, "The Debian package"), built on this
+# machine for either architecture: `make deb ARCH=arm64`. `make lintian ARCH=...` checks it;
+# `make check-arm64` installs the arm64 package into a Bookworm arm64 root (debootstrap,
+# qemu-user-static; cached in $(PORTIQUE_ROOTS)) and runs the gate there.
+ARCH           ?= $(shell dpkg --print-architecture)
+DEB_VERSION    := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+DEB_FILE        = dist/portique_$(DEB_VERSION)_$(ARCH).deb
+DEB_SOURCES    := pyproject.toml README.md $(wildcard portique/*.py portique/*/*.py \
+	portique/*/*/*.py packaging/deb/* systemd/* systemd/*/* config/gate.toml docs/*.md)
+PORTIQUE_ROOTS ?= /var/cache/portique-roots
+ROOT_PACKAGES  ?= debootstrap qemu-user-static binfmt-support
+export PORTIQUE_ROOTS
+
+# The slow suite builds the amd64 package, lints it and installs it into a Debian root.
+package-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="debootstrap lintian"
+
+deb: $(DEB_FILE)
+
+dist/portique_$(DEB_VERSION)_%.deb: $(DEB_SOURCES) | $(STAMP)
+	PYTHON=$(BIN)/python packaging/deb/build.sh $* dist
+
+lintian: $(DEB_FILE)
+	@$(MAKE) --no-print-directory apt-install PACKAGES=lintian
+	lintian --info --pedantic --fail-on error,warning $(DEB_FILE)
+	@lintian --show-overrides $(DEB_FILE) | grep '^O:' | sort | uniq -c || true
+
+check-arm64: $(STAMP)
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(ROOT_PACKAGES)"
+	@$(MAKE) --no-print-directory deb ARCH=arm64
+	HOST_GATE=$(abspath $(BIN))/gate packaging/check/root-check.sh arm64 \
+		dist/portique_$(DEB_VERSION)_arm64.deb
 
 bench: $(STAMP)
 	@# a benchmark that exits 3 cannot run here (its data is missing): it said why, the

@@ -30,6 +30,7 @@ from portique.commands import (
     mesh,
     platform,
     ready,
+    setup,
     steward,
     supervisor,
     train,
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_config(sub)
     _register_run(sub)
     for group in (feed, hw, decode, steward, mesh, supervisor, ready, journal, platform,
-                  wallet, train, venue):
+                  wallet, train, venue, setup):
         group.register(sub)
     return parser
 
