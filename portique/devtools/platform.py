@@ -31,7 +31,9 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 VERDICTS = ("admit", "refuse", "steward")
 METHODS = ("camera", "steward", "paper")
 ADMISSION_STATES = ("open", "passed", "voided", "exited")
-_STATE_RANK = {"open": 1, "passed": 2, "voided": 2, "exited": 3}
+# the order an admission's state only ever moves in: a person who went through (passed,
+# then perhaps exited) is never made "voided" by a late retry of an older batch
+_STATE_RANK = {"open": 1, "voided": 2, "passed": 3, "exited": 4}
 RECORD_FIELDS = ("scan_id", "at", "gate", "event", "ticket_id", "generation", "verdict",
                  "reason", "method", "latency_ms", "steward", "note", "admission_state")
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -93,13 +95,28 @@ def _check(ok: bool, where: str, what: str, value: Any) -> None:
         raise UploadFormatError(f"{where}: {what}, got {shown}")
 
 
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in the words of JSON (an array, not a list)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def _optional_text(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
 
 def validate(body: Any) -> tuple[str, str | None, list[dict[str, Any]], dict[str, Any]]:
     """The upload's gate, event, records and its other fields, or UploadFormatError."""
-    _check(isinstance(body, dict), "body", "must be a JSON object", type(body).__name__)
+    if not isinstance(body, dict):
+        raise UploadFormatError(f"body: expected a JSON object {{\"gate\": ..., "
+                                f"\"records\": [...]}}, but this body is {_json_kind(body)}")
     gate, event, records = body.get("gate"), body.get("event"), body.get("records")
     _check(isinstance(gate, str) and bool(_NAME_RE.fullmatch(gate)), "gate",
            "must be the gate's id (1-64 of A-Z a-z 0-9 . _ -)", gate)

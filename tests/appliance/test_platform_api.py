@@ -272,3 +272,32 @@ def test_gate_platform_receive_command_serves_and_lists(tmp_path: Path) -> None:
     assert len(rows) == 6 and {r["gate"] for r in rows} == {"north-3"}
     assert {r["reason"] for r in rows} == {"VALID", "STALE_CODE", "NOT_A_TICKET",
                                            "MANUAL_ADMIT", "VALID_PAPER"}
+
+
+def test_a_late_voided_never_overwrites_passed_and_a_bad_body_says_what_came(
+        tmp_path: Path) -> None:
+    journal = varied_journal(tmp_path / "j.sqlite")
+    with PlatformReceiver(tmp_path / "r.sqlite") as receiver:
+        Uploader(journal, _config(receiver.url), gate_id="north-3", event=EVENT).run_once()
+        held = {r["scan_id"]: r for r in receiver.store.records()}
+        passed = next(s for s, r in held.items() if r["admission_state"] == "passed")
+        record = {k: v for k, v in held[passed].items() if k != "received"}
+        # a retry that says "voided" for a person who went through changes nothing
+        status, answer = _post(receiver.url, {"gate": "north-3", "event": EVENT,
+                                              "records": [{**record,
+                                                           "admission_state": "voided"}]})
+        assert (status, answer["updated"]) == (200, 0)
+        assert {r["scan_id"]: r["admission_state"]
+                for r in receiver.store.records()}[passed] == "passed"
+        # a voided one that is later found passed moves on to passed
+        voided = next(s for s, r in held.items() if r["admission_state"] == "voided")
+        again = {k: v for k, v in held[voided].items() if k != "received"}
+        status, answer = _post(receiver.url, {"gate": "north-3", "event": EVENT,
+                                              "records": [{**again,
+                                                           "admission_state": "passed"}]})
+        assert (status, answer["updated"]) == (200, 1)
+        # a body that is not an object: what was expected, and what came, in words
+        status, answer = _post(receiver.url, [record])
+        assert status == 400
+        assert answer["error"] == ('body: expected a JSON object {"gate": ..., '
+                                   '"records": [...]}, but this body is an array')
