@@ -26,6 +26,9 @@ def register(sub: Any) -> None:
     receive.add_argument("--path", default="/journal", help="the endpoint (default /journal)")
     receive.add_argument("--token-file", type=Path, help="a file holding the Bearer token "
                          "gates must send (default: none asked)")
+    receive.add_argument("--keys", type=Path, help="folder of the gates' .pub keys (gate "
+                         "role): each upload's journal proofs are then checked against the "
+                         "checkpoint of the batch before, an inconsistent one refused (409)")
     receive.set_defaults(handler=_receive)
     show = psub.add_parser("records", help="the records a receiver's SQLite file holds")
     show.add_argument("--db", type=Path, required=True)
@@ -45,9 +48,14 @@ def _receive(args: argparse.Namespace) -> int:
             token = args.token_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise UsageError(f"--token-file: {exc}") from None
+    gate_keys = None
+    if args.keys is not None:
+        from portique.commands.journal import _gate_keys
+
+        gate_keys = _gate_keys(args.keys, args)
     try:
         receiver = PlatformReceiver(args.db, host=args.host, port=args.port, path=args.path,
-                                    token=token)
+                                    token=token, gate_keys=gate_keys)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port} or open {args.db}: "
                          f"{exc}") from None

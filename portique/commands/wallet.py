@@ -39,8 +39,9 @@ def register(sub: Any) -> None:
                        "network's address for phones (with --self-signed or --tls-cert)")
     serve.add_argument("--port", type=int, default=8443, help="default 8443; 0: any free")
     serve.add_argument("--self-signed", metavar="NAME", action="append", default=[],
-                       help="serve HTTPS with a new self-signed certificate for this host "
-                       "name or address (repeatable): phones give WebCrypto only to HTTPS")
+                       help="serve HTTPS with a self-signed certificate (made once in "
+                       "FOLDER/tls, then reused) for this host name or address "
+                       "(repeatable): phones give WebCrypto only to HTTPS")
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
     serve.set_defaults(handler=_serve)

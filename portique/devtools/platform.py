@@ -6,8 +6,14 @@ exactly what docs/openapi/upload.yaml describes, refuses anything else with a 40
 what was wrong (storing nothing of that request), and stores each record once per
 (gate, scan id): the same record sent again changes nothing, a record whose admission
 state moved on (open, then passed or voided) updates its row. Fields of the request it
-does not know (the journal's checkpoints and proofs, docs/upload.md section 5) are kept
-verbatim beside the batch.
+does not know are kept verbatim beside the batch.
+
+The journal's proofs (`tree`, docs/upload.md section 5): the receiver keeps the checkpoint
+of every batch it acknowledged, per gate, and, given the gates' public keys, checks each
+upload with the journal's own verification (portique.runtime.ledger.verify_upload, as
+`gate journal check-upload` does) against the kept checkpoint its consistency proof starts
+from: an upload that fails is refused with 409, naming the first thing that failed, and
+nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -25,13 +31,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from portique.base.errors import GateError
+from portique.runtime import ledger, tlog
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 VERDICTS = ("admit", "refuse", "steward")
 METHODS = ("camera", "steward", "paper")
 ADMISSION_STATES = ("open", "passed", "voided", "exited")
-_STATE_RANK = {"open": 1, "passed": 2, "voided": 2, "exited": 3}
+# the order an admission's state only ever moves in: a person who went through (passed,
+# then perhaps exited) is never made "voided" by a late retry of an older batch
+_STATE_RANK = {"open": 1, "voided": 2, "passed": 3, "exited": 4}
 RECORD_FIELDS = ("scan_id", "at", "gate", "event", "ticket_id", "generation", "verdict",
                  "reason", "method", "latency_ms", "steward", "note", "admission_state")
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -66,11 +77,24 @@ CREATE TABLE IF NOT EXISTS batches (
     updated     INTEGER NOT NULL,
     extra       TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS checkpoints (
+    gate        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    checkpoint  TEXT NOT NULL,
+    verified    INTEGER NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (gate, size)
+);
 """
 
 
 class UploadFormatError(GateError, ValueError):
     """An upload that is not what docs/upload.md describes; the message says where."""
+
+
+class UploadInconsistentError(GateError):
+    """An upload whose journal proofs do not hold (docs/journal.md, "Proofs in an upload"):
+    a bad signature, a journal replaced or cut back, a proof that fails."""
 
 
 @dataclass(frozen=True)
@@ -93,13 +117,28 @@ def _check(ok: bool, where: str, what: str, value: Any) -> None:
         raise UploadFormatError(f"{where}: {what}, got {shown}")
 
 
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in the words of JSON (an array, not a list)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def _optional_text(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
 
 def validate(body: Any) -> tuple[str, str | None, list[dict[str, Any]], dict[str, Any]]:
     """The upload's gate, event, records and its other fields, or UploadFormatError."""
-    _check(isinstance(body, dict), "body", "must be a JSON object", type(body).__name__)
+    if not isinstance(body, dict):
+        raise UploadFormatError(f"body: expected a JSON object {{\"gate\": ..., "
+                                f"\"records\": [...]}}, but this body is {_json_kind(body)}")
     gate, event, records = body.get("gate"), body.get("event"), body.get("records")
     _check(isinstance(gate, str) and bool(_NAME_RE.fullmatch(gate)), "gate",
            "must be the gate's id (1-64 of A-Z a-z 0-9 . _ -)", gate)
@@ -140,6 +179,20 @@ def validate(body: Any) -> tuple[str, str | None, list[dict[str, Any]], dict[str
         _check(r["admission_state"] is None or r["admission_state"] in ADMISSION_STATES,
                f"{where}.admission_state",
                f"must be null or one of {', '.join(ADMISSION_STATES)}", r["admission_state"])
+    tree = body.get("tree")
+    if tree is not None:
+        _check(isinstance(tree, dict), "tree", "must be an object (checkpoint, leaves, "
+               "consistency)", _json_kind(tree))
+        assert isinstance(tree, dict)
+        _check(isinstance(tree.get("checkpoint"), str), "tree.checkpoint",
+               "must be the signed checkpoint's text", tree.get("checkpoint"))
+        _check(isinstance(tree.get("leaves"), dict), "tree.leaves",
+               "must be an object of scan id: leaves", _json_kind(tree.get("leaves")))
+        consistency = tree.get("consistency")
+        _check(consistency is None or (isinstance(consistency, dict)
+                                       and isinstance(consistency.get("from_size"), int)
+                                       and isinstance(consistency.get("proof"), list)),
+               "tree.consistency", "must be an object {from_size, proof}", consistency)
     extra = {k: v for k, v in body.items() if k not in ("gate", "event", "records")}
     return gate, event, records, extra
 
@@ -147,8 +200,12 @@ def validate(body: Any) -> tuple[str, str | None, list[dict[str, Any]], dict[str
 class ReceiverStore:
     """The receiver's SQLite file: records by (gate, scan id), and every batch received."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *,
+                 gate_keys: dict[str, Ed25519PublicKey] | None = None) -> None:
+        """`gate_keys`: the gates' public keys by gate id, to check each upload's proofs;
+        None: checkpoints are kept unchecked."""
         self.path = path
+        self.gate_keys = gate_keys
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -161,6 +218,7 @@ class ReceiverStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                checkpoint = self._check_tree(body, gate)
                 for r in records:
                     values = tuple(r[k] for k in RECORD_FIELDS)
                     row = self._db.execute(
@@ -190,11 +248,52 @@ class ReceiverStore:
                     "extra) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (now, gate, event, len(records), new, updated,
                      json.dumps(extra, ensure_ascii=False, sort_keys=True)))
+                if checkpoint is not None:
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO checkpoints (gate, size, checkpoint, verified, "
+                        "received_at) VALUES (?, ?, ?, ?, ?)",
+                        (gate, checkpoint.checkpoint.size, checkpoint.encode().decode(),
+                         int(self.gate_keys is not None), now))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return Stored(len(records), new, updated, len(records) - new - updated)
+
+    def _check_tree(self, body: dict[str, Any], gate: str) -> tlog.SignedCheckpoint | None:
+        """The upload's checkpoint, checked against the kept one its consistency proof
+        starts from (or the gate's latest); None when the upload has no tree."""
+        tree = body.get("tree")
+        if tree is None:
+            return None
+        if self.gate_keys is None:
+            try:
+                return tlog.parse_checkpoint(tree["checkpoint"].encode("utf-8"))
+            except tlog.TlogError as exc:
+                raise UploadFormatError(f"tree.checkpoint: {exc}") from None
+        consistency = tree.get("consistency")
+        row = None
+        if consistency is not None:
+            row = self._db.execute("SELECT checkpoint FROM checkpoints WHERE gate = ? AND "
+                                   "size = ?", (gate, consistency["from_size"])).fetchone()
+        if row is None:  # no proof, or from a checkpoint never acknowledged here
+            row = self._db.execute("SELECT checkpoint FROM checkpoints WHERE gate = ? "
+                                   "ORDER BY size DESC LIMIT 1", (gate,)).fetchone()
+        try:
+            previous = None if row is None else tlog.parse_checkpoint(row[0].encode())
+            return ledger.verify_upload(body, gate_keys=self.gate_keys, previous=previous)
+        except tlog.TlogError as exc:
+            raise UploadInconsistentError(
+                f"tree: {exc} (checked against the checkpoint of size "
+                f"{previous.checkpoint.size if previous else '-'} acknowledged before; "
+                "nothing of this upload was stored)") from None
+
+    def checkpoints(self, gate: str) -> list[tuple[int, str]]:
+        """The checkpoints kept for a gate's acknowledged uploads: (size, text)."""
+        with self._lock:
+            return [(int(size), str(text)) for size, text in self._db.execute(
+                "SELECT size, checkpoint FROM checkpoints WHERE gate = ? ORDER BY size",
+                (gate,)).fetchall()]
 
     def records(self, gate: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -222,8 +321,9 @@ class PlatformReceiver:
     journal endpoint to put in a gate's upload.url."""
 
     def __init__(self, db_path: Path, *, host: str = "127.0.0.1", port: int = 0,
-                 path: str = "/journal", token: str = "") -> None:
-        self.store = ReceiverStore(db_path)
+                 path: str = "/journal", token: str = "",
+                 gate_keys: dict[str, Ed25519PublicKey] | None = None) -> None:
+        self.store = ReceiverStore(db_path, gate_keys=gate_keys)
         self.endpoint, self.token = path, token
         receiver = self
 
@@ -291,6 +391,9 @@ class PlatformReceiver:
         except (ValueError, UnicodeDecodeError) as exc:  # JSON errors and UploadFormatError
             self._answer(handler, 400, {"error": str(exc) if isinstance(exc, UploadFormatError)
                                         else f"body: not JSON ({exc})"})
+            return
+        except UploadInconsistentError as exc:
+            self._answer(handler, 409, {"error": str(exc)})
             return
         self._answer(handler, 200, {"ok": True, **stored.as_json()})
 

@@ -28,6 +28,7 @@ from portique.runtime.clock import FrameClock, GateClock
 from portique.runtime.config import Config
 from portique.runtime.daemon import ManualRefusedError
 from portique.runtime.wiring import GateApp
+from portique.scanner.health import CameraHealth
 from portique.scanner.sources import ClipSource, Frame, FrameSource, SourceState, _Grabbed
 
 from .simulation import SimulatedRun
@@ -53,15 +54,29 @@ class TrainingSource(_Grabbed):
         self.gap_s, self.round_s = gap_s, round_s
         self.rounds = 0
         self._lost = threading.Event()
+        self.name = "training (idle camera)" if self.clip is None else \
+            f"training clip {self.clip.path}"
+        self._since = time.time()
+        """When the simulated camera was last lost or restored (or the source made)."""
 
     def lose(self) -> None:
+        self._since = time.time()
         self._lost.set()
         self._set_state(SourceState.RECONNECTING)
         self._count(disconnects=1)
 
     def restore(self) -> None:
+        self._since = time.time()
         self._lost.clear()
         self._set_state(SourceState.RUNNING)
+
+    @property
+    def health(self) -> CameraHealth:
+        """As a camera reports it, with a name, a why and a since a steward can read."""
+        health = super().health
+        return CameraHealth(health.state, self.name,
+                            "simulated camera loss (training)" if self.lost else "",
+                            self._since)
 
     @property
     def lost(self) -> bool:

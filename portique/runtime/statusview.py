@@ -44,6 +44,10 @@ def render_status(s: dict[str, Any]) -> str:
         f"gate {s['gate']}  event {s['event']}  entrance {s['entrance']} ({s['direction']})  "
         f"up {s['uptime_s']:.0f} s",
     ]
+    training = s.get("training")
+    if isinstance(training, dict) and training.get("active"):
+        lines.append("TRAINING     a training gate: simulated pins, no real lock; simulations "
+                     "through `gate train simulate`")
     tz = _zone(s.get("timezone"))
     if s.get("now") and tz is not None:
         lines.append(f"venue time   {localtime.stamp(parse_time(s['now']), tz)} "

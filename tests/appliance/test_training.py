@@ -20,6 +20,7 @@ import pytest
 from portique.base.errors import ConfigError
 from portique.devtools.training import STALE_FEED_S, TrainingRun
 from portique.runtime.control import ControlClient
+from portique.runtime.statusview import render_status
 from portique.runtime.wiring import GateApp
 
 from .conftest import REPO, World, clip, gate_table
@@ -100,6 +101,16 @@ def test_every_simulated_event_reaches_the_status_the_steward_sees(
     train(client, "camera_lost")
     wait_for(lambda: status(client)["camera"]["state"] == "lost", "the camera is lost")
     assert status(client)["training"]["camera_lost"] is True
+    # named, explained and dated as a real camera's loss is, in `gate status` too
+    camera = status(client)["camera"]
+    assert camera["device"] == f"training clip {clip('valid_step_change')}"
+    assert camera["why"] == "simulated camera loss (training)"
+    assert camera["since"] is not None and camera["since"].startswith("20")
+    text = render_status(status(client))
+    assert f"CAMERA       LOST training clip {clip('valid_step_change')}: simulated camera " \
+        "loss (training);" in text
+    assert f"since {camera['since']}," in text
+    assert text.splitlines()[1].startswith("TRAINING     a training gate")
     train(client, "camera-back")  # the command line's spelling works too
     wait_for(lambda: status(client)["camera"]["state"] == "ok", "the camera is back")
 
@@ -145,6 +156,10 @@ def test_gate_train_commands_against_a_running_training_gate(tmp_path: Path) -> 
                                           text=True, check=True).stdout)
         assert shown["fire_alarm"]["active"] and shown["training"]["active"]
         assert shown["training"]["clip"] is None  # an idle camera
+        assert shown["camera"]["device"] == "training (idle camera)"
+        text = subprocess.run([*gate, "status", "--socket", str(socket)], env=env,
+                              capture_output=True, text=True, check=True).stdout
+        assert "TRAINING     a training gate: simulated pins, no real lock" in text
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)

@@ -166,3 +166,46 @@ def test_the_page_reproduces_the_credential_vector(tmp_path: Path) -> None:
                        f"{server.url}t/{doc['ticket_id']}?at={vector['now']}")
     assert shown_code(dom) == vector["code"]
     assert f"step {vector['step']}" in dom
+
+
+def test_self_signed_is_p256_and_reused_across_starts(batch: Batch, tmp_path: Path) -> None:
+    """Browsers refuse an Ed25519 server certificate; a phone accepts a self-signed one
+    once, so a second start keeps the same certificate and key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from portique.devtools.wallet import self_signed
+
+    folder = tmp_path / "tls"
+    cert_path, key_path = self_signed(folder, ["127.0.0.1", "wallet.test"])
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    public = cert.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert isinstance(public.curve, ec.SECP256R1)
+    first = (cert_path.read_bytes(), key_path.read_bytes())
+    with WalletServer(batch.folder, tls=(cert_path, key_path)) as server:
+        assert server.url.startswith("https://")
+    again = self_signed(folder, ["127.0.0.1", "wallet.test"])
+    assert again == (cert_path, key_path)
+    assert (cert_path.read_bytes(), key_path.read_bytes()) == first
+    # a host the certificate does not name gets a new one
+    self_signed(folder, ["127.0.0.1", "other.test"])
+    assert cert_path.read_bytes() != first[0]
+
+
+@pytest.mark.slow
+def test_the_page_loads_over_https_with_the_self_signed_certificate(batch: Batch,
+                                                                    tmp_path: Path) -> None:
+    """What a phone on the test network does: `gate wallet serve --self-signed`, the
+    certificate accepted once (here --ignore-certificate-errors), the page shows the code."""
+    from portique.devtools.wallet import self_signed
+
+    tls = self_signed(tmp_path / "tls", ["127.0.0.1"])
+    with WalletServer(batch.folder, tls=tls) as server:
+        assert server.url.startswith("https://")
+        dom = chromium("--ignore-certificate-errors", "--dump-dom",
+                       f"{server.url}t/TEST-001?at={AT}")
+    expected = gate("ticket", "code", str(batch.folder / "tickets" / "TEST-001.json"),
+                    "--device-key", str(batch.folder / "devices" / "TEST-001.key"),
+                    "--at", str(AT)).stdout.strip()
+    assert shown_code(dom) == expected

@@ -23,7 +23,8 @@ from pathlib import Path
 from types import TracebackType
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
@@ -189,33 +190,70 @@ def index(wallets: dict[str, dict[str, object]]) -> str:
 """
 
 
-def self_signed(folder: Path, names: list[str]) -> tuple[Path, Path]:
-    """A self-signed certificate for the test network's name(s) or address(es): a phone's
-    browser gives WebCrypto only to secure pages (HTTPS, or this machine itself)."""
+def _alt_names(names: list[str]) -> list[x509.GeneralName]:
     import ipaddress
 
-    key = Ed25519PrivateKey.generate()
     alt: list[x509.GeneralName] = []
     for name in names:
         try:
             alt.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
             alt.append(x509.DNSName(name))
+    return alt
+
+
+def _reusable(cert_path: Path, key_path: Path, names: list[str]) -> bool:
+    """The folder's certificate and key are kept when they still fit: a P-256 pair that
+    matches, not expired within a day, naming every requested host."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return False
+    public = cert.public_key()
+    if not (isinstance(key, ec.EllipticCurvePrivateKey)
+            and isinstance(public, ec.EllipticCurvePublicKey)
+            and isinstance(public.curve, ec.SECP256R1)
+            and key.public_key().public_numbers() == public.public_numbers()):
+        return False
+    if cert.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+        return False
+    try:
+        present = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return all(name in present for name in _alt_names(names))
+
+
+def self_signed(folder: Path, names: list[str]) -> tuple[Path, Path]:
+    """A self-signed certificate for the test network's name(s) or address(es): a phone's
+    browser gives WebCrypto only to secure pages (HTTPS, or this machine itself).
+
+    ECDSA P-256, the key type every browser accepts (Chromium refuses an Ed25519 server
+    certificate in the handshake). The certificate and key already in ``folder`` are
+    reused while they fit (same key type, still valid, naming every requested host), so
+    each phone accepts the certificate once, not at every start."""
+    cert_path, key_path = folder / "wallet-cert.pem", folder / "wallet-key.pem"
+    if _reusable(cert_path, key_path, names):
+        return cert_path, key_path
+    key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"portique TEST {names[0]}")])
     now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(hours=1))
             .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-            .sign(key, None))
+            .add_extension(x509.SubjectAlternativeName(_alt_names(names)), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
     folder.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = folder / "wallet-cert.pem", folder / "wallet-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.touch(mode=0o600)
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
 

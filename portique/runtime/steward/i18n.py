@@ -57,6 +57,7 @@ class T(enum.StrEnum):
     STATUS_READY = "status_ready"
     STATUS_NOT_READY = "status_not_ready"
     BANNER_NO_FEED = "banner_no_feed"
+    BANNER_TRAINING = "banner_training"
     READY_TITLE = "ready_title"
     READY_YES = "ready_yes"
     READY_NO = "ready_no"
@@ -267,6 +268,9 @@ CATALOGUE: Mapping[T, tuple[str, str]] = {
     T.BANNER_NO_FEED: ("PAS DE FLUX DE RÉVOCATIONS : les billets revendus ne peuvent pas "
                        "être refusés.",
                        "NO REVOCATION FEED: resold tickets cannot be refused."),
+    T.BANNER_TRAINING: ("FORMATION : portique d'entraînement, broches simulées, aucune vraie "
+                        "serrure.",
+                        "TRAINING: a training gate, simulated pins, no real lock."),
     T.READY_TITLE: ("Prêt pour l'ouverture des portes ?", "Ready for doors?"),
     T.READY_YES: ("PRÊT : tous les contrôles passent.", "READY: every check passes."),
     T.READY_NO: ("PAS PRÊT : {failing}.", "NOT READY: {failing}."),

@@ -116,6 +116,8 @@ class GateStatus:
     """The config says feeds.required = false: resold tickets cannot be refused."""
     ready: tuple[ReadyLine, ...] | None = None
     """The ready-for-doors checklist, or None from a gate that does not report it."""
+    training: bool = False
+    """A training gate (`gate train run`): simulated pins, no real lock."""
 
     @property
     def ready_ok(self) -> bool | None:
@@ -146,6 +148,7 @@ class GateStatus:
                         and z.get("session") == s.get("event")),
             feed_waived=bool(s.get("feed_waived", False)),
             ready=_ready_lines(s.get("ready")),
+            training=bool(_dict(s.get("training")).get("active", False)),
         )
 
     @property

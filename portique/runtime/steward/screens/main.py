@@ -48,6 +48,7 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
+        yield Banner(id="training-banner", classes="banner")
         yield Banner(id="link-banner", classes="banner")
         yield Banner(id="fire-banner", classes="banner")
         yield Banner(id="camera-banner", classes="banner")
@@ -139,6 +140,8 @@ class MainScreen(Screen[None]):
         self.query_one("#camera-banner", Banner).say(camera)
         self.query_one("#no-feed-banner", Banner).say(
             s.t(T.BANNER_NO_FEED) if status is not None and status.feed_waived else None)
+        self.query_one("#training-banner", Banner).say(
+            s.t(T.BANNER_TRAINING) if status is not None and status.training else None)
         self.query_one(StatusBar).show(status, s.lang, s.settings.steward,
                                        stale_since=stale)
 
