@@ -186,3 +186,20 @@ def test_leaf_writer_refuses_what_json_cannot_hold() -> None:
         ledger.leaf_bytes("state", 0, ["a", "passed"])
     with pytest.raises(TypeError):
         ledger.leaf_bytes("state", 0, ["a", "passed", b"\x00"])
+
+
+def test_tree_extended_in_batches_is_the_tree_appended_leaf_by_leaf() -> None:
+    """A checkpoint brings the gate's tree up to date many leaves at once (`extend`): the
+    same levels, roots and proofs as leaves appended one by one, and RFC 6962's root."""
+    hashes = [_leaf(i.to_bytes(4, "big")) for i in range(300)]
+    one_by_one, batched = tlog.Tree(), tlog.Tree()
+    start = 0
+    for size in (0, 1, 2, 3, 5, 8, 17, 64, 100, 100):  # batches ending on odd and even sizes
+        batched.extend(hashes[start:start + size])
+        for h in hashes[start:start + size]:
+            one_by_one.append(h)
+        start += size
+        assert batched.levels == one_by_one.levels
+        assert batched.root() == mth(hashes[:start])
+    assert start == 300
+    assert batched.inclusion_proof(7) == path(7, hashes)
