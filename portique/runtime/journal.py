@@ -396,12 +396,16 @@ class Journal:
     def _catch_up(self) -> None:
         """Bring the in-memory tree (and which leaves are about which decision) up to the
         leaves written (under the lock)."""
-        for idx, kind, ref, body in self._db.execute(
-                "SELECT idx, kind, ref, body FROM journal_leaves WHERE idx >= ? ORDER BY idx",
-                (self._tree.size,)):
-            self._tree.append(tlog.leaf_hash(bytes(body)))
+        rows = self._db.execute(
+            "SELECT idx, kind, ref, body FROM journal_leaves WHERE idx >= ? ORDER BY idx",
+            (self._tree.size,)).fetchall()
+        if not rows:
+            return
+        self._tree.extend([tlog.leaf_hash(bytes(body)) for _, _, _, body in rows])
+        leaves_of = self._leaves_of
+        for idx, kind, ref, _ in rows:
             if kind != "gate_event":
-                self._leaves_of.setdefault(str(ref), []).append(int(idx))
+                leaves_of.setdefault(str(ref), []).append(int(idx))
 
     def tree_head(self) -> tlog.Checkpoint:
         with self._lock:

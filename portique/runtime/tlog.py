@@ -118,6 +118,24 @@ class Tree:
             self.levels[level + 1].append(node_hash(below[-2], below[-1]))
             level += 1
 
+    def extend(self, hashes: Sequence[bytes]) -> None:
+        """Append many leaf hashes at once: the same levels as `append` one by one, each
+        level's new nodes made in one pass (what a checkpoint does after many leaves)."""
+        self.levels[0].extend(hashes)
+        sha256 = hashlib.sha256
+        level = 0
+        while len(self.levels[level]) >= 2:
+            below = self.levels[level]
+            if level + 1 == len(self.levels):
+                self.levels.append([])
+            above = self.levels[level + 1]
+            start = 2 * len(above)
+            if start + 1 >= len(below):
+                break
+            above.extend([sha256(b"\x01" + below[i] + below[i + 1]).digest()
+                          for i in range(start, len(below) - 1, 2)])
+            level += 1
+
     def subtree(self, start: int, end: int) -> bytes:
         """MTH(D[start:end]) for a range the RFC 6962 recursion visits."""
         n = end - start

@@ -158,3 +158,48 @@ def test_invalid_cases_are_refused() -> None:
         tlog.verify_consistency(case["old"], case["new"], bytes.fromhex(case["old_root_hex"]),
                                 bytes.fromhex(DOC["journal"]["roots_hex"][str(case["new"])]),
                                 [bytes.fromhex(p) for p in case["proof_hex"]])
+
+
+TRICKY: list[Any] = ['say "hi"\\ ok', "\x00\x1f\x7f tab\t", "Élodie \u2028 ✓ 𝄞", "", None,
+                     0, -7, 2**63 - 1, 1722877205.25, 0.1, 1e-300, 1.5e300, -0.0, 41.0]
+
+
+@pytest.mark.parametrize("kind", sorted(ledger.FIELDS))
+def test_leaf_writer_gives_the_general_json_encoders_bytes(kind: str) -> None:
+    """The gate builds leaf bytes without the general JSON encoder (it runs inside every
+    admission's transaction); the bytes must stay exactly the documented compact JSON."""
+    names = ledger.FIELDS[kind]
+    for shift in range(len(TRICKY)):
+        values = [TRICKY[(shift + k) % len(TRICKY)] for k in range(len(names))]
+        index = 12345 * shift
+        body = {"v": 1, "i": index, "leaf": kind, **dict(zip(names, values, strict=True))}
+        expected = json.dumps(body, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)
+        assert ledger.leaf_bytes(kind, index, values) == expected.encode("utf-8")
+
+
+def test_leaf_writer_refuses_what_json_cannot_hold() -> None:
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="not finite"):
+            ledger.leaf_bytes("state", 0, ["a", "passed", bad])
+    with pytest.raises(ValueError, match="3 fields"):
+        ledger.leaf_bytes("state", 0, ["a", "passed"])
+    with pytest.raises(TypeError):
+        ledger.leaf_bytes("state", 0, ["a", "passed", b"\x00"])
+
+
+def test_tree_extended_in_batches_is_the_tree_appended_leaf_by_leaf() -> None:
+    """A checkpoint brings the gate's tree up to date many leaves at once (`extend`): the
+    same levels, roots and proofs as leaves appended one by one, and RFC 6962's root."""
+    hashes = [_leaf(i.to_bytes(4, "big")) for i in range(300)]
+    one_by_one, batched = tlog.Tree(), tlog.Tree()
+    start = 0
+    for size in (0, 1, 2, 3, 5, 8, 17, 64, 100, 100):  # batches ending on odd and even sizes
+        batched.extend(hashes[start:start + size])
+        for h in hashes[start:start + size]:
+            one_by_one.append(h)
+        start += size
+        assert batched.levels == one_by_one.levels
+        assert batched.root() == mth(hashes[:start])
+    assert start == 300
+    assert batched.inclusion_proof(7) == path(7, hashes)
