@@ -23,7 +23,7 @@ from typing import Any
 from portique.base.configschema import build, read_toml, setting
 from portique.base.errors import ConfigError, CredentialError, GateError
 from portique.hardware.config import HardwareConfig
-from portique.keyfiles import check_safe, load_trust_dir
+from portique.keyfiles import check_safe, load_private_key, load_trust_dir
 from portique.revocation.config import FeedsConfig
 from portique.runtime.clock import ClockConfig
 from portique.runtime.control import ControlConfig
@@ -42,6 +42,7 @@ from portique.ticket.decision import (
     Policy,
     UntrustedClockPolicy,
 )
+from portique.ticket.trust import KeyRole
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
@@ -242,7 +243,8 @@ def _load(path: Path, *, for_run: bool) -> Config:
 def run_problems(config: Config) -> list[str]:
     """What keeps a valid config from running a gate, one message per problem (empty
     when it can run): no turnstile, no revocation feed without ``feeds.required = false``,
-    no issuer key, a state or socket folder that cannot be made or written."""
+    no issuer key, a feed store without the event's feed, a key file that cannot be read,
+    a state or socket folder that cannot be made or written."""
     problems = []
     if config.hardware is None:
         problems.append(NO_HARDWARE)
@@ -254,6 +256,7 @@ def run_problems(config: Config) -> list[str]:
             problems.append(f"keys.trust_dir {trust_dir}: no issuer key")
     except GateError as exc:
         problems.append(f"keys.trust_dir: {exc}")
+    problems.extend(_start_file_problems(config))
     # A journal already there opens even read-only (recorded admissions stay readable,
     # every new one is refused, and the gate says why); a new one must be made.
     folders = [] if config.journal.path.is_file() else [("journal.path",
@@ -262,6 +265,36 @@ def run_problems(config: Config) -> list[str]:
         problem = _folder_problem(folder)
         if problem:
             problems.append(f"{key}: {problem}")
+    return problems
+
+
+def _start_file_problems(config: Config) -> list[str]:
+    """The files `gate run` opens as it starts, each with the message the start would
+    refuse with: the feed store (with a feed of the gate's event), the journal's signing
+    key, the mesh key and the mesh's folder of gate keys."""
+    from portique.revocation.store import open_view
+
+    problems: list[str] = []
+    if config.feeds is not None:
+        try:
+            open_view(config.feeds.store, event=config.profile().event).close()
+        except GateError as exc:
+            problems.append(str(exc))
+    keys: list[tuple[str, Path]] = []
+    if config.journal.key_file is not None:
+        keys.append(("journal.key_file", config.journal.key_file))
+    if config.mesh is not None:
+        keys.append(("mesh.key_file", config.mesh.key_file))
+    for key, path in keys:
+        try:
+            load_private_key(path)
+        except GateError as exc:
+            problems.append(f"{key}: {exc}")
+    if config.mesh is not None and config.mesh.gates_dir is not None:
+        try:
+            load_trust_dir(config.mesh.gates_dir, role=KeyRole.GATE)
+        except GateError as exc:
+            problems.append(f"mesh.gates_dir: {exc}")
     return problems
 
 
