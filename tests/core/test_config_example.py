@@ -20,10 +20,22 @@ EXAMPLE = ROOT / "config" / "gate.toml"
 
 
 def installed(tmp_path: Path) -> Path:
+    """The example as on a gate that has synced its feed once (`gate sync`)."""
     copy = tmp_path / "gate.toml"
     copy.write_text(EXAMPLE.read_text().replace("/etc/portique/keys",
-                                                str(ROOT / "tests/fixtures/keys")))
+                                                str(ROOT / "tests/fixtures/keys"))
+                    .replace("/var/lib/portique/feeds.sqlite", str(synced_store(tmp_path))))
     return copy
+
+
+def synced_store(tmp_path: Path) -> Path:
+    """A real feed store holding a feed of the example's event."""
+    from tests.revocation.test_feed_bounds import applied
+
+    store = tmp_path / "feeds.db"
+    if not store.exists():
+        applied(tmp_path).close()
+    return store
 
 
 def test_every_required_key_is_marked_and_nothing_network_is_on(tmp_path: Path) -> None:
