@@ -49,6 +49,9 @@ def test_every_gate_sees_every_gates_heartbeat_and_flags_a_dead_one(venue: Venue
              and venue_rows(socket)["2"]["heartbeat"]["refusals"] == {"ALREADY_ADMITTED": 1},
              "gate 1 holds a fresh heartbeat of every gate, gate 2's refusal counted")
     assert set(venue_rows(socket)) == {"1", "2", "3"}
+    assert gates[0].app is not None  # the heartbeats count as the other gates heard
+    peers = gates[0].app.status()["mesh"]["peers"]
+    assert {p["gate"] for p in peers if p["last_heartbeat_at"]} == {"2", "3"}
     for gate in gates:
         assert gate.app is not None
         app = gate.app

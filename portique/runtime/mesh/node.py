@@ -84,6 +84,8 @@ class PeerSeen:
     last_message_at: float | None = None
     last_lag_s: float | None = None
     messages: int = 0
+    last_heartbeat_at: float | None = None
+    """When its latest heartbeat arrived: a gate heard, even with nothing to share."""
 
 
 class MeshMetrics:
@@ -466,6 +468,9 @@ class MeshNode:
                     self._reject(topic, exc)
                 else:
                     self.fleet.note(body, received)
+                    peer = self.seen.get(str(body.get("gate", "")))
+                    if peer is not None:
+                        peer.last_heartbeat_at = received
             elif kind == "beat":
                 body = item[1]
                 self.fleet.note(body, time.time())
@@ -788,6 +793,8 @@ class MeshNode:
                 else round(now - seen.last_message_at, 1),
                 "lag_ms": None if seen.last_lag_s is None else round(seen.last_lag_s * 1e3, 1),
                 "messages": seen.messages, "records": held,
+                "last_heartbeat_at": None if seen.last_heartbeat_at is None
+                else format_time(seen.last_heartbeat_at),
                 "last_record_at": None if received is None else format_time(received)})
         conflicts = self.store.conflicts(limit=20)
         stuck, quarantined, oldest = self.outbox_alarm(now)
