@@ -12,9 +12,9 @@ Each line passes when:
 
 - feed: the revocation feed of every session of the venue's day that is not closed yet
   (the one in force and those to come today, `events_of_the_day`) was heard from the feed
-  server within ``feeds.ready_max_age_s``; the line names the stale or missing one. A gate whose config
-  says ``feeds.required = false`` passes, with the warning that resold tickets cannot be
-  refused.
+  server within ``feeds.ready_max_age_s``; the line names the stale or missing one. A
+  gate whose config says ``feeds.required = false`` passes, with the warning that resold
+  tickets cannot be refused.
 - keys: an issuer key usable for the event now stays valid to the end of the venue's day.
 - clock: the gate's clock is trusted.
 - camera: the camera delivers (state ``ok``, frames/s above 0) and the
