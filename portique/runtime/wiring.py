@@ -177,6 +177,7 @@ class GateApp:
                         "failures": counters.journal_failures,
                         "last_error": counters.journal_error,
                         "upload_backlog": self.journal.upload_backlog(),
+                        "upload_configured": self.uploader is not None,
                         "upload_error": None if self.uploader is None
                         else self.uploader.last_error},
             "zones": self.zones(now),

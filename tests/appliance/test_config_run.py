@@ -176,6 +176,8 @@ def test_a_gate_without_a_feed_on_purpose_says_so_everywhere(
         status = app.status()
         assert status["feed_waived"] is False
         assert NO_FEED_WARNING not in render_status(status)
+        assert "no upload configured" in render_status(status)  # no backlog to speak of
+        assert "waiting for upload" not in render_status(status)
         assert app.metrics.registry.get_sample_value("portique_no_revocation_feed") == 0
 
 
