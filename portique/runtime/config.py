@@ -42,7 +42,6 @@ from portique.ticket.decision import (
     Policy,
     UntrustedClockPolicy,
 )
-from portique.ticket.trust import KeyRole
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
@@ -271,7 +270,7 @@ def run_problems(config: Config) -> list[str]:
 def _start_file_problems(config: Config) -> list[str]:
     """The files `gate run` opens as it starts, each with the message the start would
     refuse with: the feed store (with a feed of the gate's event), the journal's signing
-    key, the mesh key and the mesh's folder of gate keys."""
+    key, and the mesh's keys and TLS files (portique.runtime.mesh.node.start_problems)."""
     from portique.revocation.store import open_view
 
     problems: list[str] = []
@@ -280,21 +279,15 @@ def _start_file_problems(config: Config) -> list[str]:
             open_view(config.feeds.store, event=config.profile().event).close()
         except GateError as exc:
             problems.append(str(exc))
-    keys: list[tuple[str, Path]] = []
     if config.journal.key_file is not None:
-        keys.append(("journal.key_file", config.journal.key_file))
+        try:
+            load_private_key(config.journal.key_file)
+        except GateError as exc:
+            problems.append(f"journal.key_file: {exc}")
     if config.mesh is not None:
-        keys.append(("mesh.key_file", config.mesh.key_file))
-    for key, path in keys:
-        try:
-            load_private_key(path)
-        except GateError as exc:
-            problems.append(f"{key}: {exc}")
-    if config.mesh is not None and config.mesh.gates_dir is not None:
-        try:
-            load_trust_dir(config.mesh.gates_dir, role=KeyRole.GATE)
-        except GateError as exc:
-            problems.append(f"mesh.gates_dir: {exc}")
+        from portique.runtime.mesh.node import start_problems
+
+        problems.extend(start_problems(config.mesh, gate_id=config.gate.id))
     return problems
 
 

@@ -89,6 +89,17 @@ def no_mesh_key(state: Path) -> dict[str, Any]:
     return table
 
 
+def mesh_without_this_gate(state: Path) -> dict[str, Any]:
+    from portique import keyfiles
+    from portique.ticket.trust import KeyRole
+
+    keyfiles.new_key_pair(state / "mesh-keys", "1", role=KeyRole.GATE)
+    table = waived(state)
+    table["mesh"] = {"venue": "stade", "key_file": str(state / "mesh-keys" / "1.key"),
+                     "tls": {"ca_file": str(state / "no-ca.pem")}}
+    return table
+
+
 def no_journal_key(state: Path) -> dict[str, Any]:
     table = waived(state)
     table["journal"]["key_file"] = str(state / "no-journal-key.pem")
@@ -112,6 +123,9 @@ CASES: dict[str, tuple[Callable[[Path], dict[str, Any]], list[str]]] = {
     "no feed store yet": (no_feed_store_yet, [
         "not-synced.sqlite: no feed store yet (run `gate sync` first)"]),
     "no mesh key": (no_mesh_key, ["mesh.key_file: ", "no-mesh-key.pem: cannot read"]),
+    "mesh without this gate, no CA file": (mesh_without_this_gate, [
+        "mesh.gates: this gate (1) is not listed", "mesh.tls.ca_file: ",
+        "no-ca.pem: no such file"]),
     "no journal key": (no_journal_key, [
         "journal.key_file: ", "no-journal-key.pem: cannot read"]),
 }
