@@ -78,6 +78,8 @@ def _frames(path: Path, max_pixels: int) -> Iterator[tuple[str, int, Any]]:
             for frame in clip:
                 yield str(path), frame.index, frame.image
         return
+    if not path.exists():
+        raise ImageError(f"{path}: no such file or folder")
     if path.is_dir():
         files = image_files(path)
         if not files:
@@ -97,7 +99,8 @@ def _emit(args: argparse.Namespace, row: dict[str, Any]) -> None:
         print(json.dumps(row, ensure_ascii=False))
     elif "error" in row:  # a whole source's error has no frame number to show
         where = row["source"] if row["frame"] is None else f"{row['source']}#{row['frame']}"
-        print(f"{where}  error: {row['error']}")
+        error = str(row["error"]).removeprefix(f"{row['source']}: ")  # named once, first
+        print(f"{where}  error: {error}")
     else:
         codes = "  ".join(row["codes"]) if row["codes"] else "(no code)"
         print(f"{row['source']}#{row['frame']}  {row['ms']:.2f} ms  {codes}")

@@ -448,9 +448,10 @@ def _config_keys(args: argparse.Namespace) -> int:
     from portique.runtime.config import Config
 
     rows = [k for k in keys(Config) if k.key not in ("source", "feeds_waived")]
+    width = max(len(k.key) for k in rows)  # the longest key, so the columns line up
     human = "\n".join(
-        f"{k.key:<32} {k.type}\n{'':<32} default: {k.default_text}"
-        + (f"; bounds: {k.bounds}" if k.bounds else "") + f"\n{'':<32} {k.description}"
+        f"{k.key:<{width}} {k.type}\n{'':<{width}} default: {k.default_text}"
+        + (f"; bounds: {k.bounds}" if k.bounds else "") + f"\n{'':<{width}} {k.description}"
         for k in rows)
     emit(args, human, {"keys": [{"key": k.key, "type": k.type, "required": k.required,
                                  "default": k.default, "minimum": k.minimum,

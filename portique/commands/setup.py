@@ -289,6 +289,8 @@ def next_steps(config: Path, trust_dir: Path, roles: set[KeyRole],
         "list the venue's addresses (platform, broker, DNS) in "
         "/etc/systemd/system/gate.service.d/network.conf (example: "
         "/opt/portique/systemd/gate.service.d/network.conf.example)",
+        *([] if no_feed else [f"fetch the feeds once (gate run needs the event's feed): "
+                               f"sudo -u portique gate sync --config {config}"]),
         f"check as the service: sudo -u portique gate config check {config}",
         f"walk the wiring: sudo -u portique gate hw test --config {config}",
         "start: systemctl enable --now gate-sync.timer gate",

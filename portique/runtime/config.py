@@ -23,7 +23,7 @@ from typing import Any
 from portique.base.configschema import build, read_toml, setting
 from portique.base.errors import ConfigError, CredentialError, GateError
 from portique.hardware.config import HardwareConfig
-from portique.keyfiles import check_safe, load_trust_dir
+from portique.keyfiles import check_safe, load_private_key, load_trust_dir
 from portique.revocation.config import FeedsConfig
 from portique.runtime.clock import ClockConfig
 from portique.runtime.control import ControlConfig
@@ -242,7 +242,8 @@ def _load(path: Path, *, for_run: bool) -> Config:
 def run_problems(config: Config) -> list[str]:
     """What keeps a valid config from running a gate, one message per problem (empty
     when it can run): no turnstile, no revocation feed without ``feeds.required = false``,
-    no issuer key, a state or socket folder that cannot be made or written."""
+    no issuer key, a feed store without the event's feed, a key file that cannot be read,
+    a state or socket folder that cannot be made or written."""
     problems = []
     if config.hardware is None:
         problems.append(NO_HARDWARE)
@@ -254,6 +255,7 @@ def run_problems(config: Config) -> list[str]:
             problems.append(f"keys.trust_dir {trust_dir}: no issuer key")
     except GateError as exc:
         problems.append(f"keys.trust_dir: {exc}")
+    problems.extend(_start_file_problems(config))
     # A journal already there opens even read-only (recorded admissions stay readable,
     # every new one is refused, and the gate says why); a new one must be made.
     folders = [] if config.journal.path.is_file() else [("journal.path",
@@ -262,6 +264,30 @@ def run_problems(config: Config) -> list[str]:
         problem = _folder_problem(folder)
         if problem:
             problems.append(f"{key}: {problem}")
+    return problems
+
+
+def _start_file_problems(config: Config) -> list[str]:
+    """The files `gate run` opens as it starts, each with the message the start would
+    refuse with: the feed store (with a feed of the gate's event), the journal's signing
+    key, and the mesh's keys and TLS files (portique.runtime.mesh.node.start_problems)."""
+    from portique.revocation.store import open_view
+
+    problems: list[str] = []
+    if config.feeds is not None:
+        try:
+            open_view(config.feeds.store, event=config.profile().event).close()
+        except GateError as exc:
+            problems.append(str(exc))
+    if config.journal.key_file is not None:
+        try:
+            load_private_key(config.journal.key_file)
+        except GateError as exc:
+            problems.append(f"journal.key_file: {exc}")
+    if config.mesh is not None:
+        from portique.runtime.mesh.node import start_problems
+
+        problems.extend(start_problems(config.mesh, gate_id=config.gate.id))
     return problems
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
 from portique.base.errors import GateError
+from portique.scanner.health import CameraState
 
 
 class EventFormatError(GateError, ValueError):
@@ -227,8 +228,16 @@ class CameraChanged:
 
     @classmethod
     def from_json(cls, m: Mapping[str, Any]) -> CameraChanged:
-        return cls(state=_str(m, "state"), device=_opt_str(m, "device") or "",
+        state = _str(m, "state")
+        if state not in CAMERA_STATES:
+            raise EventFormatError(f"state: unknown camera state {state!r} (one of "
+                                   f"{', '.join(CAMERA_STATES)})")
+        return cls(state=state, device=_opt_str(m, "device") or "",
                    why=_opt_str(m, "why") or "")
+
+
+CAMERA_STATES = tuple(s.value for s in CameraState)
+"""The camera states a `CameraChanged` may carry (portique.scanner.health.CameraState)."""
 
 
 @dataclass(frozen=True, slots=True)

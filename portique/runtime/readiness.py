@@ -10,19 +10,21 @@ running, ``gate ready`` runs the checks it can from the config and the files alo
 
 Each line passes when:
 
-- feed: the revocation feed of the gate's event (a gate serves one session a day today)
-  was heard from the feed server within ``feeds.ready_max_age_s``. A gate whose config
-  says ``feeds.required = false`` passes, with the warning that resold tickets cannot be
-  refused.
+- feed: the revocation feed of every session of the venue's day that is not closed yet
+  (the one in force and those to come today, `events_of_the_day`) was heard from the feed
+  server within ``feeds.ready_max_age_s``; the line names the stale or missing one. A
+  gate whose config says ``feeds.required = false`` passes, with the warning that resold
+  tickets cannot be refused.
 - keys: an issuer key usable for the event now stays valid to the end of the venue's day.
 - clock: the gate's clock is trusted.
-- camera: the camera delivers (state ``ok`` or ``running``, frames/s above 0) and the
+- camera: the camera delivers (state ``ok``, frames/s above 0) and the
   recent frames are neither too dark, nor blown out, nor blurred (portique.scanner.quality).
 - relay: the lock relay's feedback contact agrees with the command (not wired: passes,
   saying it was not checked).
 - fire_loop: the fire-alarm loop is closed and no free egress is latched.
 - journal: the journal takes a write and its file system has ``MIN_FREE_BYTES`` free.
-- mesh: with a mesh configured, connected to the broker and at least one other gate heard.
+- mesh: with a mesh configured, connected to the broker and at least one other gate heard
+  (a record, a summary or its heartbeat).
 - upload: with an upload configured, nothing waits or the last upload attempt succeeded.
 """
 
@@ -146,6 +148,40 @@ def check_feed(feed: FeedFacts | None, *, configured: bool, event: str, wall_now
                           f"from the feed server {_ago(age)}")
 
 
+def check_feeds(feeds: Sequence[tuple[str, FeedFacts | None]], *, configured: bool,
+                wall_now: float, max_age_s: float, error: str | None = None
+                ) -> ReadinessCheck:
+    """The feed line over several sessions' feeds, (event, facts) each: it passes when
+    every one passes `check_feed`, and then names them all; else it names the failing."""
+    if not configured:
+        return check_feed(None, configured=False, event="", wall_now=wall_now,
+                          max_age_s=max_age_s)
+    lines = [check_feed(facts, configured=True, event=event, wall_now=wall_now,
+                        max_age_s=max_age_s, error=error) for event, facts in feeds]
+    failing = [c for c in lines if not c.ok]
+    return ReadinessCheck("feed", not failing,
+                          "; ".join(c.detail for c in (failing or lines)))
+
+
+def events_of_the_day(sessions: Iterable[Any], *, current: str, now: float,
+                      tz: datetime.tzinfo) -> tuple[str, ...]:
+    """The events whose feed must be fresh now: the session in force (`current`) first,
+    then every session not closed yet that is open now or opens on the venue's day of
+    `now` (portique.ticket.rules.Session: ``event``, ``opens_at``, ``closes_at``)."""
+    today = datetime.datetime.fromtimestamp(now, tz).date()
+    events = [current]
+    for session in sessions:
+        opens, closes = session.opens_at, session.closes_at
+        if closes is not None and closes <= now:
+            continue
+        if opens is not None and opens > now and \
+                datetime.datetime.fromtimestamp(opens, tz).date() != today:
+            continue
+        if session.event not in events:
+            events.append(session.event)
+    return tuple(events)
+
+
 def check_keys(trust: TrustStore, *, event: str, now: float, day_end: float,
                tz: datetime.tzinfo) -> ReadinessCheck:
     issuers = [k for k in trust.keys.values() if k.role is KeyRole.ISSUER]
@@ -176,7 +212,7 @@ def check_clock(*, trusted: bool, why: str) -> ReadinessCheck:
 def check_camera(*, state: str, fps: float, quality: FrameQuality | None,
                  device: str = "") -> ReadinessCheck:
     where = f" {device}" if device else ""
-    if state not in ("ok", "running"):
+    if state != "ok":
         return ReadinessCheck("camera", False, f"camera{where} not delivering: state {state}")
     if fps <= 0:
         return ReadinessCheck("camera", False, f"camera{where}: no frames yet (0 frames/s)")
@@ -234,7 +270,8 @@ def check_mesh(mesh: Mapping[str, Any] | None) -> ReadinessCheck:
     if mesh.get("state") != "connected":
         return ReadinessCheck("mesh", False, f"not connected to the venue broker "
                               f"{mesh.get('broker', '')}: {mesh.get('why', '')}".rstrip(": "))
-    seen = [p for p in mesh.get("peers", ()) if p.get("last_message_at")]
+    seen = [p for p in mesh.get("peers", ())
+            if p.get("last_message_at") or p.get("last_heartbeat_at")]
     if not seen:
         return ReadinessCheck("mesh", False, "connected, but no other gate heard yet")
     return ReadinessCheck("mesh", True, f"connected, {len(seen)} gate(s) heard: "
@@ -327,20 +364,26 @@ def offline_report(config: Any, *, wall_now: float | None = None) -> ReadinessRe
     clock = GateClock(config.clock, wall=lambda: now)
     feed_facts: FeedFacts | None = None
     feed_error: str | None = None
+    feeds: list[tuple[str, FeedFacts | None]] = []
     if config.feeds is not None:
         store = config.feeds.store
-        if store.is_file():
-            try:
-                feed_facts = _stored_feed(store, event)
-            except (sqlite3.Error, OSError) as exc:
-                feed_error = f"{store}: {exc}"
+        for each in events_of_the_day(config.profile().sessions, current=event, now=now,
+                                      tz=tz):
+            facts = None
+            if store.is_file() and feed_error is None:
+                try:
+                    facts = _stored_feed(store, each)
+                except (sqlite3.Error, OSError) as exc:
+                    feed_error = f"{store}: {exc}"
+            feeds.append((each, facts))
+        feed_facts = feeds[0][1]
         if feed_facts is not None and \
                 now - feed_facts.fetched_at <= config.clock.feed_max_age_s:
             clock.feed_time(feed_facts.published_at, received_wall=feed_facts.fetched_at)
-    checks.append(check_feed(feed_facts, configured=config.feeds is not None, event=event,
-                             wall_now=now, error=feed_error,
-                             max_age_s=0 if config.feeds is None
-                             else config.feeds.ready_max_age_s))
+    checks.append(check_feeds(feeds, configured=config.feeds is not None,
+                              wall_now=now, error=feed_error,
+                              max_age_s=0 if config.feeds is None
+                              else config.feeds.ready_max_age_s))
     try:
         trust = keyfiles.load_trust_dir(config.keys.trust_dir)
         checks.append(check_keys(trust, event=event, now=now, day_end=day_end(now, tz),

@@ -81,9 +81,10 @@ def render_status(s: dict[str, Any]) -> str:
     if journal.get("last_error"):
         lines.append(f"JOURNAL      NOT WRITABLE, nobody is admitted: {journal['last_error']}")
     upload = journal.get("upload_error")
+    waiting = f"{journal['upload_backlog']} waiting for upload" \
+        if journal.get("upload_configured", True) else "no upload configured"
     lines.append(f"journal      {journal['path']}, {journal['failures']} write failures, "
-                 f"{journal['upload_backlog']} waiting for upload"
-                 f"{f' (last upload failed: {upload})' if upload else ''}")
+                 f"{waiting}{f' (last upload failed: {upload})' if upload else ''}")
     mesh = s.get("mesh")
     if mesh:
         state = "connected" if mesh["state"] == "connected" else \

@@ -177,6 +177,7 @@ class GateApp:
                         "failures": counters.journal_failures,
                         "last_error": counters.journal_error,
                         "upload_backlog": self.journal.upload_backlog(),
+                        "upload_configured": self.uploader is not None,
                         "upload_error": None if self.uploader is None
                         else self.uploader.last_error},
             "zones": self.zones(now),
@@ -195,19 +196,23 @@ class GateApp:
         now = self.clock.now().unix
         event = self.daemon.profile.current_event(now)  # the session in force
         checks = []
-        feed_facts, feed_error = None, None
-        if self.feed_store is not None:
-            try:
-                fs = self.feed_store.status(event)
-            except GateError as exc:
-                fs, feed_error = None, str(exc)
-            if fs is not None:
-                feed_facts = r.FeedFacts(fs.sequence, fs.published_at, fs.fetched_at)
-        feeds = self.config.feeds
-        checks.append(r.check_feed(feed_facts, configured=feeds is not None, event=event,
-                                   wall_now=time.time(), error=feed_error,
-                                   max_age_s=0 if feeds is None else feeds.ready_max_age_s))
         tz = self.daemon.profile.timezone
+        feed_error = None
+        day_feeds: list[tuple[str, readiness.FeedFacts | None]] = []
+        if self.feed_store is not None:
+            for each in r.events_of_the_day(self.daemon.profile.sessions, current=event,
+                                            now=now, tz=tz):
+                fs = None
+                try:
+                    fs = self.feed_store.status(each)
+                except GateError as exc:
+                    feed_error = str(exc)
+                day_feeds.append((each, None if fs is None else
+                                  r.FeedFacts(fs.sequence, fs.published_at, fs.fetched_at)))
+        feeds = self.config.feeds
+        checks.append(r.check_feeds(day_feeds, configured=feeds is not None,
+                                    wall_now=time.time(), error=feed_error,
+                                    max_age_s=0 if feeds is None else feeds.ready_max_age_s))
         checks.append(r.check_keys(self.daemon.trust, event=event, now=now,
                                    day_end=r.day_end(now, tz), tz=tz))
         checks.append(r.check_clock(trusted=s["clock"]["trusted"], why=s["clock"]["why"]))

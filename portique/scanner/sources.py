@@ -76,6 +76,16 @@ class SourceState(enum.StrEnum):
     """A recorded clip ran out."""
     CLOSED = "closed"
 
+    @property
+    def seen_as(self) -> CameraState:
+        """The camera state people see for this source state (`gate status`, the logs)."""
+        return _SEEN_AS[self]
+
+
+_SEEN_AS = {SourceState.OPENING: CameraState.STARTING, SourceState.RUNNING: CameraState.OK,
+            SourceState.RECONNECTING: CameraState.LOST, SourceState.ENDED: CameraState.ENDED,
+            SourceState.CLOSED: CameraState.CLOSED}
+
 
 @dataclass(frozen=True, slots=True)
 class SourceStats:
@@ -149,11 +159,7 @@ class _Grabbed:
     @property
     def health(self) -> CameraHealth:
         """The state as the gate reports it (a camera supervises more: CameraSource)."""
-        state = {SourceState.OPENING: CameraState.STARTING, SourceState.RUNNING:
-                 CameraState.OK, SourceState.RECONNECTING: CameraState.LOST,
-                 SourceState.ENDED: CameraState.ENDED,
-                 SourceState.CLOSED: CameraState.CLOSED}[self._state]
-        return CameraHealth(state, self.name)
+        return CameraHealth(self._state.seen_as, self.name)
 
     name = "source"
     """What the source reads (a device, a clip's path), as the gate reports it."""
@@ -267,8 +273,8 @@ class _Grabbed:
     def _set_state(self, state: SourceState) -> None:
         if state is not self._state:
             log.info("frame source state", extra={"source": type(self).__name__,
-                                                  "from": self._state.value,
-                                                  "to": state.value})
+                                                  "from": self._state.seen_as.value,
+                                                  "to": state.seen_as.value})
             self._state = state
 
     def _grab(self) -> None:
@@ -279,6 +285,12 @@ class _Grabbed:
 
 
 # --- camera -------------------------------------------------------------------------------
+
+def quiet_opencv() -> None:
+    """Keep OpenCV's own log to errors: its unstructured warnings (``[ WARN:0@0.3] global
+    cap.cpp:212 ...``) would repeat at every reopen of a missing camera."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 
 class CameraSource(_Grabbed):
     """A camera: a V4L2 device by index (0) or path (/dev/video0) through OpenCV, or a Pi
@@ -374,6 +386,7 @@ class CameraSource(_Grabbed):
                 raise CameraNotFoundError(f"{self.name}: cannot be started ({exc})") from None
             self._profile_applied(module.report)
             return module
+        quiet_opencv()  # our "camera lost" line says it, not OpenCV's own warnings
         capture = cv2.VideoCapture(self.device, self._api)
         if not capture.isOpened():
             capture.release()
@@ -503,8 +516,8 @@ class CameraSource(_Grabbed):
         if state is self._health.state and why == self._health.why:
             return
         level = logging.WARNING if state in TROUBLE else logging.INFO
-        log.log(level, "camera %s device=%s why=%s", state.value, self.name, why or "-",
-                extra={"device": self.name, "camera_state": state.value})
+        log.log(level, "camera %s", state.value,
+                extra={"device": self.name, "why": why or "-", "camera_state": state.value})
         self._health = CameraHealth(state, self.name, why, time.time())
 
     def _release(self) -> None:

@@ -163,16 +163,17 @@ def test_camera_line_judges_state_rate_and_frame_quality() -> None:
     from portique.scanner.quality import FrameQuality
 
     good = FrameQuality(brightness=110, sharpness=900)
-    assert readiness.check_camera(state="running", fps=9.5, quality=good).ok
     assert readiness.check_camera(state="ok", fps=9.5, quality=good).ok
+    running = readiness.check_camera(state="running", fps=9.5, quality=good)  # no such state
+    assert not running.ok and running.detail == "camera not delivering: state running"
     lost = readiness.check_camera(state="lost", fps=0, quality=None, device="/dev/video0")
     assert not lost.ok and lost.detail == "camera /dev/video0 not delivering: state lost"
-    assert not readiness.check_camera(state="running", fps=0.0, quality=good).ok
-    dark = readiness.check_camera(state="running", fps=9, quality=FrameQuality(4, 2))
+    assert not readiness.check_camera(state="ok", fps=0.0, quality=good).ok
+    dark = readiness.check_camera(state="ok", fps=9, quality=FrameQuality(4, 2))
     assert not dark.ok and dark.detail.startswith("frames too dark")
-    blur = readiness.check_camera(state="running", fps=9, quality=FrameQuality(120, 8))
+    blur = readiness.check_camera(state="ok", fps=9, quality=FrameQuality(120, 8))
     assert not blur.ok and blur.detail.startswith("frames blurred")
-    glare = readiness.check_camera(state="running", fps=9, quality=FrameQuality(250, 300))
+    glare = readiness.check_camera(state="ok", fps=9, quality=FrameQuality(250, 300))
     assert not glare.ok and glare.detail.startswith("frames blown out")
 
 
@@ -224,3 +225,40 @@ def test_journal_line_offline_wants_a_folder_it_can_make_and_room(tmp_path: Path
     assert (readiness.free_space(to_be_made) or 0) > 0
     full = readiness.check_journal(path=to_be_made, problem=None, free_bytes=1 << 20)
     assert not full.ok and full.detail == f"{to_be_made}: only 1 MiB free, 64 MiB needed"
+
+
+def test_feed_line_wants_the_feed_of_every_session_still_to_come_today() -> None:
+    import zoneinfo
+
+    from portique.ticket.rules import Session
+
+    tz = zoneinfo.ZoneInfo("Europe/Paris")
+    now = 1722877000.0  # 2024-08-05 18:56 in Paris
+    sessions = (Session("MORNING", opens_at=now - 8 * 3600, closes_at=now - 5 * 3600),
+                Session("AFTERNOON", opens_at=now - 3600, closes_at=now + 3600),
+                Session("EVENING", opens_at=now + 2 * 3600, closes_at=now + 4 * 3600),
+                Session("TOMORROW", opens_at=now + 24 * 3600, closes_at=now + 26 * 3600))
+    events = readiness.events_of_the_day(sessions, current="AFTERNOON", now=now, tz=tz)
+    assert events == ("AFTERNOON", "EVENING")  # closed and tomorrow's are not due
+    fresh = readiness.FeedFacts(sequence=4, published_at=now - 60, fetched_at=now - 60)
+    stale = readiness.FeedFacts(sequence=2, published_at=now - 9000, fetched_at=now - 9000)
+    both = readiness.check_feeds([("AFTERNOON", fresh), ("EVENING", fresh)], configured=True,
+                                 wall_now=now, max_age_s=3600)
+    assert both.ok and "AFTERNOON" in both.detail and "EVENING" in both.detail
+    late = readiness.check_feeds([("AFTERNOON", fresh), ("EVENING", stale)], configured=True,
+                                 wall_now=now, max_age_s=3600)
+    assert not late.ok and late.detail.startswith("event EVENING: sequence 2, last heard")
+    assert "AFTERNOON" not in late.detail
+    missing = readiness.check_feeds([("AFTERNOON", fresh), ("EVENING", None)],
+                                    configured=True, wall_now=now, max_age_s=3600)
+    assert not missing.ok and missing.detail.startswith("no feed of event EVENING yet")
+
+
+def test_mesh_line_counts_a_gate_heard_by_its_heartbeat_alone() -> None:
+    mesh = {"state": "connected", "peers": [
+        {"gate": "2", "last_message_at": None, "last_heartbeat_at": "2024-08-05T16:56:00Z"},
+        {"gate": "3", "last_message_at": None, "last_heartbeat_at": None}]}
+    line = readiness.check_mesh(mesh)
+    assert line.ok and line.detail == "connected, 1 gate(s) heard: 2"
+    mesh["peers"][0]["last_heartbeat_at"] = None
+    assert readiness.check_mesh(mesh).detail == "connected, but no other gate heard yet"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from portique.commands.main import main
 from portique.devtools.simulation import SimulatedRun
+from tests.core.test_config_example import synced_store
 
 from .conftest import REPO, World, clip, gate_table
 from .test_durability import _toml
@@ -122,6 +123,11 @@ def test_example_config_documents_every_key_and_checks(capsys: object,
     # as installed on a gate, with this checkout's keys in place of /etc/portique/keys
     copy = tmp_path / "gate.toml"
     copy.write_text(text.replace("/etc/portique/keys", str(REPO / "tests/fixtures/keys")))
+    assert main(["config", "check", str(copy)]) == 2  # no feed synced yet: run would refuse
+    assert "feeds.sqlite: no feed store yet (run `gate sync` first)" in \
+        capsys.readouterr().err  # type: ignore[attr-defined]
+    copy.write_text(text.replace("/etc/portique/keys", str(REPO / "tests/fixtures/keys"))
+                    .replace("/var/lib/portique/feeds.sqlite", str(synced_store(tmp_path))))
     assert main(["config", "check", str(copy)]) == 0
     capsys.readouterr()  # type: ignore[attr-defined]
     assert main(["config", "keys", "--json"]) == 0

@@ -152,5 +152,8 @@ def test_scanning_never_waits_for_a_stalled_platform(world: World, platform: Pla
         decided = [e.reason.value for e in app.journal.entries(limit=10)]
         assert "VALID" in decided and "ALREADY_ADMITTED" in decided
         assert platform.requests == 1
+        from portique.runtime.statusview import render_status
+
+        assert " waiting for upload" in render_status(app.status())
         platform.hold.set()
     assert world.unlocks() == 1

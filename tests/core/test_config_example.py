@@ -20,10 +20,22 @@ EXAMPLE = ROOT / "config" / "gate.toml"
 
 
 def installed(tmp_path: Path) -> Path:
+    """The example as on a gate that has synced its feed once (`gate sync`)."""
     copy = tmp_path / "gate.toml"
     copy.write_text(EXAMPLE.read_text().replace("/etc/portique/keys",
-                                                str(ROOT / "tests/fixtures/keys")))
+                                                str(ROOT / "tests/fixtures/keys"))
+                    .replace("/var/lib/portique/feeds.sqlite", str(synced_store(tmp_path))))
     return copy
+
+
+def synced_store(tmp_path: Path) -> Path:
+    """A real feed store holding a feed of the example's event."""
+    from tests.revocation.test_feed_bounds import applied
+
+    store = tmp_path / "feeds.db"
+    if not store.exists():
+        applied(tmp_path).close()
+    return store
 
 
 def test_every_required_key_is_marked_and_nothing_network_is_on(tmp_path: Path) -> None:
@@ -50,6 +62,13 @@ def test_config_keys_shows_defaults_bounds_and_readable_types(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "keys"]) == 0
     out = capsys.readouterr().out
+    lines = out.splitlines()  # one column for the types, past the longest key
+    longest = max((line.split(" ", 1)[0] for line in lines[0::3]), key=len)
+    assert len(longest) > 32  # e.g. scanner.camera.health_window_frames
+    column = {len(line) - len(line.split(" ", 1)[1].lstrip()) for line in lines[0::3]}
+    assert len(column) == 1, column
+    assert {len(line) - len(line.lstrip()) for line in lines if line.startswith(" ")} \
+        == column
     assert re.search(r"^gate\.entrance\s+integer\n\s+default: required; bounds: 1 to 32$",
                      out, re.MULTILINE)
     assert re.search(r"^policy\.grace_seconds\s+integer\n\s+default: 15; bounds: 0 to 120$",

@@ -27,10 +27,10 @@ def line_of(emit: object) -> str:
 
 def test_extra_fields_follow_the_message() -> None:
     line = line_of(lambda log: log.info("frame source state", extra={
-        "source": "V4l2Source", "from": "running", "to": "reconnecting"}))
+        "source": "CameraSource", "from": "ok", "to": "lost"}))
     assert line.rstrip().endswith(
-        "portique.test.logformat: frame source state source=V4l2Source from=running "
-        "to=reconnecting")
+        "portique.test.logformat: frame source state source=CameraSource from=ok "
+        "to=lost")
     line = line_of(lambda log: log.warning("camera lost", extra={"device": "/dev/video0"}))
     assert "camera lost device=/dev/video0" in line
 

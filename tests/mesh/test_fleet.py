@@ -49,6 +49,9 @@ def test_every_gate_sees_every_gates_heartbeat_and_flags_a_dead_one(venue: Venue
              and venue_rows(socket)["2"]["heartbeat"]["refusals"] == {"ALREADY_ADMITTED": 1},
              "gate 1 holds a fresh heartbeat of every gate, gate 2's refusal counted")
     assert set(venue_rows(socket)) == {"1", "2", "3"}
+    assert gates[0].app is not None  # the heartbeats count as the other gates heard
+    peers = gates[0].app.status()["mesh"]["peers"]
+    assert {p["gate"] for p in peers if p["last_heartbeat_at"]} == {"2", "3"}
     for gate in gates:
         assert gate.app is not None
         app = gate.app
@@ -179,3 +182,43 @@ def test_heartbeat_vector_signs_and_verifies_as_written_down() -> None:
     public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(vector["public_key_hex"]))
     assert verify_heartbeat(message, {"3": public}, venue="stade-de-france",
                             topic_gate="3") == vector["body"]
+
+
+def test_a_gate_without_a_feed_on_purpose_is_flagged_nofeed(venue: Venue) -> None:
+    from tests.appliance.conftest import feed_store
+
+    fed, unfed = venue.gate("1", **BEAT), venue.gate("2", **BEAT)
+    fed.state.mkdir(parents=True)
+    fed.sections["feeds"] = feed_store(fed.state, {})  # a synced feed
+    unfed.sections["feeds"] = {"required": False}
+    fed.start()
+    unfed.start()
+    socket = fed.folder / "control.sock"
+    wait_for(lambda: all(venue_rows(socket)[g]["heard"] for g in "12"),
+             "gate 1 holds both gates' heartbeats")
+    rows = venue_rows(socket)
+    assert rows["2"]["heartbeat"]["feed_waived"] is True and "NOFEED" in rows["2"]["flags"]
+    assert rows["1"]["heartbeat"]["feed_waived"] is False
+    assert "NOFEED" not in rows["1"]["flags"]
+    shown = gate_cli("venue", "status", "--socket", str(socket))
+    line = next(ln for ln in shown.stdout.splitlines() if ln.startswith("2 "))
+    assert "NOFEED" in line and "none (waived)" in line
+    assert shown.returncode == 1  # a flagged gate
+
+
+def test_the_table_names_the_device_of_a_camera_that_is_not_ok() -> None:
+    from portique.runtime.mesh.heartbeat import FleetView, heartbeat_body, render
+
+    view = FleetView()
+    for gate, state in (("1", "ok"), ("2", "lost")):
+        status = {"gate": gate, "event": "PAR24-ATH05", "feed_waived": False,
+                  "camera": {"state": state, "fps": 0.0, "device": f"/dev/video{gate}",
+                             "why": None if state == "ok" else "no such device"}}
+        view.note(heartbeat_body(status, venue=VENUE, seq=1, interval_s=10.0,
+                                 decisions_per_min=0.0, refusals={}, version="0.1.0",
+                                 now=1722877330.0), 1722877330.0)
+    lines = render(view.rows(1722877331.0), venue=VENUE).splitlines()
+    ok = next(ln for ln in lines if ln.startswith("1 "))
+    lost = next(ln for ln in lines if ln.startswith("2 "))
+    assert " lost /dev/video2 " in lost and "CAMERA" in lost
+    assert "/dev/video1" not in ok

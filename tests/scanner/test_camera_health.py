@@ -228,3 +228,23 @@ def test_a_frozen_camera_is_reopened_now_and_then_and_stays_frozen_meanwhile() -
         assert cam.health.state is CameraState.FROZEN  # reopening does not hide it
         device.show(clip_images("valid_step_change", 3))
         wait_until(lambda: cam.health.state is CameraState.OK, "ok again")
+
+
+def test_a_missing_camera_is_logged_once_in_the_states_people_see(
+        caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    from portique.base.logformat import FieldsFormatter
+
+    missing = "/dev/video-not-here"
+    with caplog.at_level(logging.INFO, logger="portique.scanner.sources"), \
+            CameraSource(missing, backoff=0.01, backoff_max=0.02) as cam:
+        attempts = cam.stats.reopen_attempts
+        wait_until(lambda: cam.stats.reopen_attempts >= attempts + 2, "reopened twice")
+    moves = [(r.__dict__["from"], r.__dict__["to"]) for r in caplog.records
+             if r.getMessage() == "frame source state"]
+    seen = {"starting", "ok", "lost", "black", "frozen", "ended", "closed"}
+    assert moves and all({a, b} <= seen for a, b in moves), moves
+    assert ("starting", "lost") in moves
+    lost = next(r for r in caplog.records if r.getMessage() == "camera lost")
+    line = FieldsFormatter().format(lost)
+    assert line.count(missing) == 1 and "camera lost device=" in line
+    assert "[ WARN" not in capfd.readouterr().err  # OpenCV's own lines are kept quiet

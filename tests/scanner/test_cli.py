@@ -90,8 +90,13 @@ def test_decode_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["decode", "--decoder", "opencv", "x.png"])
     assert info.value.code == 2
+    capsys.readouterr()
     assert main(["decode", "/no/such/file.png"]) == 1
-    assert "cannot read" in capsys.readouterr().out
+    assert capsys.readouterr().out == "/no/such/file.png  error: no such file or folder\n"
+    assert main(["decode", "--json", "/no/such/file.png"]) == 1
+    assert json.loads(capsys.readouterr().out) == {
+        "source": "/no/such/file.png", "frame": None,
+        "error": "/no/such/file.png: no such file or folder"}
 
 
 def test_a_folder_without_images_says_so_without_a_frame_number(
@@ -99,5 +104,5 @@ def test_a_folder_without_images_says_so_without_a_frame_number(
     (tmp_path / "notes.txt").write_text("not an image\n")
     assert main(["decode", str(tmp_path)]) != 0
     out = capsys.readouterr().out
-    assert out == f"{tmp_path}  error: {tmp_path}: folder holds no images\n"
+    assert out == f"{tmp_path}  error: folder holds no images\n"  # its name once
     assert "#None" not in out

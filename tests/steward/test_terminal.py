@@ -5,6 +5,7 @@ back with capture-pane."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -42,15 +43,25 @@ def wait_for(session: str, ready: Callable[[str], bool], what: str) -> str:
         time.sleep(0.1)
 
 
-def settle(session: str) -> None:
-    """Until the screen stays the same over two looks: the app has handled what it got."""
-    previous = screen(session)
-    for _ in range(100):
+def lookup_focused(session: str) -> bool:
+    """Whether the lookup field shows the focus: its border is drawn in a colour of its
+    own, while a field without the focus has its border in its pane's background (read
+    from the pane with its colours, capture-pane -e)."""
+    lines = tmux("capture-pane", "-p", "-e", "-t", session).split("\n")
+    title = next((n for n, line in enumerate(lines) if "Manual lookup" in line), None)
+    if title is None or title + 1 >= len(lines):
+        return False
+    border = re.search(r"\x1b\[38;5;(\d+)m\x1b\[48;5;\d+m▔+\x1b\[48;5;(\d+)m▎",
+                       lines[title + 1])
+    return border is not None and border.group(1) != border.group(2)
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never on screen: {what}")
         time.sleep(0.1)
-        current = screen(session)
-        if current == previous:
-            return
-        previous = current
 
 
 def flat(text: str) -> str:
@@ -77,8 +88,10 @@ def test_lookup_and_admit_in_a_real_terminal(gate: LiveGate, tmp_path: Path) -> 
         wait_for(session, lambda t: "Help: every key" not in t, "the help closed")
         # F2 moves the focus to the lookup; keys sent in the same burst as F2 (faster than
         # anyone types) would reach the widget that had the focus before it
+        tmux("send-keys", "-t", session, "Tab")
+        wait_until(lambda: not lookup_focused(session), "the focus away from the lookup")
         tmux("send-keys", "-t", session, "F2")
-        settle(session)
+        wait_until(lambda: lookup_focused(session), "the lookup field with the focus")
         tmux("send-keys", "-t", session, "chloe martn", "Enter")
         text = wait_for(session, lambda t: "Chloé Martin" in t, "the lookup result")
         assert "similar name" in text and "PAR24-000103" in text

@@ -106,6 +106,7 @@ def heartbeat_body(status: Mapping[str, Any], *, venue: str, seq: int, interval_
         "camera": {"state": camera.get("state"), "fps": camera.get("fps"),
                    "device": camera.get("device"), "why": camera.get("why")},
         "feeds": feeds,
+        "feed_waived": bool(status.get("feed_waived", False)),
         "clock": {"trusted": clock.get("trusted"), "why": clock.get("why"),
                   "unix_ms": round(now * 1000)},
         "decisions_per_min": round(decisions_per_min, 1),
@@ -160,6 +161,8 @@ class FleetView:
             camera = (body.get("camera") or {}).get("state")
             if camera not in (None, "ok"):
                 flags.append("CAMERA")
+            if body.get("feed_waived"):
+                flags.append("NOFEED")
             if (body.get("fire_alarm") or {}).get("active"):
                 flags.append("FIRE")
             if body.get("training"):
@@ -178,7 +181,7 @@ def render(rows: list[dict[str, Any]], *, venue: str) -> str:
     """One line per gate: flags first, so a gate that needs someone stands out."""
     flagged = sum(1 for r in rows if r["flags"])
     lines = [f"venue {venue}: {len(rows)} gate(s), {flagged} flagged",
-             f"{'gate':<12} {'flags':<22} {'age':>6} {'ready':<24} {'camera':<13} "
+             f"{'gate':<12} {'flags':<22} {'age':>6} {'ready':<24} {'camera':<24} "
              f"{'feed (seq, age)':<20} {'clock':<9} {'dec/min':>7} {'refusals':<24} "
              f"{'zones':<16} version"]
     for r in rows:
@@ -195,6 +198,12 @@ def render(rows: list[dict[str, Any]], *, venue: str) -> str:
             f"#{f.get('sequence') if f.get('sequence') is not None else '-'}"
             f"/{_age(f.get('age_s'))}" for f in feeds) or "-"
         clock = b.get("clock") or {}
+        camera = b.get("camera") or {}
+        camera_text = str(camera.get("state"))
+        if camera.get("state") != "ok" and camera.get("device"):
+            camera_text += f" {camera['device']}"  # which camera to go and see
+        if b.get("feed_waived"):
+            feed_text = "none (waived)"
         refusals = b.get("refusals") or {}
         top = sorted(refusals.items(), key=lambda kv: -kv[1])[:2]
         ref_text = " ".join(f"{k} {n}" for k, n in top) or "-"
@@ -205,7 +214,7 @@ def render(rows: list[dict[str, Any]], *, venue: str) -> str:
                       [{"zone": k, "inside": v} for k, v in dict(zones).items()]))
         lines.append(
             f"{r['gate']:<12} {flags:<22} {_age(r['age_s']):>6} {ready_text[:24]:<24} "
-            f"{str((b.get('camera') or {}).get('state'))[:13]:<13} {feed_text[:20]:<20} "
+            f"{camera_text[:24]:<24} {feed_text[:20]:<20} "
             f"{'trusted' if clock.get('trusted') else 'UNTRUSTED':<9} "
             f"{b.get('decisions_per_min', 0):>7} {ref_text[:24]:<24} {zones_text[:16]:<16} "
             f"{b.get('version', '?')}")

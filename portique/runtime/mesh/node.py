@@ -84,6 +84,8 @@ class PeerSeen:
     last_message_at: float | None = None
     last_lag_s: float | None = None
     messages: int = 0
+    last_heartbeat_at: float | None = None
+    """When its latest heartbeat arrived: a gate heard, even with nothing to share."""
 
 
 class MeshMetrics:
@@ -177,6 +179,48 @@ def load_peer_keys(config: MeshConfig) -> dict[str, Ed25519PublicKey]:
     return {gate: Ed25519PublicKey.from_public_bytes(raw) for gate, raw in keys.items()}
 
 
+def _own_key_problem(peers: dict[str, Ed25519PublicKey], gate_id: str,
+                     key: Ed25519PrivateKey) -> str | None:
+    """Why the other gates would not believe this gate's messages, or None."""
+    own = peers.get(gate_id)
+    if own is None:
+        return (f"mesh.gates: this gate ({gate_id}) is not listed: the other gates would "
+                "ignore its messages")
+    if own.public_bytes_raw() != key.public_key().public_bytes_raw():
+        return (f"mesh.key_file: its public key is not the one mesh.gates lists for this "
+                f"gate ({gate_id})")
+    return None
+
+
+def _tls_problems(config: MeshConfig) -> list[str]:
+    if config.tls is None:
+        return []
+    return [f"mesh.tls.{name}: {path}: no such file"
+            for name in ("ca_file", "cert_file", "key_file")
+            if (path := getattr(config.tls, name)) is not None and not path.is_file()]
+
+
+def start_problems(config: MeshConfig, *, gate_id: str) -> list[str]:
+    """What `start_mesh` would refuse to start with, one message per problem, the same
+    words: the gate's key, the venue's gate keys, this gate among them, the TLS files
+    (`gate config check` shows them before `gate run` meets them)."""
+    problems = []
+    key = None
+    try:
+        key = keyfiles.load_private_key(config.key_file)
+    except KeyFileError as exc:
+        problems.append(f"mesh.key_file: {exc}")
+    try:
+        peers = load_peer_keys(config)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    else:
+        own = None if key is None else _own_key_problem(peers, gate_id, key)
+        if own is not None:
+            problems.append(own)
+    return problems + _tls_problems(config)
+
+
 class MeshNode:
     """One gate's share of the venue mesh. `start()`, then `close()`."""
 
@@ -184,14 +228,9 @@ class MeshNode:
                  key: Ed25519PrivateKey, peers: dict[str, Ed25519PublicKey],
                  bus: EventBus | None = None, password: str | None = None,
                  registry: CollectorRegistry | None = None) -> None:
-        own = peers.get(gate_id)
-        mine = key.public_key().public_bytes_raw()
-        if own is None:
-            raise ConfigError(f"mesh.gates: this gate ({gate_id}) is not listed: the other "
-                              "gates would ignore its messages")
-        if own.public_bytes_raw() != mine:
-            raise ConfigError(f"mesh.key_file: its public key is not the one mesh.gates lists "
-                              f"for this gate ({gate_id})")
+        problem = _own_key_problem(peers, gate_id, key)
+        if problem is not None:
+            raise ConfigError(problem)
         self.config, self.gate_id, self.journal, self.bus = config, gate_id, journal, bus
         self.peers = peers
         self.store = MeshStore(journal, gate_id=gate_id, venue=config.venue, key=key)
@@ -272,10 +311,9 @@ class MeshNode:
             client.username_pw_set(c.username, password if password is not None
                                    else c.password or None)
         if c.tls is not None:
-            for name in ("ca_file", "cert_file", "key_file"):
-                path = getattr(c.tls, name)
-                if path is not None and not path.is_file():
-                    raise ConfigError(f"mesh.tls.{name}: {path}: no such file")
+            missing = _tls_problems(c)
+            if missing:
+                raise ConfigError(missing[0])
             try:
                 client.tls_set(ca_certs=str(c.tls.ca_file),
                                certfile=None if c.tls.cert_file is None else str(c.tls.cert_file),
@@ -466,6 +504,9 @@ class MeshNode:
                     self._reject(topic, exc)
                 else:
                     self.fleet.note(body, received)
+                    peer = self.seen.get(str(body.get("gate", "")))
+                    if peer is not None:
+                        peer.last_heartbeat_at = received
             elif kind == "beat":
                 body = item[1]
                 self.fleet.note(body, time.time())
@@ -788,6 +829,8 @@ class MeshNode:
                 else round(now - seen.last_message_at, 1),
                 "lag_ms": None if seen.last_lag_s is None else round(seen.last_lag_s * 1e3, 1),
                 "messages": seen.messages, "records": held,
+                "last_heartbeat_at": None if seen.last_heartbeat_at is None
+                else format_time(seen.last_heartbeat_at),
                 "last_record_at": None if received is None else format_time(received)})
         conflicts = self.store.conflicts(limit=20)
         stuck, quarantined, oldest = self.outbox_alarm(now)

@@ -22,6 +22,7 @@ BODY = {
     "camera": {"state": "lost", "fps": 0.0, "device": "/dev/video0",
                "why": "no such device"},
     "feeds": [{"event": "PAR24-ATH05", "sequence": 118, "age_s": 95.0, "error": None}],
+    "feed_waived": False,
     "clock": {"trusted": True, "why": "os synchronised", "unix_ms": 1722877330000},
     "decisions_per_min": 11.0, "refusals": {"ALREADY_ADMITTED": 1, "STALE_CODE": 3},
     "fire_alarm": {"active": False, "latched": False}, "zones": None,
