@@ -62,6 +62,10 @@ _TEXTURE = 16
 """Mean absolute grey step, across and along the rows alike, above which a patch of the
 frame looks like QR modules (on every second pixel of every second row)."""
 _TEXTURE_BOX = 7
+_CODE_AREA = 4800
+"""Frame pixels of QR-module texture below which a frame is not searched for codes to
+rectify: a ticket's code (71 modules and more across) at 1.5 pixels per module, tilted
+45 degrees, covers about 7000 (benchmarks/decode_hard.py tuning part: at least 15000)."""
 _RECTIFY_SCALE = 3.0
 """A rectified code is drawn at this many pixels per frame pixel of its quadrilateral."""
 _RECTIFY_MAX = 560
@@ -236,7 +240,12 @@ class PipelineDecoder(_Counted):
             self._failed(exc)
             return []
         texts = _unique([b.text for b in found if b.valid])
-        if not texts and self._rectify:
+        if texts:
+            # read at the first pass: the frame pays for no fallback nor retry (a second
+            # code in the same frame that zxing-cpp located but could not read is left
+            # to the next frames, where the camera sees it again)
+            return texts
+        if self._rectify:
             # nothing read: a code zxing-cpp could not locate (tilted, dim, small) or
             # located but not read is most often read once its perspective is undone
             try:
@@ -331,19 +340,32 @@ class PipelineDecoder(_Counted):
         return _unique([b.text for b in zxingcpp.read_barcodes(image, formats=_QR)])
 
 
+def _texture_mask(small: Image, box: int) -> Image:
+    """255 where the mean absolute grey step, across and along the rows alike, over a
+    box x box neighbourhood of `small` is above ``_TEXTURE``."""
+    across = cv2.absdiff(small[:, 1:], small[:, :-1])[:-1, :]
+    along = cv2.absdiff(small[1:, :], small[:-1, :])[:, :-1]
+    texture = cv2.min(cv2.blur(across, (box, box)), cv2.blur(along, (box, box)))
+    _, mask = cv2.threshold(texture, _TEXTURE, 255, cv2.THRESH_BINARY)
+    return np.asarray(mask, dtype=np.uint8)
+
+
+def _code_like(gray: Image) -> bool:
+    """The pre-check: on every fourth pixel of every fourth row (a sixteenth of the
+    frame), is there at least ``_CODE_AREA`` frame pixels' worth of QR-module texture?
+    A frame without it is not resampled at all (most frames a gate sees)."""
+    mask = _texture_mask(gray[::4, ::4], _TEXTURE_BOX // 2 + 1)
+    return cv2.countNonZero(mask) * 16 >= _CODE_AREA
+
+
 def _code_quads(gray: Image, most: int = 2) -> list[npt.NDArray[np.float32]]:
     """Quadrilaterals (frame pixels) of the patches that look like QR modules, largest
     first: grey steps strong both across and along the rows over a compact, roughly
     square area. Cheap (every second pixel of every second row, 8-bit box sums), so a
     frame with nothing code-like costs little more than its one zxing-cpp pass."""
-    small = gray[::2, ::2]
-    if min(small.shape) < 2 * _TEXTURE_BOX:
+    if min(gray.shape) < 8 * _TEXTURE_BOX or not _code_like(gray):
         return []
-    across = cv2.absdiff(small[:, 1:], small[:, :-1])[:-1, :]
-    along = cv2.absdiff(small[1:, :], small[:-1, :])[:, :-1]
-    box = (_TEXTURE_BOX, _TEXTURE_BOX)
-    texture = cv2.min(cv2.blur(across, box), cv2.blur(along, box))
-    _, mask = cv2.threshold(texture, _TEXTURE, 255, cv2.THRESH_BINARY)
+    mask = _texture_mask(gray[::2, ::2], _TEXTURE_BOX)
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     found: list[tuple[float, npt.NDArray[np.float32]]] = []
     for contour in contours:
@@ -374,15 +396,19 @@ def _rectify(gray: Image, quad: npt.NDArray[np.float32]) -> Image:
     centre = quad.mean(axis=0)
     quad = quad[np.argsort(np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0]))]
     side = float(np.mean([np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)]))
-    size = int(min(_RECTIFY_MAX, max(120.0, side * _RECTIFY_SCALE)))
+    # the perspective is undone at about the frame's own scale (a small bicubic warp),
+    # then the square is upscaled by a separable bicubic resize: the same reads as one
+    # warp straight to the large size, at a fraction of its cost
+    size = int(min(_RECTIFY_MAX / _RECTIFY_SCALE, max(40.0, side)))
     margin = int(size * 0.15)
     square = np.array([[margin, margin], [margin + size, margin],
                        [margin + size, margin + size], [margin, margin + size]], np.float32)
     homography = cv2.getPerspectiveTransform(quad, square)
     out = size + 2 * margin
-    return np.asarray(cv2.warpPerspective(gray, homography, (out, out),
-                                          flags=cv2.INTER_CUBIC,
-                                          borderMode=cv2.BORDER_REPLICATE), dtype=np.uint8)
+    flat = cv2.warpPerspective(gray, homography, (out, out), flags=cv2.INTER_CUBIC,
+                               borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(cv2.resize(flat, None, fx=_RECTIFY_SCALE, fy=_RECTIFY_SCALE,
+                                 interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
 
 
 def _window(box: Region, shape: tuple[int, ...]) -> Region:
