@@ -62,10 +62,12 @@ _TEXTURE = 16
 """Mean absolute grey step, across and along the rows alike, above which a patch of the
 frame looks like QR modules (on every second pixel of every second row)."""
 _TEXTURE_BOX = 7
-_CODE_AREA = 4800
-"""Frame pixels of QR-module texture below which a frame is not searched for codes to
-rectify: a ticket's code (71 modules and more across) at 1.5 pixels per module, tilted
-45 degrees, covers about 7000 (benchmarks/decode_hard.py tuning part: at least 15000)."""
+_CODE_AREA = 8000
+"""Frame pixels of QR-module texture (on the coarse pre-check) below which a frame is not
+searched for codes to rectify: a ticket's code (71 modules and more across) at 1.5 pixels
+per module and tilted 45 degrees covers about 8000, and its texture spreads past its
+edges (tuning part of benchmarks/decode_hard.py: every frame with a code at 15000 and
+more, 2 of 40 empty frames above 8000)."""
 _RECTIFY_SCALE = 3.0
 """A rectified code is drawn at this many pixels per frame pixel of its quadrilateral."""
 _RECTIFY_MAX = 560
