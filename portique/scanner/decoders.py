@@ -5,15 +5,16 @@ Three decoders share the ``Decoder`` protocol:
 * ``ZxingDecoder``: zxing-cpp, one pass (the fastest and best single reader here);
 * ``ZbarDecoder``: pyzbar over the system's libzbar, one pass (a second, independent
   backend);
-* ``PipelineDecoder`` (the default): zxing-cpp first. When it read nothing, the patches
-  of the frame that look like QR modules (grey steps strong both across and along the
-  rows, over a compact square-ish area; found on every second pixel, so an empty frame
-  costs little) are resampled as upright squares, perspective undone and upscaled 3x,
-  and read again: on tilted, dim, moiré-striped phone screens this is what reads the
-  codes zxing-cpp cannot even locate (benchmarks/decode_hard.py). Then, only where it
-  located something it could not read (finder patterns, a failed checksum), a short
-  chain of retries on a
-  window around it: upscaled 2x, then also contrast-equalised (CLAHE), sharpened, or
+* ``PipelineDecoder`` (the default): zxing-cpp first; a frame it read is returned at
+  once. When it read nothing, the patches of the frame that look like QR modules (grey
+  steps strong both across and along the rows, over a compact square-ish area; a
+  pre-check on every fourth pixel rejects a frame without a code's worth of such
+  texture, so an empty frame costs little) are resampled as upright squares,
+  perspective undone and upscaled 3x, and read again: on tilted, dim, moiré-striped
+  phone screens this is what reads the codes zxing-cpp cannot even locate
+  (benchmarks/decode_hard.py). Then, only where it located something it could not read
+  (finder patterns, a failed checksum), a short chain of retries on a window around it:
+  upscaled 2x, then also contrast-equalised (CLAHE), sharpened, or
   upscaled 3x. A small frame (longer side up to 500 pixels, which zxing-cpp scans at one
   size only) in which nothing at all was located gets one more pass at half size (a code
   filling a small photo). pyzbar can be added as a last retry (``zbar=True``) but is off:
@@ -371,8 +372,9 @@ def _code_like(gray: Image) -> Region | None:
 def _code_quads(gray: Image, most: int = 2) -> list[npt.NDArray[np.float32]]:
     """Quadrilaterals (frame pixels) of the patches that look like QR modules, largest
     first: grey steps strong both across and along the rows over a compact, roughly
-    square area. Cheap (every second pixel of every second row, 8-bit box sums), so a
-    frame with nothing code-like costs little more than its one zxing-cpp pass."""
+    square area. Cheap (the pre-check on every fourth pixel, then every second pixel of
+    every second row in its box only, 8-bit box sums), so a frame with nothing
+    code-like costs little more than its one zxing-cpp pass."""
     if min(gray.shape) < 4 * _TEXTURE_BOX:
         return []
     roi = _code_like(gray)
