@@ -5,15 +5,16 @@ Three decoders share the ``Decoder`` protocol:
 * ``ZxingDecoder``: zxing-cpp, one pass (the fastest and best single reader here);
 * ``ZbarDecoder``: pyzbar over the system's libzbar, one pass (a second, independent
   backend);
-* ``PipelineDecoder`` (the default): zxing-cpp first. When it read nothing, the patches
-  of the frame that look like QR modules (grey steps strong both across and along the
-  rows, over a compact square-ish area; found on every second pixel, so an empty frame
-  costs little) are resampled as upright squares, perspective undone and upscaled 3x,
-  and read again: on tilted, dim, moiré-striped phone screens this is what reads the
-  codes zxing-cpp cannot even locate (benchmarks/decode_hard.py). Then, only where it
-  located something it could not read (finder patterns, a failed checksum), a short
-  chain of retries on a
-  window around it: upscaled 2x, then also contrast-equalised (CLAHE), sharpened, or
+* ``PipelineDecoder`` (the default): zxing-cpp first; a frame it read is returned at
+  once. When it read nothing, the patches of the frame that look like QR modules (grey
+  steps strong both across and along the rows, over a compact square-ish area; a
+  pre-check on every fourth pixel rejects a frame without a code's worth of such
+  texture, so an empty frame costs little) are resampled as upright squares,
+  perspective undone and upscaled 3x, and read again: on tilted, dim, moiré-striped
+  phone screens this is what reads the codes zxing-cpp cannot even locate
+  (benchmarks/decode_hard.py). Then, only where it located something it could not read
+  (finder patterns, a failed checksum), a short chain of retries on a window around it:
+  upscaled 2x, then also contrast-equalised (CLAHE), sharpened, or
   upscaled 3x. A small frame (longer side up to 500 pixels, which zxing-cpp scans at one
   size only) in which nothing at all was located gets one more pass at half size (a code
   filling a small photo). pyzbar can be added as a last retry (``zbar=True``) but is off:
@@ -62,6 +63,12 @@ _TEXTURE = 16
 """Mean absolute grey step, across and along the rows alike, above which a patch of the
 frame looks like QR modules (on every second pixel of every second row)."""
 _TEXTURE_BOX = 7
+_CODE_AREA = 8000
+"""Frame pixels of QR-module texture (on the coarse pre-check) below which a frame is not
+searched for codes to rectify: a ticket's code (71 modules and more across) at 1.5 pixels
+per module and tilted 45 degrees covers about 8000, and its texture spreads past its
+edges (tuning part of benchmarks/decode_hard.py: every frame with a code at 15000 and
+more, 2 of 40 empty frames above 8000)."""
 _RECTIFY_SCALE = 3.0
 """A rectified code is drawn at this many pixels per frame pixel of its quadrilateral."""
 _RECTIFY_MAX = 560
@@ -236,7 +243,12 @@ class PipelineDecoder(_Counted):
             self._failed(exc)
             return []
         texts = _unique([b.text for b in found if b.valid])
-        if not texts and self._rectify:
+        if texts:
+            # read at the first pass: the frame pays for no fallback nor retry (a second
+            # code in the same frame that zxing-cpp located but could not read is left
+            # to the next frames, where the camera sees it again)
+            return texts
+        if self._rectify:
             # nothing read: a code zxing-cpp could not locate (tilted, dim, small) or
             # located but not read is most often read once its perspective is undone
             try:
@@ -331,19 +343,49 @@ class PipelineDecoder(_Counted):
         return _unique([b.text for b in zxingcpp.read_barcodes(image, formats=_QR)])
 
 
+def _texture_mask(small: Image, box: int) -> Image:
+    """255 where the mean absolute grey step, across and along the rows alike, over a
+    box x box neighbourhood of `small` is above ``_TEXTURE``."""
+    across = cv2.absdiff(small[:, 1:], small[:, :-1])[:-1, :]
+    along = cv2.absdiff(small[1:, :], small[:-1, :])[:, :-1]
+    texture = cv2.min(cv2.blur(across, (box, box)), cv2.blur(along, (box, box)))
+    _, mask = cv2.threshold(texture, _TEXTURE, 255, cv2.THRESH_BINARY)
+    return np.asarray(mask, dtype=np.uint8)
+
+
+def _code_like(gray: Image) -> Region | None:
+    """The pre-check: on every fourth pixel of every fourth row (a sixteenth of the
+    frame, copied contiguous: half the cost of working on the strided view), at least
+    ``_CODE_AREA`` frame pixels' worth of QR-module texture? Then the box around it,
+    in frame pixels with a margin, where the finer search runs; else None, and the
+    frame is neither searched further nor resampled (most frames a gate sees)."""
+    mask = _texture_mask(np.ascontiguousarray(gray[::4, ::4]), _TEXTURE_BOX // 2 + 1)
+    if cv2.countNonZero(mask) * 16 < _CODE_AREA:
+        return None
+    x, y, w, h = cv2.boundingRect(mask)
+    height, width = gray.shape[:2]
+    margin = 4 * _TEXTURE_BOX  # frame pixels: the finer boxes reach past the coarse ones
+    return Region(max(0, 4 * x - margin), max(0, 4 * y - margin),
+                  min(width, 4 * (x + w) + margin), min(height, 4 * (y + h) + margin))
+
+
 def _code_quads(gray: Image, most: int = 2) -> list[npt.NDArray[np.float32]]:
     """Quadrilaterals (frame pixels) of the patches that look like QR modules, largest
     first: grey steps strong both across and along the rows over a compact, roughly
-    square area. Cheap (every second pixel of every second row, 8-bit box sums), so a
-    frame with nothing code-like costs little more than its one zxing-cpp pass."""
-    small = gray[::2, ::2]
-    if min(small.shape) < 2 * _TEXTURE_BOX:
+    square area. Cheap (the pre-check on every fourth pixel, then every second pixel of
+    every second row in its box only, 8-bit box sums), so a frame with nothing
+    code-like costs little more than its one zxing-cpp pass."""
+    if min(gray.shape) < 4 * _TEXTURE_BOX:
         return []
-    across = cv2.absdiff(small[:, 1:], small[:, :-1])[:-1, :]
-    along = cv2.absdiff(small[1:, :], small[:-1, :])[:, :-1]
-    box = (_TEXTURE_BOX, _TEXTURE_BOX)
-    texture = cv2.min(cv2.blur(across, box), cv2.blur(along, box))
-    _, mask = cv2.threshold(texture, _TEXTURE, 255, cv2.THRESH_BINARY)
+    roi = _code_like(gray)
+    if roi is None:
+        return []
+    # the finer search on the pre-check's box only (offsets kept even: every second
+    # pixel of the frame, as on the whole frame)
+    x0, y0 = roi.x0 & ~1, roi.y0 & ~1
+    mask = _texture_mask(np.ascontiguousarray(gray[y0:roi.y1:2, x0:roi.x1:2]), _TEXTURE_BOX)
+    if min(mask.shape) < 2:
+        return []
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     found: list[tuple[float, npt.NDArray[np.float32]]] = []
     for contour in contours:
@@ -363,7 +405,7 @@ def _code_quads(gray: Image, most: int = 2) -> list[npt.NDArray[np.float32]]:
                 break
         if quad is None:
             quad = cv2.boxPoints(cv2.minAreaRect(contour)).astype(np.float32)
-        found.append((area, quad * 2 + 1))
+        found.append((area, quad * 2 + 1 + np.array([x0, y0], np.float32)))
     found.sort(key=lambda item: -item[0])
     return [quad for _, quad in found[:most]]
 
@@ -374,15 +416,19 @@ def _rectify(gray: Image, quad: npt.NDArray[np.float32]) -> Image:
     centre = quad.mean(axis=0)
     quad = quad[np.argsort(np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0]))]
     side = float(np.mean([np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)]))
-    size = int(min(_RECTIFY_MAX, max(120.0, side * _RECTIFY_SCALE)))
+    # the perspective is undone at about the frame's own scale (a small bicubic warp),
+    # then the square is upscaled by a separable bicubic resize: the same reads as one
+    # warp straight to the large size, at a fraction of its cost
+    size = int(min(_RECTIFY_MAX / _RECTIFY_SCALE, max(40.0, side)))
     margin = int(size * 0.15)
     square = np.array([[margin, margin], [margin + size, margin],
                        [margin + size, margin + size], [margin, margin + size]], np.float32)
     homography = cv2.getPerspectiveTransform(quad, square)
     out = size + 2 * margin
-    return np.asarray(cv2.warpPerspective(gray, homography, (out, out),
-                                          flags=cv2.INTER_CUBIC,
-                                          borderMode=cv2.BORDER_REPLICATE), dtype=np.uint8)
+    flat = cv2.warpPerspective(gray, homography, (out, out), flags=cv2.INTER_CUBIC,
+                               borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(cv2.resize(flat, None, fx=_RECTIFY_SCALE, fy=_RECTIFY_SCALE,
+                                 interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
 
 
 def _window(box: Region, shape: tuple[int, ...]) -> Region:

@@ -76,3 +76,22 @@ def test_frames_without_a_code_get_no_rectification() -> None:
     for sample in hardset.samples("tuning", per_cell=0, empty=4):
         assert decoder.decode(sample.image()) == []
     assert decoder.retries == 0  # nothing code-like: one zxing-cpp pass each
+
+
+def test_the_pre_check_keeps_every_code_and_its_box_holds_the_rectified_patch() -> None:
+    """The coarse pre-check (every fourth pixel) lets through every frame with a code,
+    easy to hard at both sizes, and the finer search in its box finds a patch there; on
+    the first empty frames of each size it stops the search before any resample."""
+    from portique.scanner.decoders import _code_like, _code_quads, to_gray
+
+    for sample in hardset.samples("tuning", per_cell=2, empty=3):
+        gray = to_gray(sample.image())
+        box = _code_like(gray)
+        if sample.text is None:
+            assert box is None and _code_quads(gray) == []
+            continue
+        assert box is not None
+        quads = _code_quads(gray)
+        assert quads
+        for x, y in quads[0]:
+            assert box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1
