@@ -44,7 +44,8 @@ ok "gate on the PATH, user portique, /etc/portique/keys, /var/lib/portique porti
 
 step "credential and feed test vectors (tests/vectors)"
 $PY -m pytest -q -p no:cacheprovider -c "$CHECK/pytest.ini" --rootdir "$CHECK" \
-  tests/core/test_vectors.py tests/revocation/test_vectors.py > "$OUT/vectors.txt" 2>&1 \
+  tests/core/test_vectors.py tests/core/test_rules_vectors.py tests/revocation/test_vectors.py \
+  > "$OUT/vectors.txt" 2>&1 \
   || { cat "$OUT/vectors.txt"; fail "vectors"; }
 ok "$(tail -n 1 "$OUT/vectors.txt")"
 

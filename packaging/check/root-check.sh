@@ -120,7 +120,8 @@ echo "   installed in $(( $(date +%s) - T0 )) s: $(in_root "$RUN" dpkg-query -W 
 # What the checks read: the test vectors, the recorded clips, the fixture issuer key.
 mkdir -p "$RUN/check/tests/core" "$RUN/check/tests/revocation" "$RUN/check/tests/fixtures"
 cp "$REPO/tests/__init__.py" "$RUN/check/tests/"
-cp "$REPO/tests/core/__init__.py" "$REPO/tests/core/test_vectors.py" "$RUN/check/tests/core/"
+cp "$REPO/tests/core/__init__.py" "$REPO/tests/core/test_vectors.py" \
+  "$REPO/tests/core/test_rules_vectors.py" "$RUN/check/tests/core/"
 cp "$REPO/tests/revocation/__init__.py" "$REPO/tests/revocation/test_vectors.py" \
   "$RUN/check/tests/revocation/"
 cp -a "$REPO/tests/vectors" "$RUN/check/tests/"
