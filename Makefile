@@ -84,7 +84,7 @@ test-slow: $(STAMP) test-deps safe-modes package-deps
 
 # The Debian package for a gate (docs/operations.md, "The Debian package"), built on this
 # machine for either architecture: `make deb ARCH=arm64`. `make lintian ARCH=...` checks it;
-# `make check-arm64` installs the arm64 package into a Bookworm arm64 root (debootstrap,
+# `make check-arm64` installs the arm64 package into a Bookworm arm64 root (mmdebstrap,
 # qemu-user-static; cached in $(PORTIQUE_ROOTS)) and runs the gate there.
 ARCH           ?= $(shell dpkg --print-architecture)
 DEB_VERSION    := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
@@ -92,12 +92,12 @@ DEB_FILE        = dist/portique_$(DEB_VERSION)_$(ARCH).deb
 DEB_SOURCES    := pyproject.toml README.md $(wildcard portique/*.py portique/*/*.py \
 	portique/*/*/*.py packaging/deb/* systemd/* systemd/*/* config/gate.toml docs/*.md)
 PORTIQUE_ROOTS ?= /var/cache/portique-roots
-ROOT_PACKAGES  ?= debootstrap qemu-user-static binfmt-support
+ROOT_PACKAGES  ?= mmdebstrap arch-test qemu-user-static binfmt-support
 export PORTIQUE_ROOTS
 
 # The slow suite builds the amd64 package, lints it and installs it into a Debian root.
 package-deps:
-	@$(MAKE) --no-print-directory apt-install PACKAGES="debootstrap lintian"
+	@$(MAKE) --no-print-directory apt-install PACKAGES="mmdebstrap lintian"
 
 deb: $(DEB_FILE)
 

@@ -4,7 +4,7 @@
 #
 #   root-check.sh ARCH DEB
 #
-# The root is made once with debootstrap (for arm64 run through qemu-user-static and
+# The root is made once with mmdebstrap (for arm64 run through qemu-user-static and
 # binfmt_misc: no cross toolchain) and cached in $PORTIQUE_ROOTS (default
 # /var/cache/portique-roots/bookworm-ARCH); each check works on a fresh copy of it, so
 # that nothing a check installed or wrote is seen by the next. The cached root holds the
@@ -21,7 +21,7 @@ MIRROR=${PORTIQUE_MIRROR:-http://deb.debian.org/debian}
 HOST_GATE=${HOST_GATE:-$REPO/.venv/bin/gate}
 case "$HOST_GATE" in /*) ;; *) HOST_GATE="$PWD/$HOST_GATE" ;; esac
 [ -f "$DEB" ] || { echo "root-check.sh: $DEB: no such package" >&2; exit 2; }
-[ "$(id -u)" = 0 ] || { echo "root-check.sh: needs root (debootstrap, chroot)" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "root-check.sh: needs root (mmdebstrap, chroot)" >&2; exit 2; }
 START=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - START )) s"; }
 
@@ -40,31 +40,42 @@ case "$(dpkg --print-architecture):$ARCH" in
 esac
 
 # The cached root: its name says what it holds, so that a changed Depends makes a new one.
-# python3-distutils: python3.11-venv's dependency is an alternative, which debootstrap
-# does not resolve by itself.
+# python3-distutils: the first of an alternative in python3.11-venv's dependency, named so
+# that the root holds the same whichever resolver made it.
 DEPENDS=$(dpkg-deb -f "$DEB" Depends | sed 's/([^)]*)//g; s/[|,]/ /g')
 PACKAGES=$(echo "$DEPENDS python3-distutils python3-pytest" | tr -s ' ' '\n' | sort -u \
   | tr '\n' ' ' | sed 's/ $//')
 KEY=$(echo "$PACKAGES" | md5sum | cut -c1-8)
 BASE="$ROOTS/bookworm-$ARCH-$KEY"
-LOG="$ROOTS/debootstrap-$ARCH.log"
+LOG="$ROOTS/mmdebstrap-$ARCH.log"
 in_root() { r=$1; shift; chroot "$r" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
   DEBIAN_FRONTEND=noninteractive "$@"; }
 if [ ! -f "$BASE/.portique-root-ok" ]; then
-  echo "== debootstrap bookworm $ARCH into $BASE (cold; cached afterwards; log $LOG)"
+  echo "== mmdebstrap bookworm $ARCH into $BASE (cold; cached afterwards; log $LOG)"
   TMP="$BASE.tmp"
   rm -rf --one-file-system "$TMP"
   mkdir -p "$ROOTS"
-  # One debootstrap with every package: the first stage downloads and unpacks natively,
-  # the second runs the root's own dpkg once over all of them (through qemu for arm64,
-  # where each dpkg run costs minutes). A throw-away check root needs no fsync.
-  { debootstrap --foreign --arch="$ARCH" --variant=minbase \
-      --include="$(echo "$PACKAGES" | tr ' ' ',')" bookworm "$TMP" "$MIRROR" &&
-    echo "   first stage after $(elapsed)" &&
-    mkdir -p "$TMP/etc/dpkg/dpkg.cfg.d" &&
-    echo force-unsafe-io > "$TMP/etc/dpkg/dpkg.cfg.d/portique-check-root" &&
-    in_root "$TMP" /debootstrap/debootstrap --second-stage &&
-    echo "   second stage after $(elapsed)"
+  # mmdebstrap rather than debootstrap: apt (the build machine's) downloads and resolves,
+  # the root's own dpkg (through qemu for arm64) then runs once over the essential packages
+  # and once over the rest, where debootstrap's second stage runs it package group by
+  # package group and reconfigures; under emulation every dpkg run and every maintainer
+  # script costs seconds. The root holds the Essential packages, apt (for a Depends that
+  # the cached root would lack) and $PACKAGES, without recommends. Manual pages,
+  # documentation and translations are not unpacked (nothing here reads them), and a
+  # throw-away check root needs no fsync. Only force-unsafe-io stays in the root's dpkg
+  # configuration: the package under check is installed with every one of its files.
+  { mmdebstrap --mode=root --arch="$ARCH" --variant=apt \
+      --include="$(echo "$PACKAGES" | tr ' ' ',')" \
+      --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+      --aptopt='Apt::Install-Recommends "false"' \
+      --dpkgopt=force-unsafe-io \
+      --dpkgopt='path-exclude=/usr/share/man/*' \
+      --dpkgopt='path-exclude=/usr/share/doc/*' \
+      --dpkgopt='path-exclude=/usr/share/info/*' \
+      --dpkgopt='path-exclude=/usr/share/locale/*' \
+      bookworm "$TMP" "$MIRROR" &&
+    rm -f "$TMP/etc/dpkg/dpkg.cfg.d/99mmdebstrap" &&
+    echo force-unsafe-io > "$TMP/etc/dpkg/dpkg.cfg.d/portique-check-root"
   } > "$LOG" 2>&1 || {
     tail -n 30 "$LOG" >&2
     echo "root-check.sh: making the $ARCH root failed (log: $LOG)" >&2; exit 1; }
@@ -91,7 +102,7 @@ cleanup() {
 cleanup
 trap cleanup EXIT INT TERM
 cp -a "$BASE" "$RUN"
-# /proc only: debootstrap made the root's own /dev nodes (null, zero, urandom, tty...).
+# /proc only: mmdebstrap made the root's own /dev nodes (null, zero, urandom, tty...).
 mount -t proc proc "$RUN/proc"
 cp /etc/resolv.conf "$RUN/etc/resolv.conf" 2>/dev/null || true
 

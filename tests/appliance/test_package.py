@@ -1,6 +1,6 @@
 """The Debian package, built and installed as a gate gets it: `packaging/deb/build.sh amd64`,
 lintian on the result, then `packaging/check/root-check.sh` installs it into a fresh
-Debian Bookworm root (debootstrap, cached; a new copy for every run) and there runs, with
+Debian Bookworm root (mmdebstrap, cached; a new copy for every run) and there runs, with
 the installed /usr/bin/gate and the venv its postinst built offline from the package's
 wheelhouse: `gate setup`, `gate config check` as the service's user, `systemd-analyze
 verify` on the installed units, the test vectors, `gate decode`, a replayed gate run on
@@ -22,9 +22,9 @@ from .conftest import REPO
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap and chroot need root"),
-    pytest.mark.skipif(shutil.which("debootstrap") is None or shutil.which("lintian") is None,
-                       reason="debootstrap and lintian are installed by `make test-slow`"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="mmdebstrap and chroot need root"),
+    pytest.mark.skipif(shutil.which("mmdebstrap") is None or shutil.which("lintian") is None,
+                       reason="mmdebstrap and lintian are installed by `make test-slow`"),
 ]
 
 
