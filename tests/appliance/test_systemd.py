@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,25 @@ def test_the_gate_libraries_run_with_memory_deny_write_execute() -> None:
     child = subprocess.run([sys.executable, "-c", _UNDER_W_XOR_X], cwd=ROOT,
                            capture_output=True, text=True, check=False)
     assert child.returncode == 0 and child.stdout.strip() == "ok", child.stdout + child.stderr
+
+
+def _directives(unit: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in unit.read_text().splitlines()
+                if "=" in line and not line.startswith("#"))
+
+
+def test_the_socket_folder_outlives_a_stop_and_matches_tmpfiles() -> None:
+    # `gate config check` as the service's user checks that the control socket's folder
+    # is there: the unit keeps it after `systemctl stop gate` (systemd removes a runtime
+    # directory at stop unless told otherwise), and tmpfiles makes the same folder with
+    # the same owner and mode at install and boot, before the first start.
+    service = _directives(SYSTEMD / "gate.service")
+    folder = Path("/run") / service["RuntimeDirectory"]
+    assert service.get("RuntimeDirectoryPreserve") == "yes"
+    tmpfiles = [line.split() for line in
+                (ROOT / "packaging" / "deb" / "portique.tmpfiles").read_text().splitlines()
+                if line and not line.startswith("#")]
+    entry = next(e for e in tmpfiles if e[1] == str(folder))
+    assert entry[2:5] == [service["RuntimeDirectoryMode"], service["User"], service["Group"]]
+    shipped = tomllib.loads((ROOT / "config" / "gate.toml").read_text())
+    assert Path(shipped["control"]["socket"]).parent == folder
