@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,6 +156,12 @@ def test_a_real_prometheus_fires_camera_lost_for_the_gate_that_lost_it(
         wait_for(lambda: len(api(web, "query?query=portique_camera_up%3D%3D1")["result"]) == 3,
                  "every camera up, as scraped")
         assert firing(web, "PortiqueCameraLost") == set()
+        # every panel's query is one this Prometheus evaluates (a bad one answers 400)
+        dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                query = urllib.parse.quote(target["expr"], safe="")
+                assert "resultType" in api(web, f"query?query={query}"), panel["title"]
 
         app2 = three_gates["2"][0]
         answer = ControlClient(app2.config.control.socket).request("train",
