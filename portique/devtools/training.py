@@ -13,6 +13,7 @@ a training gate never drives a real lock.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Any
 from portique.base.errors import ConfigError, GateError
 from portique.base.timeparse import format_time
 from portique.hardware.config import PinFactoryName
+from portique.revocation.store import StoreStatus
 from portique.runtime.clock import FrameClock, GateClock
 from portique.runtime.config import Config
 from portique.runtime.daemon import ManualRefusedError
@@ -136,6 +138,7 @@ class TrainingRun(SimulatedRun):
         trainer = Trainer(app, pin_factory)
         app.extra_ops["train"] = trainer.handle
         app.status_overlays.append(trainer.overlay)
+        app.feed_overlays.append(trainer.feed_overlay)
         log.warning("TRAINING run gate=%s: simulated pins, %s; simulations through `gate "
                     "train simulate`", app.config.gate.id,
                     f"clip {self.clip} in a loop" if self.clip else "an idle camera")
@@ -192,13 +195,17 @@ class Trainer:
                 "rounds": self.source.rounds, "simulated": list(self.done[-20:])}
 
     def overlay(self, status: dict[str, Any]) -> dict[str, Any]:
-        status = {**status, "training": self.state()}
-        if self.feed_stale:
-            feed = dict(status.get("feed") or {})
-            feed["age_s"] = round(float(feed.get("age_s") or 0.0) + STALE_FEED_S, 1)
-            feed["stale"] = True
-            status["feed"] = feed
-        return status
+        return {**status, "training": self.state()}
+
+    def feed_overlay(self, feed: StoreStatus) -> StoreStatus:
+        """While `feed_stale` is simulated: the feed signed, and last heard from its
+        server, STALE_FEED_S earlier than it was, wherever the gate reports it (the
+        steward's status line, `gate ready`, the heartbeat, the metrics); the decisions
+        still use the store as it is."""
+        if not self.feed_stale:
+            return feed
+        return dataclasses.replace(feed, published_at=int(feed.published_at - STALE_FEED_S),
+                                   fetched_at=feed.fetched_at - STALE_FEED_S)
 
     # the simulations: the same pins and states the real events move
 

@@ -27,6 +27,7 @@ from portique.base.timeparse import format_time
 from portique.hardware.pins import open_pin_factory
 from portique.hardware.turnstile import EventKind, Turnstile, TurnstileEvent
 from portique.revocation.config import NO_FEED_WARNING
+from portique.revocation.store import StoreStatus
 from portique.runtime import notify, readiness
 from portique.runtime.clock import FrameClock, GateClock, journal_clock_events
 from portique.runtime.config import Config, run_problems
@@ -118,12 +119,25 @@ class GateApp:
     status_overlays: list[Callable[[dict[str, Any]], dict[str, Any]]] = field(
         default_factory=list)
     """Applied to the status in order (a training run says so in every status)."""
+    feed_overlays: list[Callable[[StoreStatus], StoreStatus]] = field(default_factory=list)
+    """Applied in order to what the feed store says of a session, wherever the gate
+    reports it (status, `gate ready`, heartbeat, metrics); never to what it decides with.
+    A training run makes the feed look stale this way."""
     quality: QualityMeter = field(default_factory=QualityMeter)
     """Brightness and sharpness of about one frame a second, for `gate ready`."""
     stop: threading.Event = field(default_factory=threading.Event)
     _closers: list[Any] = field(default_factory=list)
 
     # --- status -----------------------------------------------------------------------
+
+    def feed_status(self, event: str) -> StoreStatus | None:
+        """What the feed store holds for `event`, as the gate reports it."""
+        s: StoreStatus | None = None if self.feed_store is None \
+            else self.feed_store.status(event)
+        for overlay in self.feed_overlays:
+            if s is not None:
+                s = overlay(s)
+        return s
 
     def status(self) -> dict[str, Any]:
         status = self._status()
@@ -142,7 +156,7 @@ class GateApp:
             if self.feed_store is None:
                 continue
             try:
-                s = self.feed_store.status(event)
+                s = self.feed_status(event)
             except GateError as exc:  # a damaged store: say so, keep the rest of the status
                 s, feeds[event] = None, {"error": str(exc)}
             if s is not None:
@@ -204,7 +218,7 @@ class GateApp:
                                             now=now, tz=tz):
                 fs = None
                 try:
-                    fs = self.feed_store.status(each)
+                    fs = self.feed_status(each)
                 except GateError as exc:
                     feed_error = str(exc)
                 day_feeds.append((each, None if fs is None else
@@ -640,8 +654,9 @@ class Housekeeping:
                                                 published_at=format_time(s.published_at)))
                 self._feed_sequences[event] = s.sequence
             if event == current:
-                m.feed_sequence.set(s.sequence)
-                m.feed_age.set(s.age(time.time()))
+                shown = app.feed_status(event) or s
+                m.feed_sequence.set(shown.sequence)
+                m.feed_age.set(shown.age(time.time()))
             if isinstance(app.clock, GateClock) and s.fetched_at > self._feed_fetched:
                 self._feed_fetched = s.fetched_at
                 app.clock.feed_time(s.published_at, received_wall=s.fetched_at)
