@@ -7,6 +7,7 @@ feed store."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sqlite3
 import tempfile
@@ -31,11 +32,11 @@ from portique.devtools.simulation import SimulatedRun
 from portique.revocation.format import parse_index
 from portique.revocation.store import FeedFile, FeedStore
 from portique.runtime import supervisors
-from portique.runtime.config import load
+from portique.runtime.config import Config, load
 from portique.runtime.steward.app import StewardApp
 from portique.runtime.steward.client import GateLink, LinkTimings
 from portique.runtime.steward.session import Settings
-from portique.runtime.wiring import GateApp, build
+from portique.runtime.wiring import GateApp, RunOptions, build
 from portique.ticket.reasons import Lang
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -200,27 +201,48 @@ def make_gate(feed: Feed, state: Path, *, clip: str = "second_scan", limit: int 
     return LiveGate(app, pins, config, loaded.control.socket, loaded.journal.path)
 
 
-@pytest.fixture
-def gate(feed: Feed, tmp_path: Path) -> Iterator[LiveGate]:
-    live = make_gate(feed, tmp_path / "state")
+@contextlib.contextmanager
+def serving(config: Config, run: RunOptions, *, loop: bool = False) -> Iterator[GateApp]:
+    """A gate built on mock pins from `config`, its control socket serving; with `loop`
+    its own run loop too, in a thread (a training gate, which never ends by itself).
+    Closed, its pins and its socket's folder gone, on the way out."""
+    pins = MockFactory()
+    app = build(config, run, pin_factory=pins)
+    runner = threading.Thread(target=app.run) if loop else None
+    if runner is not None:
+        runner.start()
+    try:
+        yield app
+    finally:
+        app.close()
+        if runner is not None:
+            runner.join(timeout=30)
+        pins.close()
+        shutil.rmtree(config.control.socket.parent, ignore_errors=True)
+    assert runner is None or not runner.is_alive()
+
+
+@contextlib.contextmanager
+def _closing(live: LiveGate) -> Iterator[LiveGate]:
     try:
         yield live
     finally:
         live.app.close()
         live.pins.close()
         shutil.rmtree(live.socket.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def gate(feed: Feed, tmp_path: Path) -> Iterator[LiveGate]:
+    with _closing(make_gate(feed, tmp_path / "state")) as live:
+        yield live
 
 
 @pytest.fixture
 def limited_gate(feed: Feed, tmp_path: Path) -> Iterator[LiveGate]:
     """A gate whose stewards may admit one ticket by hand per window."""
-    live = make_gate(feed, tmp_path / "state", limit=1)
-    try:
+    with _closing(make_gate(feed, tmp_path / "state", limit=1)) as live:
         yield live
-    finally:
-        live.app.close()
-        live.pins.close()
-        shutil.rmtree(live.socket.parent, ignore_errors=True)
 
 
 FAST = LinkTimings(connect_s=3.0, slow_s=30.0, idle_s=5.0, status_every=0.3,

@@ -4,19 +4,16 @@ of a gate configured without a revocation feed, in English and in French."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
-
-from gpiozero.pins.mock import MockFactory
 
 from portique.devtools.simulation import SimulatedRun
 from portique.runtime.config import load
 from portique.runtime.steward.screens.ready import ReadyScreen
-from portique.runtime.wiring import build
 from tests.steward.conftest import (
     FIXTURES,
     Feed,
     screen_text,
+    serving,
     short_socket_path,
     steward_app,
     until,
@@ -38,10 +35,7 @@ def _no_feed_config(feed: Feed, state: Path) -> Path:
 
 def test_ready_screen_and_the_no_feed_banner(feed: Feed, tmp_path: Path) -> None:
     config = load(_no_feed_config(feed, tmp_path / "state"))
-    pins = MockFactory()
-    app = build(config, SimulatedRun(replay=FIXTURES / "clips" / "empty", fast=True),
-                pin_factory=pins)
-    try:
+    with serving(config, SimulatedRun(replay=FIXTURES / "clips" / "empty", fast=True)):
         async def scenario() -> None:
             ui = steward_app(config.control.socket)
             async with ui.run_test(size=SIZE) as pilot:
@@ -69,7 +63,3 @@ def test_ready_screen_and_the_no_feed_banner(feed: Feed, tmp_path: Path) -> None
                             "the banner in French")
 
         asyncio.run(scenario())
-    finally:
-        app.close()
-        pins.close()
-        shutil.rmtree(config.control.socket.parent, ignore_errors=True)

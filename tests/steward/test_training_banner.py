@@ -5,21 +5,17 @@ loss is named and explained as a real one is."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import threading
 from pathlib import Path
-
-from gpiozero.pins.mock import MockFactory
 
 from portique.devtools.simulation import SimulatedRun
 from portique.devtools.training import TrainingRun
 from portique.runtime.config import load
 from portique.runtime.control import ControlClient
-from portique.runtime.wiring import build
 from tests.steward.conftest import (
     FIXTURES,
     Feed,
     screen_text,
+    serving,
     short_socket_path,
     steward_app,
     until,
@@ -31,11 +27,7 @@ SIZE = (150, 40)
 
 def test_a_training_gate_shows_the_training_banner(feed: Feed, tmp_path: Path) -> None:
     config = load(write_config(feed, tmp_path / "state", socket=short_socket_path()))
-    pins = MockFactory()
-    app = build(config, TrainingRun(), pin_factory=pins)
-    runner = threading.Thread(target=app.run)
-    runner.start()
-    try:
+    with serving(config, TrainingRun(), loop=True):
         async def scenario() -> None:
             ui = steward_app(config.control.socket)
             async with ui.run_test(size=SIZE) as pilot:
@@ -54,21 +46,12 @@ def test_a_training_gate_shows_the_training_banner(feed: Feed, tmp_path: Path) -
                             "the banner in French")
 
         asyncio.run(scenario())
-    finally:
-        app.close()
-        runner.join(timeout=30)
-        pins.close()
-        shutil.rmtree(config.control.socket.parent, ignore_errors=True)
-    assert not runner.is_alive()
 
 
 def test_a_gate_that_is_not_training_shows_no_training_banner(feed: Feed,
                                                              tmp_path: Path) -> None:
     config = load(write_config(feed, tmp_path / "state", socket=short_socket_path()))
-    pins = MockFactory()
-    app = build(config, SimulatedRun(replay=FIXTURES / "clips" / "empty", fast=True),
-                pin_factory=pins)
-    try:
+    with serving(config, SimulatedRun(replay=FIXTURES / "clips" / "empty", fast=True)):
         async def scenario() -> None:
             ui = steward_app(config.control.socket)
             async with ui.run_test(size=SIZE) as pilot:
@@ -77,7 +60,3 @@ def test_a_gate_that_is_not_training_shows_no_training_banner(feed: Feed,
                 assert "TRAINING" not in screen_text(ui)
 
         asyncio.run(scenario())
-    finally:
-        app.close()
-        pins.close()
-        shutil.rmtree(config.control.socket.parent, ignore_errors=True)
