@@ -333,6 +333,13 @@ class Journal:
         """(key name, key) that signs checkpoints: the gate id and its key (set by wiring)."""
         self._next_leaf = 0
         """The index of the next leaf (set from the file by `_start_tree`)."""
+        self._pending: list[tuple[int, str, str, bytes]] = []
+        """(index, kind, ref, leaf hash) of the leaves written in the transaction open."""
+        self._written: list[tuple[int, str, str, bytes]] = []
+        """The same, of the leaves committed since the tree was last brought up to date (it
+        takes them from here rather than from the file: `_catch_up`)."""
+        self._from_file = False
+        """Whether leaves of another connection were met: the tree then reads the file."""
         self._tree = tlog.Tree()
         self._leaves_of: dict[str, list[int]] = {}
         self.last_checkpoint: tlog.SignedCheckpoint | None = None
@@ -405,13 +412,18 @@ class Journal:
         """The leaf of a record just written, at the next index, in the record's
         transaction (under the lock; `_write` takes the index back on a rollback)."""
         index = self._next_leaf
+        body = ledger.leaf_bytes(kind, index, values)
         try:
-            db.execute(_ADD_LEAF, (index, kind, ref, ledger.leaf_bytes(kind, index, values)))
+            db.execute(_ADD_LEAF, (index, kind, ref, body))
         except sqlite3.IntegrityError:
             # Leaves this connection did not write (another connection on the file): the
-            # next index is after the last leaf there is.
+            # next index is after the last leaf there is, and the tree is brought up to
+            # date from the file.
             index = int(db.execute(_NEXT_LEAF).fetchone()[0])
-            db.execute(_ADD_LEAF, (index, kind, ref, ledger.leaf_bytes(kind, index, values)))
+            body = ledger.leaf_bytes(kind, index, values)
+            db.execute(_ADD_LEAF, (index, kind, ref, body))
+            self._from_file = True
+        self._pending.append((index, kind, ref, tlog.leaf_hash(body)))
         self._next_leaf = index + 1
 
     def _state_leaves(self, db: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
@@ -433,7 +445,17 @@ class Journal:
 
     def _catch_up(self) -> None:
         """Bring the in-memory tree (and which leaves are about which decision) up to the
-        leaves written (under the lock)."""
+        leaves written (under the lock): from the hashes of the leaves this connection
+        committed, when they follow the tree's last leaf one by one, else from the file."""
+        written, self._written = self._written, []
+        size = self._tree.size
+        if written and not self._from_file and written[0][0] == size:  # one by one: `_leaf`
+            self._tree.extend([h for _, _, _, h in written])
+            for idx, kind, ref, _ in written:
+                if kind != "gate_event":
+                    self._leaves_of.setdefault(ref, []).append(idx)
+            return
+        self._from_file = False
         rows = self._db.execute(
             "SELECT idx, kind, ref, body FROM journal_leaves WHERE idx >= ? ORDER BY idx",
             (self._tree.size,)).fetchall()
@@ -575,7 +597,7 @@ class Journal:
         if self.unwritable is not None:
             raise JournalError(f"{self.unwritable}; {what} not recorded")
         with self._lock:
-            next_leaf = self._next_leaf
+            next_leaf, self._pending = self._next_leaf, []
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -583,6 +605,7 @@ class Journal:
                     if same_file:
                         self._check_same_file()
                     self._db.execute("COMMIT")
+                    self._written.extend(self._pending)
                 except BaseException:
                     self._next_leaf = next_leaf  # the leaves written are rolled back too
                     if self._db.in_transaction:
