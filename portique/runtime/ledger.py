@@ -455,7 +455,7 @@ def verify_upload(body: Mapping[str, Any], *, gate_keys: Mapping[str, Ed25519Pub
             decoded.append(parsed)
         decision = next((d for d in decoded if d.get("leaf") in ("decision", "admit")), None)
         if decision is None:
-            raise tlog.TlogError(f"record {scan_id}: no decision leaf")
+            raise tlog.TlogError(f"record {scan_id}: no decision or admit leaf")
         for name in UPLOAD_DECISION_FIELDS:
             if not _same(record.get(name), decision.get(name)):
                 raise tlog.TlogError(f"record {scan_id}: {name} is {record.get(name)!r} in "
