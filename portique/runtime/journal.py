@@ -19,7 +19,8 @@ Admissions made at the venue's other gates, learnt through the mesh (portique/ru
 guarantee; anti-passback reads both.
 
 Every record is also a leaf of the gate's Merkle tree (portique/runtime/ledger.py,
-docs/journal.md), written by triggers in the record's own transaction; `checkpoint`
+docs/journal.md), written here in the record's own transaction (`_leaf`: every statement
+below that writes a record writes its leaf next); `checkpoint`
 signs the tree head (a C2SP checkpoint) with the gate's key, at a cadence and before
 every upload, so that an edit of the file afterwards shows (`gate journal verify`).
 """
@@ -35,7 +36,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,10 @@ CREATE TABLE IF NOT EXISTS peer_admissions (
 CREATE INDEX IF NOT EXISTS peer_admissions_ticket ON peer_admissions (event, ticket_id, at);
 """
 
+
+_ADD_LEAF = "INSERT INTO journal_leaves (idx, kind, ref, body) VALUES (?, ?, ?, ?)"
+_NEXT_LEAF = "SELECT COALESCE(MAX(idx), -1) + 1 FROM journal_leaves"
+_STATE_RETURNING = " RETURNING scan_id, state, updated_at"
 
 # A record waits for upload when it never went, or its admission state changed since.
 _PENDING = "u.scan_id IS NULL OR (a.state IS NOT NULL AND u.state IS NOT a.state)"
@@ -326,6 +331,15 @@ class Journal:
                 raise JournalError(f"journal {path}: cannot open: {again}") from None
         self.signer: tuple[str, Ed25519PrivateKey] | None = None
         """(key name, key) that signs checkpoints: the gate id and its key (set by wiring)."""
+        self._next_leaf = 0
+        """The index of the next leaf (set from the file by `_start_tree`)."""
+        self._pending: list[tuple[int, str, str, bytes]] = []
+        """(index, kind, ref, leaf hash) of the leaves written in the transaction open."""
+        self._written: list[tuple[int, str, str, bytes]] = []
+        """The same, of the leaves committed since the tree was last brought up to date (it
+        takes them from here rather than from the file: `_catch_up`)."""
+        self._from_file = False
+        """Whether leaves of another connection were met: the tree then reads the file."""
         self._tree = tlog.Tree()
         self._leaves_of: dict[str, list[int]] = {}
         self.last_checkpoint: tlog.SignedCheckpoint | None = None
@@ -344,9 +358,6 @@ class Journal:
                     for statement in _RECOUNT:
                         self._db.execute(statement)
                     if self.unwritable is None:
-                        ledger.register(self._db)
-                        for statement in ledger.TRIGGERS:
-                            self._db.execute(statement)
                         self._start_tree()
                     else:
                         row = self._db.execute("SELECT value FROM journal_meta WHERE name = "
@@ -374,9 +385,12 @@ class Journal:
             n = 0
             for row in db.execute(f"SELECT {', '.join(ledger.DECISION_FIELDS)} FROM decisions "
                                   "ORDER BY rowid").fetchall():
-                n = self._backfill(n, "decision", row[0], row)
                 admission = db.execute(f"SELECT {', '.join(ledger.ADMISSION_FIELDS)} FROM "
                                        "admissions WHERE scan_id = ?", (row[0],)).fetchone()
+                if admission is not None and ledger.repeats(admission, row):
+                    n = self._backfill(n, "admit", row[0], (*row, *admission[6:8]))
+                    continue
+                n = self._backfill(n, "decision", row[0], row)
                 if admission is not None:
                     n = self._backfill(n, "admission", row[0], admission)
             for row in db.execute(f"SELECT {', '.join(ledger.GATE_EVENT_FIELDS)} FROM "
@@ -384,6 +398,7 @@ class Journal:
                 n = self._backfill(n, "gate_event", str(row[0]), row)
         self.origin = str(db.execute(
             "SELECT value FROM journal_meta WHERE name = 'origin'").fetchone()[0])
+        self._next_leaf = int(db.execute(_NEXT_LEAF).fetchone()[0])
 
     def _backfill(self, n: int, kind: str, ref: str, row: tuple[Any, ...]) -> int:
         body = ledger.leaf_bytes(kind, n, row)
@@ -393,9 +408,54 @@ class Journal:
 
     # --- the tree -----------------------------------------------------------------------
 
+    def _leaf(self, db: sqlite3.Connection, kind: str, ref: str, values: Sequence[Any]) -> None:
+        """The leaf of a record just written, at the next index, in the record's
+        transaction (under the lock; `_write` takes the index back on a rollback)."""
+        index = self._next_leaf
+        body = ledger.leaf_bytes(kind, index, values)
+        try:
+            db.execute(_ADD_LEAF, (index, kind, ref, body))
+        except sqlite3.IntegrityError:
+            # Leaves this connection did not write (another connection on the file): the
+            # next index is after the last leaf there is, and the tree is brought up to
+            # date from the file.
+            index = int(db.execute(_NEXT_LEAF).fetchone()[0])
+            body = ledger.leaf_bytes(kind, index, values)
+            db.execute(_ADD_LEAF, (index, kind, ref, body))
+            self._from_file = True
+        self._pending.append((index, kind, ref, tlog.leaf_hash(body)))
+        self._next_leaf = index + 1
+
+    def _state_leaves(self, db: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
+        """Run an UPDATE of admissions' state (ending in RETURNING scan_id, state,
+        updated_at) and write a `state` leaf for every admission it changed."""
+        for scan_id, state, updated_at in db.execute(sql, args).fetchall():
+            self._leaf(db, "state", scan_id, (scan_id, state, updated_at))
+
+    def exit_admissions(self, db: sqlite3.Connection, event: str, ticket_id: str, *,
+                        at: float, before: float | None = None) -> None:
+        """In a write transaction (`transaction`): the ticket's admissions in force (made
+        before `before`, if given) end as `exited` at `at`, each with its state leaf."""
+        sql = ("UPDATE admissions SET state = 'exited', updated_at = ? WHERE event = ? AND "
+               "ticket_id = ? AND state IN ('open', 'passed')")
+        args: tuple[Any, ...] = (float(at), event, ticket_id)
+        if before is not None:
+            sql, args = sql + " AND at < ?", (*args, before)
+        self._state_leaves(db, sql + _STATE_RETURNING, args)
+
     def _catch_up(self) -> None:
         """Bring the in-memory tree (and which leaves are about which decision) up to the
-        leaves written (under the lock)."""
+        leaves written (under the lock): from the hashes of the leaves this connection
+        committed, when they follow the tree's last leaf one by one, else from the file."""
+        written, self._written = self._written, []
+        size = self._tree.size
+        if written and not self._from_file and written[0][0] == size:  # one by one: `_leaf`
+            self._tree.extend([h for _, _, _, h in written])
+            for idx, kind, ref, _ in written:
+                if kind != "gate_event":
+                    self._leaves_of.setdefault(ref, []).append(idx)
+            return
+        self._from_file = False
         rows = self._db.execute(
             "SELECT idx, kind, ref, body FROM journal_leaves WHERE idx >= ? ORDER BY idx",
             (self._tree.size,)).fetchall()
@@ -537,6 +597,7 @@ class Journal:
         if self.unwritable is not None:
             raise JournalError(f"{self.unwritable}; {what} not recorded")
         with self._lock:
+            next_leaf, self._pending = self._next_leaf, []
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -544,7 +605,9 @@ class Journal:
                     if same_file:
                         self._check_same_file()
                     self._db.execute("COMMIT")
+                    self._written.extend(self._pending)
                 except BaseException:
+                    self._next_leaf = next_leaf  # the leaves written are rolled back too
                     if self._db.in_transaction:
                         with contextlib.suppress(sqlite3.Error):
                             self._db.execute("ROLLBACK")
@@ -558,7 +621,8 @@ class Journal:
     @contextmanager
     def transaction(self, what: str) -> Iterator[sqlite3.Connection]:
         """One write transaction for a component that keeps its own tables in the journal
-        (the mesh); committed on exit. JournalError when the journal cannot be written."""
+        (the mesh); committed on exit. JournalError when the journal cannot be written.
+        A record it changes needs its leaf: admissions end through `exit_admissions`."""
         with self._write(what) as db:
             yield db
 
@@ -576,12 +640,11 @@ class Journal:
         """Journal a decision that admits nobody (refuse, steward, exit refused...)."""
         scan_id = uuid.uuid4().hex
         with self._write("a decision") as db:
-            self._insert(db, scan_id, decision, method, latency_ms, steward, note)
+            values = self._insert(db, scan_id, decision, method, latency_ms, steward, note)
+            self._leaf(db, "decision", scan_id, values)
             if decision.reason is Reason.EXIT and decision.previous is not None:
-                db.execute(
-                    "UPDATE admissions SET state = 'exited', updated_at = ? "
-                    "WHERE event = ? AND ticket_id = ? AND state IN ('open', 'passed')",
-                    (decision.at, decision.previous.event, decision.previous.ticket_id))
+                self.exit_admissions(db, decision.previous.event,
+                                     decision.previous.ticket_id, at=decision.at)
         return scan_id
 
     def admit(self, decision: Decision, *, method: Method = Method.CAMERA,
@@ -601,17 +664,16 @@ class Journal:
                 if decision.auto_exit is not None:
                     # The session's automatic exit let the holder out: the earlier stay
                     # ends then, in the same transaction as the re-entry.
-                    db.execute(
-                        "UPDATE admissions SET state = 'exited', updated_at = ? "
-                        "WHERE event = ? AND ticket_id = ? AND state IN ('open', 'passed') "
-                        "AND at < ?", (decision.auto_exit, ticket.event, ticket.ticket_id,
-                                       decision.auto_exit))
-                self._insert(db, scan_id, decision, method, latency_ms, steward, note)
+                    self.exit_admissions(db, ticket.event, ticket.ticket_id,
+                                         at=decision.auto_exit, before=decision.auto_exit)
+                values = self._insert(db, scan_id, decision, method, latency_ms, steward, note)
+                at = values[1]
                 db.execute(
                     "INSERT INTO admissions (scan_id, event, ticket_id, generation, gate, at, "
                     "state, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
                     (scan_id, ticket.event, ticket.ticket_id, ticket.generation, self.gate_id,
-                     decision.at, decision.at))
+                     at, at))
+                self._leaf(db, "admit", scan_id, (*values, "open", at))
         except sqlite3.IntegrityError:
             raise AlreadyInsideError(f"ticket {ticket.ticket_id} of {ticket.event} is already "
                                 "admitted") from None
@@ -627,31 +689,39 @@ class Journal:
         """
         state = AdmissionState.PASSED if passed else AdmissionState.VOIDED
         with self._write("a passage") as db:
-            db.execute("UPDATE admissions SET state = ?, updated_at = ?, released_at = ? "
-                       "WHERE scan_id = ? AND state = 'open'",
-                       (state.value, at, released_at, scan_id))
+            self._state_leaves(db, "UPDATE admissions SET state = ?, updated_at = ?, "
+                               "released_at = ? WHERE scan_id = ? AND state = 'open'"
+                               + _STATE_RETURNING,
+                               (state.value, float(at), released_at, scan_id))
 
     def _insert(self, db: sqlite3.Connection, scan_id: str, decision: Decision, method: Method,
-                latency_ms: float | None, steward: str | None, note: str | None) -> None:
+                latency_ms: float | None, steward: str | None, note: str | None
+                ) -> tuple[Any, ...]:
+        """Write the decision row; returns its values (ledger.DECISION_FIELDS), as stored
+        (times as floats: the columns are REAL)."""
         ticket = decision.ticket
+        values = (scan_id, float(decision.at), self.gate_id,
+                  None if ticket is None else ticket.event,
+                  None if ticket is None else ticket.ticket_id,
+                  None if ticket is None else ticket.generation,
+                  decision.verdict.value, decision.reason.value, method.value,
+                  None if latency_ms is None else float(latency_ms), steward, note,
+                  decision.detail)
         db.execute(
             "INSERT INTO decisions (scan_id, at, gate, event, ticket_id, generation, verdict, "
             "reason, method, latency_ms, steward, note, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (scan_id, decision.at, self.gate_id,
-             None if ticket is None else ticket.event,
-             None if ticket is None else ticket.ticket_id,
-             None if ticket is None else ticket.generation,
-             decision.verdict.value, decision.reason.value, method.value, latency_ms,
-             steward, note, decision.detail))
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        return values
 
     def gate_event(self, kind: str, *, at: float, steward: str | None = None,
                    detail: str = "") -> None:
         """Something that happened to the gate itself (fire alarm raised, free egress ended
         by a steward, a relay fault): kept with the decisions for the venue's record."""
         with self._write("a gate event") as db:
-            db.execute("INSERT INTO gate_events (at, gate, kind, steward, detail) "
-                       "VALUES (?, ?, ?, ?, ?)", (at, self.gate_id, kind, steward, detail))
+            values = (float(at), self.gate_id, kind, steward, detail)
+            rowid = db.execute("INSERT INTO gate_events (at, gate, kind, steward, detail) "
+                               "VALUES (?, ?, ?, ?, ?)", values).lastrowid
+            self._leaf(db, "gate_event", str(rowid), (rowid, *values))
 
     def gate_events(self, *, limit: int = 100) -> list[tuple[float, str, str | None, str]]:
         """(time, kind, steward, detail), latest first."""

@@ -1,14 +1,17 @@
 """The journal's leaves: every record is one, in the order the gate wrote them.
 
-Four kinds of record make leaves (docs/journal.md, "Leaves"): a ``decision`` (every
-decision row: admissions, refusals, exits, manual actions), an ``admission`` (the
-admission row written with an admitting decision), a ``state`` (each later change of an
-admission's state: passed, voided, exited) and a ``gate_event`` (the gate's own events:
-fire alarm, free egress ended, faults). A leaf's bytes are a JSON object, written once by
-the gate in the same transaction as its record (SQLite triggers call `leaf_*` below) and
-never rewritten; its hash is RFC 6962's leaf hash. `verify_journal` reads a journal file
-and names the first record that no longer matches its leaf, the first leaf missing or out
-of place, and whether the tree still matches the checkpoints the gate and its peers signed.
+Four kinds of leaf are written (docs/journal.md, "Leaves"): a ``decision`` (a decision row
+written without an admission: refusals, exits, calls for a steward), an ``admit`` (an
+admitting decision together with the admission row written with it: one leaf for the two
+records), a ``state`` (each later change of an admission's state: passed, voided, exited)
+and a ``gate_event`` (the gate's own events: fire alarm, free egress ended, faults).
+Journals written before the ``admit`` leaf have, for each admission, a ``decision`` leaf
+followed by an ``admission`` leaf; they still verify. A leaf's bytes are a JSON object,
+written once by the gate's journal (portique/runtime/journal.py) in the same transaction
+as its records and never rewritten; its hash is RFC 6962's leaf hash. `verify_journal`
+reads a journal file and names the first record that no longer matches its leaf, the
+first leaf missing or out of place, and whether the tree still matches the checkpoints
+the gate and its peers signed.
 """
 
 from __future__ import annotations
@@ -31,10 +34,17 @@ DECISION_FIELDS = ("scan_id", "at", "gate", "event", "ticket_id", "generation", 
                    "reason", "method", "latency_ms", "steward", "note", "detail")
 ADMISSION_FIELDS = ("scan_id", "event", "ticket_id", "generation", "gate", "at", "state",
                     "updated_at")
+"""The fields of an ``admission`` leaf: written by the gate before the ``admit`` leaf, for
+an admission row after its decision's leaf; still verified, no longer written."""
+ADMIT_FIELDS = (*DECISION_FIELDS, "state", "updated_at")
+"""An admitting decision and its admission row: the decision's fields, then the admission's
+state and the time of that state (`open`, at the decision's time, as the gate writes it).
+The admission row's other fields (SHARED_FIELDS) are the decision's."""
+SHARED_FIELDS = ("event", "ticket_id", "generation", "gate", "at")
 STATE_FIELDS = ("scan_id", "state", "updated_at")
 GATE_EVENT_FIELDS = ("rowid", "at", "gate", "kind", "steward", "detail")
-FIELDS = {"decision": DECISION_FIELDS, "admission": ADMISSION_FIELDS, "state": STATE_FIELDS,
-          "gate_event": GATE_EVENT_FIELDS}
+FIELDS = {"decision": DECISION_FIELDS, "admit": ADMIT_FIELDS, "admission": ADMISSION_FIELDS,
+          "state": STATE_FIELDS, "gate_event": GATE_EVENT_FIELDS}
 
 
 def leaf_bytes(kind: str, index: int, values: Sequence[Any]) -> bytes:
@@ -63,7 +73,7 @@ _JSON: dict[type, Callable[[Any], str]] = {
 
 def _writer(kind: str) -> Callable[..., bytes]:
     """The leaf writer of one kind: the same bytes as `_ENCODER` on the leaf's object,
-    without building the object (an admission writes its leaves in its transaction)."""
+    without building the object (an admission writes its leaf in its transaction)."""
     names = FIELDS[kind]
     head = f'{{"v":{LEAF_VERSION},"i":'
     tail = f',"leaf":"{kind}"'
@@ -88,36 +98,14 @@ def _writer(kind: str) -> Callable[..., bytes]:
 _LEAF = {kind: _writer(kind) for kind in FIELDS}
 
 
-def register(db: sqlite3.Connection) -> None:
-    """The SQL functions the leaf triggers call (on this connection)."""
-    for kind, names in FIELDS.items():
-        db.create_function(f"journal_leaf_{kind}", 1 + len(names), _LEAF[kind],
-                           deterministic=True)
+def repeats(admission: Sequence[Any], decision: Sequence[Any]) -> bool:
+    """Whether an admission row (its ADMISSION_FIELDS) has its decision row's
+    (DECISION_FIELDS) event, ticket, generation, gate and time: then one `admit` leaf
+    holds both."""
+    a = dict(zip(ADMISSION_FIELDS, admission, strict=True))
+    d = dict(zip(DECISION_FIELDS, decision, strict=True))
+    return all(_same(a[name], d[name]) for name in SHARED_FIELDS)
 
-
-def _append(kind: str, ref: str, values: str) -> str:
-    return ("INSERT INTO journal_leaves (idx, kind, ref, body) "
-            f"SELECT n, '{kind}', {ref}, journal_leaf_{kind}(n, {values}) FROM (SELECT "
-            "COALESCE(MAX(idx), -1) + 1 AS n FROM main.journal_leaves);")
-
-
-def _new(names: Sequence[str]) -> str:
-    return ", ".join(f"NEW.{n}" for n in names)
-
-
-TRIGGERS = (
-    "CREATE TEMP TRIGGER leaf_decision AFTER INSERT ON main.decisions BEGIN "
-    + _append("decision", "NEW.scan_id", _new(DECISION_FIELDS)) + " END",
-    "CREATE TEMP TRIGGER leaf_admission AFTER INSERT ON main.admissions BEGIN "
-    + _append("admission", "NEW.scan_id", _new(ADMISSION_FIELDS)) + " END",
-    "CREATE TEMP TRIGGER leaf_state AFTER UPDATE OF state ON main.admissions "
-    "WHEN NEW.state IS NOT OLD.state BEGIN "
-    + _append("state", "NEW.scan_id", _new(STATE_FIELDS)) + " END",
-    "CREATE TEMP TRIGGER leaf_gate_event AFTER INSERT ON main.gate_events BEGIN "
-    + _append("gate_event", "NEW.rowid", _new(GATE_EVENT_FIELDS)) + " END",
-)
-"""TEMP: the gate's own connection writes leaves; a file edited by anything else gets no
-leaf, and so shows as edited."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal_leaves (
@@ -182,6 +170,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def _describe(kind: str, ref: str) -> str:
     return {"decision": f"decision {ref}", "admission": f"admission {ref}",
+            "admit": f"admitting decision {ref} and its admission",
             "state": f"state change of admission {ref}",
             "gate_event": f"gate event #{ref}"}.get(kind, f"{kind} {ref}")
 
@@ -292,6 +281,9 @@ def _check_record(report: Report, index: int, kind: str, ref: str, leaf: dict[st
                 f"leaf {index} ({what}): the admission is no longer in the journal")))
         state_of[ref] = (leaf.get("state"), leaf.get("updated_at"), index)
         return
+    if kind == "admit":
+        _check_admit(report, index, ref, leaf, records, seen, state_of)
+        return
     if kind not in records:
         report.findings.append(Finding(index, "changed", f"leaf {index}: unknown kind"))
         return
@@ -300,20 +292,50 @@ def _check_record(report: Report, index: int, kind: str, ref: str, leaf: dict[st
         report.findings.append(Finding(index, "removed", (
             f"leaf {index} ({what}): the record is no longer in the journal (removed)")))
         return
+    _seen(report, index, what, kind, ref, seen)
+    names = [n for n in FIELDS[kind]  # an admission's state is followed by the state leaves
+             if not (kind == "admission" and n in ("state", "updated_at"))]
+    if not _changed(report, index, what, row, leaf, names) and kind == "admission":
+        state_of[ref] = (leaf.get("state"), leaf.get("updated_at"), index)
+
+
+def _check_admit(report: Report, index: int, ref: str, leaf: dict[str, Any],
+                 records: dict[str, dict[str, sqlite3.Row]], seen: dict[tuple[str, str], int],
+                 state_of: dict[str, tuple[Any, Any, int]]) -> None:
+    """An `admit` leaf: the decision row and the admission row, both as it says."""
+    what = _describe("admit", ref)
+    decision, admission = records["decision"].get(ref), records["admission"].get(ref)
+    if decision is None or admission is None:
+        gone = ("the decision and its admission are" if decision is None and admission is None
+                else "the decision is" if decision is None else "its admission is")
+        report.findings.append(Finding(index, "removed", (
+            f"leaf {index} ({what}): {gone} no longer in the journal (removed)")))
+        return
+    _seen(report, index, what, "decision", ref, seen)
+    _seen(report, index, what, "admission", ref, seen)
+    if not (_changed(report, index, what, decision, leaf, DECISION_FIELDS) or _changed(
+            report, index, f"admission {ref}, of {what}", admission, leaf, SHARED_FIELDS)):
+        state_of[ref] = (leaf.get("state"), leaf.get("updated_at"), index)
+
+
+def _seen(report: Report, index: int, what: str, kind: str, ref: str,
+          seen: dict[tuple[str, str], int]) -> None:
     if (kind, ref) in seen:
         report.findings.append(Finding(index, "inserted", (
             f"leaf {index} ({what}): a second leaf for one record")))
     seen[(kind, ref)] = index
-    for name in FIELDS[kind]:
-        if kind == "admission" and name in ("state", "updated_at"):
-            continue  # followed by the state leaves
+
+
+def _changed(report: Report, index: int, what: str, row: sqlite3.Row, leaf: dict[str, Any],
+             names: Sequence[str]) -> bool:
+    """Whether one of `names` differs between the row and the leaf (the first is named)."""
+    for name in names:
         if not _same(row[name], leaf.get(name)):
             report.findings.append(Finding(index, "changed", (
                 f"leaf {index} ({what}) was changed: {name} is now {row[name]!r}, it was "
                 f"written as {leaf.get(name)!r}")))
-            return
-    if kind == "admission":
-        state_of[ref] = (leaf.get("state"), leaf.get("updated_at"), index)
+            return True
+    return False
 
 
 def _check_checkpoint(report: Report, source: str, signed: tlog.SignedCheckpoint,
@@ -431,14 +453,15 @@ def verify_upload(body: Mapping[str, Any], *, gate_keys: Mapping[str, Ed25519Pub
             if parsed.get("i") != index or parsed.get("scan_id") != scan_id:
                 raise tlog.TlogError(f"record {scan_id}: leaf {index} is about another record")
             decoded.append(parsed)
-        decision = next((d for d in decoded if d.get("leaf") == "decision"), None)
+        decision = next((d for d in decoded if d.get("leaf") in ("decision", "admit")), None)
         if decision is None:
-            raise tlog.TlogError(f"record {scan_id}: no decision leaf")
+            raise tlog.TlogError(f"record {scan_id}: no decision or admit leaf")
         for name in UPLOAD_DECISION_FIELDS:
             if not _same(record.get(name), decision.get(name)):
                 raise tlog.TlogError(f"record {scan_id}: {name} is {record.get(name)!r} in "
                                      f"the upload, {decision.get(name)!r} in its leaf")
-        states = [d.get("state") for d in decoded if d.get("leaf") in ("admission", "state")]
+        states = [d.get("state") for d in decoded
+                  if d.get("leaf") in ("admit", "admission", "state")]
         if record.get("admission_state") != (states[-1] if states else None):
             raise tlog.TlogError(f"record {scan_id}: admission state "
                                  f"{record.get('admission_state')!r} is not its last leaf's")

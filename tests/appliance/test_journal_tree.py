@@ -94,12 +94,95 @@ def test_an_honest_journal_verifies_with_its_own_and_a_cosigned_checkpoint(
         journal: Path, recorded: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     code, out = verify(journal, recorded, capsys, "--checkpoint", str(recorded["checkpoint"]))
     assert (code, out["ok"]) == (0, True), out
-    kinds = {k for (k,) in sqlite3.connect(journal).execute(
-        "SELECT DISTINCT kind FROM journal_leaves")}
-    assert kinds == {"decision", "admission", "state", "gate_event"}
-    assert out["leaves"] == out["records"] + _one(
-        journal, "SELECT COUNT(*) FROM journal_leaves WHERE kind = 'state'")[0]
+    kinds = dict(sqlite3.connect(journal).execute(
+        "SELECT kind, COUNT(*) FROM journal_leaves GROUP BY kind").fetchall())
+    assert set(kinds) == {"admit", "decision", "state", "gate_event"}
+    # one leaf per record, but an admission and its decision share their `admit` leaf
+    assert out["leaves"] == out["records"] - kinds["admit"] + kinds["state"]
+    assert kinds["admit"] == _one(journal, "SELECT COUNT(*) FROM admissions")[0]
     assert out["cosignatures"] == 1 and out["checkpoints"] >= 3
+
+
+def _admit_leaf(journal: Path, offset: int = 0) -> tuple[int, str]:
+    """(index, scan id) of an admission's `admit` leaf."""
+    index, scan = _one(journal, "SELECT idx, ref FROM journal_leaves WHERE kind = 'admit' "
+                       f"ORDER BY idx LIMIT 1 OFFSET {offset}")
+    return int(index), str(scan)
+
+
+def test_an_edited_admission_row_is_named(journal: Path, recorded: dict[str, Path],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    index, scan = _admit_leaf(journal, 2)
+    _edit(journal, ("UPDATE admissions SET ticket_id = 'CROWD-99999' WHERE scan_id = ?",
+                    (scan,)))
+    code, out = verify(journal, recorded, capsys)
+    assert (code, out["first"]["what"], out["first"]["index"]) == (1, "changed", index)
+    assert f"admission {scan}" in out["first"]["message"]
+    assert "ticket_id is now 'CROWD-99999'" in out["first"]["message"]
+
+
+def test_an_edited_admission_state_is_named(journal: Path, recorded: dict[str, Path],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    _, scan = _admit_leaf(journal, 1)
+    last = _one(journal, "SELECT MAX(idx) FROM journal_leaves WHERE ref = "
+                f"'{scan}'")[0]  # its admit leaf, or the last state leaf after it
+    _edit(journal, ("UPDATE admissions SET state = 'voided' WHERE scan_id = ?", (scan,)))
+    code, out = verify(journal, recorded, capsys)
+    assert (code, out["first"]["what"], out["first"]["index"]) == (1, "changed", last)
+    assert scan in out["first"]["message"] and "'voided'" in out["first"]["message"]
+
+
+def test_a_deleted_admission_row_is_named(journal: Path, recorded: dict[str, Path],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    index, scan = _admit_leaf(journal, 3)
+    _edit(journal, ("DELETE FROM admissions WHERE scan_id = ?", (scan,)))
+    code, out = verify(journal, recorded, capsys)
+    assert (code, out["first"]["what"], out["first"]["index"]) == (1, "removed", index)
+    assert scan in out["first"]["message"] and "its admission is" in out["first"]["message"]
+
+
+def test_an_inserted_admission_row_is_named(journal: Path, recorded: dict[str, Path],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """An admission row added to a decision that admitted nobody (a refusal)."""
+    scan = _one(journal, "SELECT ref FROM journal_leaves WHERE kind = 'decision' AND ref IN "
+                "(SELECT scan_id FROM decisions WHERE verdict = 'refuse') ORDER BY idx")[0]
+    _edit(journal, ("INSERT INTO admissions (scan_id, event, ticket_id, generation, gate, at, "
+                    "state, updated_at) SELECT scan_id, event, ticket_id, generation, gate, "
+                    "at, 'voided', at FROM decisions WHERE scan_id = ?", (scan,)))
+    code, out = verify(journal, recorded, capsys)
+    assert (code, out["first"]["what"]) == (1, "inserted")
+    assert f"admission {scan} is in the journal but in no leaf" in out["first"]["message"]
+
+
+def test_a_journal_with_the_earlier_admission_leaves_verifies(
+        journal: Path, recorded: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """A journal written before the `admit` leaf (a decision leaf, then an admission leaf,
+    for each admission) still verifies, and an edit of it is still named."""
+    with contextlib.closing(sqlite3.connect(journal)) as db:
+        rows = db.execute("SELECT kind, ref, body FROM journal_leaves ORDER BY idx").fetchall()
+    leaves: list[tuple[str, str, bytes]] = []
+    for kind, ref, body in rows:
+        leaf = json.loads(body)
+        if kind == "admit":
+            pairs = [("decision", [leaf[f] for f in ledger.DECISION_FIELDS]),
+                     ("admission", [leaf["scan_id"], leaf["event"], leaf["ticket_id"],
+                                    leaf["generation"], leaf["gate"], leaf["at"],
+                                    leaf["state"], leaf["updated_at"]])]
+        else:
+            pairs = [(kind, [leaf[f] for f in ledger.FIELDS[kind]])]
+        for k, values in pairs:
+            leaves.append((k, ref, ledger.leaf_bytes(k, len(leaves), values)))
+    _edit(journal, "DELETE FROM journal_leaves", "DELETE FROM journal_checkpoints",
+          *[("INSERT INTO journal_leaves (idx, kind, ref, body) VALUES (?, ?, ?, ?)",
+             (i, k, ref, body)) for i, (k, ref, body) in enumerate(leaves)])
+    code, out = verify(journal, recorded, capsys)
+    assert (code, out["ok"]) == (0, True), out
+    assert out["leaves"] == len(leaves) > len(rows)
+    index, scan = _one(journal, "SELECT idx, ref FROM journal_leaves WHERE kind = "
+                       "'admission' ORDER BY idx LIMIT 1 OFFSET 2")
+    _edit(journal, ("UPDATE admissions SET gate = '7' WHERE scan_id = ?", (scan,)))
+    code, out = verify(journal, recorded, capsys)
+    assert (code, out["first"]["what"], out["first"]["index"]) == (1, "changed", index)
 
 
 def test_an_edited_row_is_named(journal: Path, recorded: dict[str, Path],
@@ -207,9 +290,10 @@ def test_a_rewritten_and_resigned_history_contradicts_the_peers(
     index, scan, body = _one(journal, "SELECT idx, ref, body FROM journal_leaves WHERE kind "
                              "= 'decision' ORDER BY idx LIMIT 1 OFFSET 2")
     leaf = json.loads(body)
-    leaf["verdict"] = "refuse"
+    leaf["detail"] = "never happened"
     forged = ledger.leaf_bytes("decision", index, [leaf[f] for f in ledger.DECISION_FIELDS])
-    _edit(journal, ("UPDATE decisions SET verdict = 'refuse' WHERE scan_id = ?", (scan,)),
+    _edit(journal, ("UPDATE decisions SET detail = 'never happened' WHERE scan_id = ?",
+                    (scan,)),
           ("UPDATE journal_leaves SET body = ? WHERE idx = ?", (forged, index)),
           "DELETE FROM journal_checkpoints")
     hashes = [tlog.leaf_hash(bytes(b)) for (b,) in sqlite3.connect(journal).execute(

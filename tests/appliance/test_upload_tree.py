@@ -93,3 +93,24 @@ def test_an_upload_that_contradicts_the_previous_is_refused(
     assert main(["journal", "check-upload", "--upload", str(up), "--previous", str(prev),
                  "--keys", str(tmp_path / "keys")]) == 1
     assert "NOT CONSISTENT" in capsys.readouterr().out
+
+
+def test_the_tree_follows_leaves_of_another_connection_and_rollbacks(tmp_path: Path) -> None:
+    """The gate keeps its tree from the leaves it committed; leaves written by another
+    connection on the same file, or rolled back, leave its checkpoints right."""
+    path = tmp_path / "j.sqlite"
+    one, two = _journal(path), _journal(path)
+    first = one.admit(_decision(0, Verdict.ADMIT))
+    assert one.checkpoint(at=1722877300.0) is not None
+    two.record(_decision(1))  # another connection appends a leaf
+    with pytest.raises(RuntimeError), one.transaction("a failed write") as db:
+        one.exit_admissions(db, "PAR24-ATH05", "T0", at=1722877301.0)
+        raise RuntimeError("rolled back, with its state leaf")
+    one.passage(first, passed=True, at=1722877302.0)  # written after two's leaf
+    signed = one.checkpoint(at=1722877303.0)
+    two.close()
+    one.close()
+    assert signed is not None and signed.checkpoint.size == 3
+    report = ledger.verify_journal(path, gate_keys={"1": KEY.public_key()})
+    assert report.ok, report.findings
+    assert (report.leaves, report.checkpoints) == (3, 2)

@@ -82,10 +82,16 @@ def test_journal_leaves_roots_and_proofs() -> None:
     j = DOC["journal"]
     hashes = [_leaf(leaf["utf8"].encode("utf-8")) for leaf in j["leaves"]]
     assert [h.hex() for h in hashes] == [leaf["leaf_hash_hex"] for leaf in j["leaves"]]
-    for leaf in j["leaves"]:  # each leaf is its record's JSON, with its own index
+    for leaf in j["leaves"] + j["legacy_leaves"]:  # its record's JSON, with its own index
         body = json.loads(leaf["utf8"])
         assert (body["v"], body["i"], body["leaf"]) == (1, leaf["index"], leaf["kind"])
         assert list(body)[3:] == list(ledger.FIELDS[leaf["kind"]])
+        assert _leaf(leaf["utf8"].encode("utf-8")).hex() == leaf["leaf_hash_hex"]
+    assert [leaf["kind"] for leaf in j["leaves"]] == [
+        "admit", "state", "decision", "gate_event", "admit", "state", "decision", "state"]
+    # an admit leaf is its decision's leaf with the admission's state and time after it
+    admit, legacy = (json.loads(x["utf8"]) for x in (j["leaves"][0], j["legacy_leaves"][0]))
+    assert {**legacy, "leaf": "admit", "state": "open", "updated_at": legacy["at"]} == admit
     for size, root in j["roots_hex"].items():
         assert mth(hashes[:int(size)]).hex() == root
     for case in j["inclusion"]:

@@ -352,8 +352,7 @@ class MeshStore:
         db.execute("UPDATE mesh_streams SET head = ? WHERE origin = ? AND incarnation = ?",
                    (head, r.origin, r.incarnation))
 
-    @staticmethod
-    def _apply(db: sqlite3.Connection, r: Record, now: float) -> None:
+    def _apply(self, db: sqlite3.Connection, r: Record, now: float) -> None:
         """The admission the record describes, into ``peer_admissions`` (voided wins)."""
         db.execute(
             "INSERT INTO peer_admissions (gate, scan_id, event, ticket_id, generation, at, "
@@ -367,9 +366,8 @@ class MeshStore:
             # The holder went out through another gate: this gate's own admission of the
             # ticket is over too, so that re-entry here is possible (the partial unique
             # index counts only admissions in force).
-            db.execute("UPDATE admissions SET state = 'exited', updated_at = ? "
-                       "WHERE event = ? AND ticket_id = ? AND state IN ('open', 'passed') "
-                       "AND at < ?", (now, r.event, r.ticket_id, r.at_ms / 1000))
+            self.journal.exit_admissions(db, r.event, r.ticket_id, at=now,
+                                         before=r.at_ms / 1000)
 
     @staticmethod
     def _find_conflicts(db: sqlite3.Connection, r: Record, now: float) -> list[Conflict]:
