@@ -23,6 +23,7 @@ from portique import keyfiles
 from portique.commands.main import main
 from portique.devtools.simulation import SimulatedRun
 from portique.runtime import ledger, tlog
+from portique.runtime.journal import Journal
 from portique.ticket.trust import KeyRole
 
 from .conftest import World
@@ -181,6 +182,30 @@ def test_a_journal_with_the_earlier_admission_leaves_verifies(
     index, scan = _one(journal, "SELECT idx, ref FROM journal_leaves WHERE kind = "
                        "'admission' ORDER BY idx LIMIT 1 OFFSET 2")
     _edit(journal, ("UPDATE admissions SET gate = '7' WHERE scan_id = ?", (scan,)))
+    code, out = verify(journal, recorded, capsys)
+    assert (code, out["first"]["what"], out["first"]["index"]) == (1, "changed", index)
+
+
+def test_a_journal_from_before_the_tree_gets_its_records_as_leaves(
+        journal: Path, recorded: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """A journal written before the tree (records, no leaves, no origin) opened by the
+    gate: its records become the first leaves in the order they were written, an admission
+    and its decision as one `admit` leaf, and it verifies; an edit of it is named."""
+    _edit(journal, "DELETE FROM journal_leaves", "DELETE FROM journal_checkpoints",
+          "DELETE FROM journal_meta WHERE name = 'origin'")
+    opened = Journal(journal, gate_id="1")
+    opened.close()
+    kinds = dict(sqlite3.connect(journal).execute(
+        "SELECT kind, COUNT(*) FROM journal_leaves GROUP BY kind").fetchall())
+    assert set(kinds) == {"admit", "decision", "gate_event"}
+    assert kinds["admit"] == _one(journal, "SELECT COUNT(*) FROM admissions")[0]
+    assert kinds["admit"] + kinds["decision"] == _one(journal,
+                                                      "SELECT COUNT(*) FROM decisions")[0]
+    code, out = verify(journal, recorded, capsys)
+    assert (code, out["ok"]) == (0, True), out
+    index, scan = _admit_leaf(journal, 1)
+    _edit(journal, ("UPDATE admissions SET state = CASE state WHEN 'voided' THEN 'passed' "
+                    "ELSE 'voided' END WHERE scan_id = ?", (scan,)))
     code, out = verify(journal, recorded, capsys)
     assert (code, out["first"]["what"], out["first"]["index"]) == (1, "changed", index)
 
