@@ -711,14 +711,10 @@ class MeshNode:
                     second_gate=conflict.second_gate, second_scan=conflict.second_scan,
                     second_at=format_time(conflict.second_at),
                     found_at=format_time(conflict.found_at)))
-        if result.new and self._has_gap(result.new):
+        if result.gap:
             self._summary_wanted = True
         if self.on_merged is not None and result.new:
             self.on_merged(result.new, now)
-
-    def _has_gap(self, new: list[Record]) -> bool:
-        heads = {(g, i): h for g, i, h in self.store.heads()}
-        return any(heads.get(r.stream, 0) < r.seq for r in new)
 
     # --- publishing -------------------------------------------------------------------
 
