@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -41,6 +42,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 EVENT = "BENCH-1"
 ANCHOR_TOPIC = "portique/v1/anchor/x"  # inside the bridged topics
 VENUE = "bench-venue"
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (every thread of each) so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -209,8 +222,14 @@ def wait_bridged(core: Any, stand: str, timeout: float = 30.0) -> None:
     time.sleep(1.0)  # its subscriptions follow the connection
 
 
+CPU_OF: dict[str, list[int]] = {}
+"""The processes whose CPU time a phase reports: "gates" (the worker processes) and
+"brokers" (the Mosquitto processes)."""
+
+
 def phase(pipes: list[Any], gates: int, rate: float, seconds: float
           ) -> tuple[int, list[tuple[str, int, str, float]], float]:
+    cpu_before = {k: cpu_seconds(v) for k, v in CPU_OF.items()}
     start_at = time.time() + 0.5
     for p in pipes:
         p.send(("admit", rate, seconds, start_at))
@@ -224,6 +243,16 @@ def phase(pipes: list[Any], gates: int, rate: float, seconds: float
     for p in pipes:
         deliveries += p.recv()
     elapsed = time.time() - start_at
+    if CPU_OF and deliveries:
+        used = {k: cpu_seconds(v) - cpu_before[k] for k, v in CPU_OF.items()}
+        per = {k: v / len(deliveries) * 1e3 for k, v in used.items()}
+        total = sum(per.values())
+        cores = os.cpu_count() or 1
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+        print(f"  CPU per delivery: {total:.2f} ms ({parts}; {sum(used.values()) / elapsed:.2f}"
+              f" of the {cores} cores busy with them over the phase)")
+        print(f"  one admission to all {gates - 1} others: {total * (gates - 1):.0f} ms of CPU, "
+              f"at least {total * (gates - 1) / cores:.0f} ms on {cores} cores")
     return admitted, deliveries, elapsed
 
 
@@ -291,6 +320,8 @@ def main() -> int:
                 procs.append(proc)
             for p in pipes:
                 assert p.recv() == "ready"
+            CPU_OF.update(gates=[p.pid for p in procs if p.pid is not None],
+                          brokers=[b.process.pid for b in (broker,) if b.process is not None])
             print(f"{args.gates} gates in {args.processes} processes on one loopback "
                   f"Mosquitto (QoS 1, signed records, SQLite WAL synchronous FULL)")
             print(f"raw anchor, bare paho QoS 1 publish -> receive (no signing, no SQLite): "
@@ -345,6 +376,9 @@ def bridged(args: Any) -> int:
                 procs.append(proc)
             for p in pipes:
                 assert p.recv() == "ready"
+            CPU_OF.update(gates=[p.pid for p in procs if p.pid is not None],
+                          brokers=[b.process.pid for b in (core, stand)
+                                   if b.process is not None])
             time.sleep(args.settle)  # the first summaries of every gate, answered
             print(f"{args.gates} gates in {args.processes} processes on two loopback "
                   "Mosquitto brokers, a stand's bridged to the venue core (QoS 1, signed "

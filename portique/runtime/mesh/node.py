@@ -469,11 +469,18 @@ class MeshNode:
         records: list[tuple[Record, bytes]] = []
         live: list[tuple[Record, float]] = []
         wake = connected = False
+        # Whether what the gauges show may have changed: other gates' records and
+        # heartbeats leave it as it was, so a batch of those alone runs no gauge query
+        # (the tick still runs them every second).
+        gauged = False
         acked: list[int] = []
         for item in items:
             kind = item[0]
             if kind == "stop":
                 return
+            if kind != "heartbeat" and (kind != "message" or item[1].startswith(
+                    self.topics["summary"] + "/")):
+                gauged = True
             if kind == "wake":
                 wake = True
             elif kind == "connected":
@@ -541,8 +548,8 @@ class MeshNode:
             self._publish_summary(force=True)
         elif self._summary_wanted:
             self._publish_summary()
-        if time.monotonic() - self._gauges_at >= _GAUGES_MIN_GAP_S:
-            self._update_gauges()  # four queries: not after every single record
+        if gauged and time.monotonic() - self._gauges_at >= _GAUGES_MIN_GAP_S:
+            self._update_gauges()  # four queries: not after every single message
 
     def _tick(self) -> None:
         self._collect()
