@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -41,6 +42,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 EVENT = "BENCH-1"
 ANCHOR_TOPIC = "portique/v1/anchor/x"  # inside the bridged topics
 VENUE = "bench-venue"
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (every thread of each) so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+Delivery = tuple[str, int, str, float, float]
+"""(origin, seq, receiver, seconds from the admission to the merge here, of which seconds
+from the admission to its record made at the origin)."""
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -64,7 +82,7 @@ def _worker(ids: list[str], keys: str, root: str, brokers: dict[str, list[str]],
     nodes: dict[str, MeshNode] = {}
     journals: dict[str, Journal] = {}
     lock = threading.Lock()
-    latencies: list[tuple[str, int, str, float]] = []  # (origin, seq, receiver, seconds)
+    latencies: list[Delivery] = []
 
     for gate_id in ids:
         folder = Path(root) / f"gate{gate_id}"
@@ -84,8 +102,8 @@ def _worker(ids: list[str], keys: str, root: str, brokers: dict[str, list[str]],
 
         def merged(records: list[Any], now: float, receiver: str = gate_id) -> None:
             with lock:
-                latencies.extend((r.origin, r.seq, receiver, now - r.at_ms / 1000)
-                                 for r in records)
+                latencies.extend((r.origin, r.seq, receiver, now - r.at_ms / 1000,
+                                  (r.made_ms - r.at_ms) / 1000) for r in records)
 
         node.on_merged = merged
         node.start()
@@ -209,8 +227,14 @@ def wait_bridged(core: Any, stand: str, timeout: float = 30.0) -> None:
     time.sleep(1.0)  # its subscriptions follow the connection
 
 
+CPU_OF: dict[str, list[int]] = {}
+"""The processes whose CPU time a phase reports: "gates" (the worker processes) and
+"brokers" (the Mosquitto processes)."""
+
+
 def phase(pipes: list[Any], gates: int, rate: float, seconds: float
-          ) -> tuple[int, list[tuple[str, int, str, float]], float]:
+          ) -> tuple[int, list[Delivery], float]:
+    cpu_before = {k: cpu_seconds(v) for k, v in CPU_OF.items()}
     start_at = time.time() + 0.5
     for p in pipes:
         p.send(("admit", rate, seconds, start_at))
@@ -220,21 +244,31 @@ def phase(pipes: list[Any], gates: int, rate: float, seconds: float
     shares = [expected * len(ids) // gates for ids in PROCESS_IDS]
     for p, share in zip(pipes, shares, strict=True):
         p.send(("drain", share))
-    deliveries: list[tuple[str, int, str, float]] = []
+    deliveries: list[Delivery] = []
     for p in pipes:
         deliveries += p.recv()
     elapsed = time.time() - start_at
+    if CPU_OF and deliveries:
+        used = {k: cpu_seconds(v) - cpu_before[k] for k, v in CPU_OF.items()}
+        per = {k: v / len(deliveries) * 1e3 for k, v in used.items()}
+        total = sum(per.values())
+        cores = os.cpu_count() or 1
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+        print(f"  CPU per delivery: {total:.2f} ms ({parts}; {sum(used.values()) / elapsed:.2f}"
+              f" of the {cores} cores busy with them over the phase)")
+        print(f"  one admission to all {gates - 1} others: {total * (gates - 1):.0f} ms of CPU, "
+              f"at least {total * (gates - 1) / cores:.0f} ms on {cores} cores")
     return admitted, deliveries, elapsed
 
 
 PROCESS_IDS: list[list[str]] = []
 
 
-def report(label: str, admitted: int, gates: int, deliveries: list[tuple[str, int, str, float]],
+def report(label: str, admitted: int, gates: int, deliveries: list[Delivery],
            seconds: float) -> None:
     lat = [d[3] for d in deliveries]
     per_record: dict[tuple[str, int], float] = {}
-    for origin, seq, _, value in deliveries:
+    for origin, seq, _, value, _made in deliveries:
         per_record[(origin, seq)] = max(value, per_record.get((origin, seq), 0.0))
     complete = [v for v in per_record.values()]
     expected = admitted * (gates - 1)
@@ -245,6 +279,12 @@ def report(label: str, admitted: int, gates: int, deliveries: list[tuple[str, in
     print(f"  admission -> merged at every other gate: p50 "
           f"{statistics.median(complete) * 1e3:6.1f} ms  p99 "
           f"{percentile(complete, 99) * 1e3:6.1f} ms")
+    made = [d[4] for d in deliveries]
+    rest = [d[3] - d[4] for d in deliveries]
+    print(f"  of which admission -> its record made at its gate: p50 "
+          f"{statistics.median(made) * 1e3:6.1f} ms  p99 {percentile(made, 99) * 1e3:6.1f} ms;"
+          f" record made -> merged at one other gate: p50 {statistics.median(rest) * 1e3:6.1f}"
+          f" ms  p99 {percentile(rest, 99) * 1e3:6.1f} ms")
 
 
 def main() -> int:
@@ -291,6 +331,8 @@ def main() -> int:
                 procs.append(proc)
             for p in pipes:
                 assert p.recv() == "ready"
+            CPU_OF.update(gates=[p.pid for p in procs if p.pid is not None],
+                          brokers=[b.process.pid for b in (broker,) if b.process is not None])
             print(f"{args.gates} gates in {args.processes} processes on one loopback "
                   f"Mosquitto (QoS 1, signed records, SQLite WAL synchronous FULL)")
             print(f"raw anchor, bare paho QoS 1 publish -> receive (no signing, no SQLite): "
@@ -345,6 +387,9 @@ def bridged(args: Any) -> int:
                 procs.append(proc)
             for p in pipes:
                 assert p.recv() == "ready"
+            CPU_OF.update(gates=[p.pid for p in procs if p.pid is not None],
+                          brokers=[b.process.pid for b in (core, stand)
+                                   if b.process is not None])
             time.sleep(args.settle)  # the first summaries of every gate, answered
             print(f"{args.gates} gates in {args.processes} processes on two loopback "
                   "Mosquitto brokers, a stand's bridged to the venue core (QoS 1, signed "

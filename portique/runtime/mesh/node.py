@@ -469,11 +469,18 @@ class MeshNode:
         records: list[tuple[Record, bytes]] = []
         live: list[tuple[Record, float]] = []
         wake = connected = False
+        # Whether what the gauges show may have changed: other gates' records and
+        # heartbeats leave it as it was, so a batch of those alone runs no gauge query
+        # (the tick still runs them every second).
+        gauged = False
         acked: list[int] = []
         for item in items:
             kind = item[0]
             if kind == "stop":
                 return
+            if kind != "heartbeat" and (kind != "message" or item[1].startswith(
+                    self.topics["summary"] + "/")):
+                gauged = True
             if kind == "wake":
                 wake = True
             elif kind == "connected":
@@ -541,8 +548,8 @@ class MeshNode:
             self._publish_summary(force=True)
         elif self._summary_wanted:
             self._publish_summary()
-        if time.monotonic() - self._gauges_at >= _GAUGES_MIN_GAP_S:
-            self._update_gauges()  # four queries: not after every single record
+        if gauged and time.monotonic() - self._gauges_at >= _GAUGES_MIN_GAP_S:
+            self._update_gauges()  # four queries: not after every single message
 
     def _tick(self) -> None:
         self._collect()
@@ -711,14 +718,10 @@ class MeshNode:
                     second_gate=conflict.second_gate, second_scan=conflict.second_scan,
                     second_at=format_time(conflict.second_at),
                     found_at=format_time(conflict.found_at)))
-        if result.new and self._has_gap(result.new):
+        if result.gap:
             self._summary_wanted = True
         if self.on_merged is not None and result.new:
             self.on_merged(result.new, now)
-
-    def _has_gap(self, new: list[Record]) -> bool:
-        heads = {(g, i): h for g, i, h in self.store.heads()}
-        return any(heads.get(r.stream, 0) < r.seq for r in new)
 
     # --- publishing -------------------------------------------------------------------
 

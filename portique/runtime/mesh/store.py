@@ -150,6 +150,8 @@ class MergeResult:
     new: list[Record]
     duplicates: int
     conflicts: list[Conflict]
+    gap: bool = False
+    """Some new record lies beyond its stream's head: a record before it is missing here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +182,11 @@ def _pending_query(table: str, state: State, condition: str) -> str:
 
 
 class MeshStore:
-    """The mesh's view of the journal. Every write is one journal transaction."""
+    """The mesh's view of the journal. Every write is one journal transaction.
+
+    The streams' heads and tops are also kept in memory (read at start, updated only once
+    a transaction that changed them has committed): a merge and a summary read them there,
+    not from ``mesh_streams``, which every transaction still keeps exactly."""
 
     def __init__(self, journal: Journal, *, gate_id: str, venue: str,
                  key: Ed25519PrivateKey) -> None:
@@ -198,8 +204,14 @@ class MeshStore:
                 incarnation = bytes.fromhex(row[0])
             top = db.execute("SELECT MAX(seq) FROM mesh_records WHERE origin = ? AND "
                              "incarnation = ?", (gate_id, incarnation)).fetchone()[0]
+            streams = {(str(o), bytes(i)): (int(h), int(t)) for o, i, h, t in db.execute(
+                "SELECT origin, incarnation, head, top FROM mesh_streams")}
         self.incarnation = incarnation
         self._seq = int(top or 0)
+        self._streams: dict[tuple[str, bytes], tuple[int, int]] = streams
+        """Per (gate, incarnation): (head, top), as committed in ``mesh_streams``."""
+        self._heads: tuple[tuple[str, bytes, int], ...] | None = None
+        """`heads()` as last computed (None: a stream changed since)."""
 
     # --- this gate's own records ------------------------------------------------------
 
@@ -246,6 +258,10 @@ class MeshStore:
                            "SET head = excluded.head, top = excluded.top",
                            (me, self.incarnation, seq, seq))
         self._seq = seq  # once committed
+        if out:
+            with self.journal.reading():
+                self._streams[(me, self.incarnation)] = (seq, seq)
+                self._heads = None
         return Collected(out, set_aside)
 
     def outbox(self, *, limit: int = 10_000) -> list[Outgoing]:
@@ -293,7 +309,8 @@ class MeshStore:
     # --- other gates' records ---------------------------------------------------------
 
     def merge(self, records: list[tuple[Record, bytes]], *, now: float) -> MergeResult:
-        """Add verified records (with their signed bytes) in one transaction."""
+        """Add verified records (with their signed bytes) in one transaction: one commit
+        for all the records that arrived together."""
         result = MergeResult([], 0, [])
         with self.journal.reading() as conn:  # the journal's lock, held throughout
             # Other gates' records can be learnt again from the venue (anti-entropy), so
@@ -301,26 +318,42 @@ class MeshStore:
             # meanwhile, and FULL is back before the lock is released.
             conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                self._merge(records, now, result)
+                streams = self._merge(records, now, result)
             finally:
                 conn.execute("PRAGMA synchronous=FULL")
+            if streams:  # committed
+                self._streams.update(streams)
+                self._heads = None
+            result.gap = any(self._streams[r.stream][0] < r.seq for r in result.new)
         return result
 
     def _merge(self, records: list[tuple[Record, bytes]], now: float,
-               result: MergeResult) -> None:
+               result: MergeResult) -> dict[tuple[str, bytes], tuple[int, int]]:
+        """The streams' new (head, top), once the transaction has committed."""
+        streams: dict[tuple[str, bytes], tuple[int, int]] = {}
         with self.journal.transaction("merged mesh records") as db:
             for record, message in records:
                 if record.origin == self.gate_id and record.incarnation == self.incarnation:
                     result.duplicates += 1  # our own, already in `admissions`
                     continue
+                stream = record.stream
+                head, top = streams.get(stream) or self._streams.get(stream, (0, 0))
+                if record.seq <= head:  # every record up to the head is held
+                    result.duplicates += 1
+                    continue
                 if not self._insert(db, record, message, received_at=now, published=True):
                     result.duplicates += 1
                     continue
-                self._advance(db, record)
-                self._apply(db, record, now)
+                streams[stream] = self._advance(db, record, head, max(top, record.seq))
+                state = self._apply(db, record, now)
                 result.new.append(record)
                 if record.state is State.ADMITTED:
-                    result.conflicts += self._find_conflicts(db, record, now)
+                    result.conflicts += self._find_conflicts(db, record, now, state)
+            db.executemany("INSERT INTO mesh_streams (origin, incarnation, head, top) VALUES "
+                           "(?, ?, ?, ?) ON CONFLICT (origin, incarnation) DO UPDATE SET "
+                           "head = excluded.head, top = excluded.top",
+                           [(o, i, h, t) for (o, i), (h, t) in streams.items()])
+        return streams
 
     def _insert(self, db: sqlite3.Connection, r: Record, message: bytes, *, received_at: float,
                 published: bool) -> bool:
@@ -334,45 +367,49 @@ class MeshStore:
         return cursor.rowcount == 1
 
     @staticmethod
-    def _advance(db: sqlite3.Connection, r: Record) -> None:
-        db.execute("INSERT INTO mesh_streams (origin, incarnation, head, top) VALUES "
-                   "(?, ?, 0, ?) ON CONFLICT (origin, incarnation) DO UPDATE SET "
-                   "top = MAX(top, excluded.top)", (r.origin, r.incarnation, r.seq))
-        (head,) = db.execute("SELECT head FROM mesh_streams WHERE origin = ? AND "
-                             "incarnation = ?", (r.origin, r.incarnation)).fetchone()
+    def _advance(db: sqlite3.Connection, r: Record, head: int, top: int) -> tuple[int, int]:
+        """The stream's (head, top) once `r` (just inserted, beyond `head`) is held."""
         if r.seq != head + 1:
-            return
-        following = db.execute("SELECT seq FROM mesh_records WHERE origin = ? AND "
-                               "incarnation = ? AND seq > ? ORDER BY seq",
-                               (r.origin, r.incarnation, head))
-        for (seq,) in following:
-            if seq != head + 1:
-                break
-            head = seq
-        db.execute("UPDATE mesh_streams SET head = ? WHERE origin = ? AND incarnation = ?",
-                   (head, r.origin, r.incarnation))
+            return head, top  # a gap before it: the head stays
+        head = r.seq
+        if top > head:  # records beyond it are held: the head runs on over them
+            following = db.execute("SELECT seq FROM mesh_records WHERE origin = ? AND "
+                                   "incarnation = ? AND seq > ? ORDER BY seq",
+                                   (r.origin, r.incarnation, head))
+            for (seq,) in following:
+                if seq != head + 1:
+                    break
+                head = seq
+        return head, top
 
-    def _apply(self, db: sqlite3.Connection, r: Record, now: float) -> None:
-        """The admission the record describes, into ``peer_admissions`` (voided wins)."""
-        db.execute(
+    def _apply(self, db: sqlite3.Connection, r: Record, now: float) -> str | None:
+        """The admission the record describes, into ``peer_admissions`` (voided wins).
+        Its state now if the row was written (inserted or changed), else None."""
+        written = db.execute(
             "INSERT INTO peer_admissions (gate, scan_id, event, ticket_id, generation, at, "
             "state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (gate, scan_id) DO UPDATE SET state = excluded.state, "
             "updated_at = excluded.updated_at "
-            "WHERE peer_admissions.state = 'admitted' AND excluded.state != 'admitted'",
+            "WHERE peer_admissions.state = 'admitted' AND excluded.state != 'admitted' "
+            "RETURNING state",
             (r.origin, r.scan_id, r.event, r.ticket_id, r.generation, r.at_ms / 1000,
-             r.state.label, now))
+             r.state.label, now)).fetchall()
         if r.state is State.EXITED:
             # The holder went out through another gate: this gate's own admission of the
             # ticket is over too, so that re-entry here is possible (the partial unique
             # index counts only admissions in force).
             self.journal.exit_admissions(db, r.event, r.ticket_id, at=now,
                                          before=r.at_ms / 1000)
+        return str(written[0][0]) if written else None
 
     @staticmethod
-    def _find_conflicts(db: sqlite3.Connection, r: Record, now: float) -> list[Conflict]:
-        (state,) = db.execute("SELECT state FROM peer_admissions WHERE gate = ? AND "
-                              "scan_id = ?", (r.origin, r.scan_id)).fetchone()
+    def _find_conflicts(db: sqlite3.Connection, r: Record, now: float,
+                        state: str | None) -> list[Conflict]:
+        """`state`: the admission's state as `_apply` wrote it (None: it wrote nothing,
+        the row was there already: read it)."""
+        if state is None:
+            (state,) = db.execute("SELECT state FROM peer_admissions WHERE gate = ? AND "
+                                  "scan_id = ?", (r.origin, r.scan_id)).fetchone()
         if state != "admitted":
             return []  # voided (or exited) before we heard of the admission
         at = r.at_ms / 1000
@@ -410,11 +447,17 @@ class MeshStore:
     # --- anti-entropy -----------------------------------------------------------------
 
     def heads(self) -> tuple[tuple[str, bytes, int], ...]:
-        """Per (gate, incarnation): every record up to `head` is held here."""
-        with self.journal.reading() as db:
-            rows = db.execute("SELECT origin, incarnation, head FROM mesh_streams "
-                              "ORDER BY origin, incarnation").fetchall()
-        return tuple((str(o), bytes(i), int(h)) for o, i, h in rows)
+        """Per (gate, incarnation), in order: every record up to `head` is held here."""
+        with self.journal.reading():
+            if self._heads is None:
+                self._heads = tuple((o, i, h) for (o, i), (h, _) in sorted(
+                    self._streams.items()))
+            return self._heads
+
+    def head(self, stream: tuple[str, bytes]) -> int:
+        """Every record of `stream` up to this one is held here (0: none)."""
+        with self.journal.reading():
+            return self._streams.get(stream, (0, 0))[0]
 
     def missing_for(self, summary: Summary, *, answers_for: Callable[[str], bool],
                     limit: int = 5000) -> list[bytes]:
