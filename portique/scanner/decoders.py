@@ -5,24 +5,29 @@ Three decoders share the ``Decoder`` protocol:
 * ``ZxingDecoder``: zxing-cpp, one pass (the fastest and best single reader here);
 * ``ZbarDecoder``: pyzbar over the system's libzbar, one pass (a second, independent
   backend);
-* ``PipelineDecoder`` (the default): zxing-cpp first; a frame it read is returned at
-  once. When it read nothing, the patches of the frame that look like QR modules (grey
-  steps strong both across and along the rows, over a compact square-ish area; a
-  pre-check on every fourth pixel rejects a frame without a code's worth of such
-  texture, so an empty frame costs little) are resampled as upright squares,
-  perspective undone and upscaled 3x, and read again: on tilted, dim, moiré-striped
-  phone screens this is what reads the codes zxing-cpp cannot even locate
-  (benchmarks/decode_hard.py). Then, only where it located something it could not read
-  (finder patterns, a failed checksum), a short chain of retries on a window around it:
-  upscaled 2x, then also contrast-equalised (CLAHE), sharpened, or
-  upscaled 3x. A small frame (longer side up to 500 pixels, which zxing-cpp scans at one
-  size only) in which nothing at all was located gets one more pass at half size (a code
+* ``PipelineDecoder`` (the default): zxing-cpp first, without its inverted retry; a
+  frame it read is returned at once. A frame it read nothing in and that has neither
+  module texture (the pre-check below) nor anything zxing-cpp located is done: that is
+  most frames a gate sees, and skipping the inverted retry there makes them cheaper than
+  raw zxing-cpp's default pass. Otherwise the inverted pass runs (a light-on-dark code),
+  then the fallback, within a per-frame budget (``FALLBACK_PIXELS``, cheapest step
+  first): the patches of the frame that look like QR modules (grey steps strong both
+  across and along the rows, over a compact square-ish area; a pre-check on every
+  fourth pixel rejects a frame without a code's worth of such texture, so an empty frame
+  costs little) are resampled as upright squares, perspective undone and upscaled 3x,
+  and read again: on tilted, dim, moiré-striped phone screens this is what reads the
+  codes zxing-cpp cannot even locate (benchmarks/decode_hard.py). Then, only where it
+  located something it could not read (finder patterns, a failed checksum), a short
+  chain of retries on a window around it: contrast-equalised (CLAHE), upscaled 2x, then
+  also equalised or sharpened, or upscaled 3x. A small frame (longer side up to 500
+  pixels, which zxing-cpp scans at one size only) in which nothing at all was located
+  gets one more pass at half size (a code
   filling a small photo). pyzbar can be added as a last retry (``zbar=True``) but is off:
   on the measured sets it read nothing zxing-cpp's retries missed, and it guesses the
   character set of non-UTF-8 payloads (two wrong texts on real photos).
   A camera frame (640x480 and up) with nothing code-like in it costs one zxing-cpp pass
-  and the texture check, so the pipeline runs near the raw reader's pace on the frames a
-  gate mostly sees; the
+  (without inversion) and the texture check, so the pipeline runs at or below the raw
+  reader's pace on the frames a gate mostly sees; the
   retries are where the read rate comes from (docs/scanner.md gives the measurements).
 
 Only QR codes are looked for (a striped shirt is not a barcode). Decoders never invent
@@ -290,22 +295,38 @@ class PipelineDecoder(_Counted):
             self._rest -= 1
         try:
             gray = to_gray(image)
-            found = zxingcpp.read_barcodes(gray, formats=_QR, return_errors=True)
+            # zxing-cpp's pass without its inverted retry (half of its time on a frame
+            # with nothing in it): that retry runs below, only on a frame that has
+            # something code-like
+            found = list(zxingcpp.read_barcodes(gray, formats=_QR, return_errors=True,
+                                                try_invert=False))
+            texts = _unique([b.text for b in found if b.valid])
+            if texts:
+                # read at the first pass: the frame pays for no fallback nor retry (a
+                # second code in the same frame that zxing-cpp located but could not
+                # read is left to the next frames, where the camera sees it again)
+                return texts
+            small = max(gray.shape) <= _ZXING_DOWNSCALE_ABOVE
+            roi = _code_like(gray) if min(gray.shape) >= 4 * _TEXTURE_BOX else None
+            if roi is None and not found and not small:
+                # nothing code-like and nothing located: the frame is done (most frames
+                # a gate sees); a light-on-dark code has the same module texture
+                return []
+            inverted = zxingcpp.read_barcodes(cv2.bitwise_not(gray), formats=_QR,
+                                              return_errors=True, try_invert=False)
         except Exception as exc:  # a decoder error must never stop the gate
             self._failed(exc)
             return []
-        texts = _unique([b.text for b in found if b.valid])
-        if texts:
-            # read at the first pass: the frame pays for no fallback nor retry (a second
-            # code in the same frame that zxing-cpp located but could not read is left
-            # to the next frames, where the camera sees it again)
+        texts = _unique([b.text for b in inverted if b.valid])
+        if texts:  # a light-on-dark code: zxing-cpp's own inverted retry
             return texts
+        found += inverted
         if resting:
             self.paced += 1
             return []
         budget = _Budget(self._fallback_pixels)
         try:
-            texts = self._fallback(gray, found, budget)
+            texts = self._fallback(gray, found, budget, roi)
         except Exception as exc:  # a decoder error must never stop the gate
             self._failed(exc)
             texts = []
@@ -317,13 +338,15 @@ class PipelineDecoder(_Counted):
             self.short += budget.short
         return texts
 
-    def _fallback(self, gray: Image, found: Sequence[Any], budget: _Budget) -> list[str]:
+    def _fallback(self, gray: Image, found: Sequence[Any], budget: _Budget,
+                  roi: Region | None) -> list[str]:
         """Nothing read at the first pass: rectification where the frame looks like QR
-        modules, then retries around what zxing-cpp located, within `budget`."""
-        if self._rectify:
+        modules (`roi`, the pre-check's box), then retries around what zxing-cpp
+        located, within `budget`."""
+        if self._rectify and roi is not None:
             # a code zxing-cpp could not locate (tilted, dim, small) or located but not
             # read is most often read once its perspective is undone
-            texts = self._rectified(gray, budget)
+            texts = self._rectified(gray, roi, budget)
             if texts:
                 return texts
         if not found and max(gray.shape) <= _ZXING_DOWNSCALE_ABOVE:
@@ -344,10 +367,10 @@ class PipelineDecoder(_Counted):
         half = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
         return self._read(np.asarray(half, dtype=np.uint8))
 
-    def _rectified(self, gray: Image, budget: _Budget) -> list[str]:
+    def _rectified(self, gray: Image, roi: Region, budget: _Budget) -> list[str]:
         """Where a patch looks like QR modules, its quadrilateral is resampled square
         (perspective undone, upscaled) and read again, largest patch first."""
-        for quad in _code_quads(gray):
+        for quad in _code_quads(gray, roi=roi):
             plan = _square(quad)
             if not budget.spend(plan.pixels):
                 continue
@@ -436,15 +459,18 @@ def _code_like(gray: Image) -> Region | None:
                   min(width, 4 * (x + w) + margin), min(height, 4 * (y + h) + margin))
 
 
-def _code_quads(gray: Image, most: int = 2) -> list[npt.NDArray[np.float32]]:
+def _code_quads(gray: Image, most: int = 2, roi: Region | None = None
+                ) -> list[npt.NDArray[np.float32]]:
     """Quadrilaterals (frame pixels) of the patches that look like QR modules, largest
     first: grey steps strong both across and along the rows over a compact, roughly
     square area. Cheap (the pre-check on every fourth pixel, then every second pixel of
     every second row in its box only, 8-bit box sums), so a frame with nothing
-    code-like costs little more than its one zxing-cpp pass."""
+    code-like costs little more than its one zxing-cpp pass. `roi`: the pre-check's box
+    when already worked out."""
     if min(gray.shape) < 4 * _TEXTURE_BOX:
         return []
-    roi = _code_like(gray)
+    if roi is None:
+        roi = _code_like(gray)
     if roi is None:
         return []
     # the finer search on the pre-check's box only (offsets kept even: every second

@@ -153,7 +153,8 @@ def test_the_default_budget_bounds_a_hard_frame_that_would_run_every_retry() -> 
 def test_a_paced_fallback_skips_the_frame_after_one_it_ran_on() -> None:
     """fallback_every=2 on a stream of the same frame (one only the fallback reads):
     read, skipped (zxing-cpp's pass only, counted as paced), read again. The rest is
-    the next frame, whatever it shows: an empty frame there uses it up."""
+    the next frame, whatever it shows: an empty frame there uses it up (and, needing no
+    fallback, is not counted as paced)."""
     from portique.scanner.decoders import PipelineDecoder
 
     sample = _tuning(2001)
@@ -164,7 +165,23 @@ def test_a_paced_fallback_skips_the_frame_after_one_it_ran_on() -> None:
     assert paced.paced == 1 and paced.retries == 2
     assert paced.decode(empty) == []  # the rest after the third frame's fallback
     assert paced.decode(image) == [sample.text]
-    assert paced.paced == 2 and paced.retries == 3
+    assert paced.paced == 1 and paced.retries == 3  # the empty frame put nothing off
     every = PipelineDecoder()
     assert [every.decode(image) for _ in range(3)] == [[sample.text]] * 3
     assert every.paced == 0
+
+
+def test_a_light_on_dark_code_is_still_read_after_the_first_pass_without_inversion() -> None:
+    """The first pass no longer runs zxing-cpp's inverted retry; a frame with module
+    texture gets it afterwards: an inverted frame of the tuning part is read as before."""
+    import cv2
+
+    from portique.scanner.decoders import PipelineDecoder, ZxingDecoder
+
+    sample = next(s for s in hardset.samples("tuning", per_cell=8, empty=0)
+                  if s.tier == "easy" and s.size == (640, 480))
+    inverted = np.asarray(cv2.bitwise_not(sample.image()), dtype=np.uint8)
+    assert ZxingDecoder().decode(inverted) == [sample.text]  # zxing-cpp's own retry
+    decoder = PipelineDecoder()
+    assert decoder.decode(inverted) == [sample.text]
+    assert decoder.retries == 0  # read by the inverted pass: no fallback
