@@ -254,10 +254,10 @@ class PipelineDecoder(_Counted):
 
     ``fallback_every`` paces the fallback on a stream of frames: after a frame on which
     it ran (whatever it read), the next ``fallback_every - 1`` frames get zxing-cpp's
-    pass only. 1 (the default) runs it on every frame that needs it, for frames decoded
-    one by one; the camera loop uses 2 (``make_decoder(..., camera=True)``), which halves
-    the fallback's share of the frames at the cost of at most one frame's wait on a code
-    only the fallback reads.
+    pass only. 1 (the default, and the camera loop's) runs it on every frame that needs
+    it; 2 halves the fallback's share of the frames, at the cost of reads: a frame's wait
+    on a code only the fallback reads, and codes it reads on few frames
+    (docs/PERFORMANCE.md, issue 15).
     """
 
     name = DecoderName.PIPELINE.value
