@@ -74,21 +74,24 @@ searched for codes to rectify: a ticket's code (71 modules and more across) at 1
 per module and tilted 45 degrees covers about 8000, and its texture spreads past its
 edges (tuning part of benchmarks/decode_hard.py: every frame with a code at 15000 and
 more, 2 of 40 empty frames above 8000)."""
-_RECTIFY_SCALE = 3.0
-"""A rectified code is drawn at this many pixels per frame pixel of its quadrilateral."""
-_RECTIFY_MAX = 560
-"""Largest side of a rectified code, pixels (bounds the work of one rectification)."""
+_RECTIFY_SCALE = 4.0
+"""A rectified code is drawn at this many pixels per frame pixel of its quadrilateral
+(4x reads 32 of the tuning part's 60 hard frames, 3x 23, 5x 34 at 1.6 times the pixels
+of 4x; 2.5x fewer still)."""
+_RECTIFY_MAX = 744
+"""Largest side of a rectified code, pixels (bounds the work of one rectification: a
+code at most 186 frame pixels across is resampled at its own scale, a larger one
+shrunk to that first)."""
 _RECTIFY_MARGIN = 0.15
 """Quiet zone kept around a rectified code, as a share of its side."""
-FALLBACK_PIXELS = 3_000_000
+FALLBACK_PIXELS = 3_500_000
 """Pixels a frame's fallback may hand to zxing-cpp (rectified squares, retried windows,
-the half-size pass), about ten 640x480 frames: the steps run cheapest first and a step
-that does not fit in what is left is skipped, so one hard frame costs at most a few
-zxing-cpp passes (benchmarks/decode_hard.py: p99 per frame). At 640x480 it holds both
-rectified squares (up to about 530,000 pixels each), the whole frame equalised and the
-whole frame upscaled 2x (1.2 million); at 1280x720 a rectified square, a window
-equalised and the same window upscaled to the 1.6 million pixels one retry may take
-(the costliest read of the tuning part, 2.5 million)."""
+the half-size pass), about eleven 640x480 frames: the steps run cheapest first and a
+step that does not fit in what is left is skipped, so one hard frame costs at most a
+few zxing-cpp passes (benchmarks/decode_hard.py: p99 per frame). At 640x480 it holds
+both rectified squares (up to about 940,000 pixels each), the whole frame equalised and
+the whole frame upscaled 2x (1.2 million); at 1280x720 a rectified square, a window
+equalised and the same window upscaled to the 1.6 million pixels one retry may take."""
 
 
 class Decoder(Protocol):
