@@ -44,12 +44,13 @@ def best(call: Callable[..., Any], *args: Any, repeat: int = 3) -> float:
 
 
 def single_warp(gray: np.ndarray, quad: np.ndarray) -> np.ndarray:
-    """The resample replaced: one bicubic perspective warp straight to 3x (at most 560
-    pixels for the code, 15% margin), for comparison only."""
+    """The resample replaced: one bicubic perspective warp straight to the rectified
+    size (``_RECTIFY_SCALE`` times, at most ``_RECTIFY_MAX`` pixels for the code, 15%
+    margin), for comparison only."""
     centre = quad.mean(axis=0)
     quad = quad[np.argsort(np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0]))]
     side = float(np.mean([np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)]))
-    size = int(min(560, max(120.0, side * 3)))
+    size = int(min(decoders._RECTIFY_MAX, max(120.0, side * decoders._RECTIFY_SCALE)))
     margin = int(size * 0.15)
     square = np.array([[margin, margin], [margin + size, margin],
                        [margin + size, margin + size], [margin, margin + size]], np.float32)
