@@ -89,13 +89,9 @@ FALLBACK_PIXELS = 3_500_000
 the half-size pass), about eleven 640x480 frames: the steps run cheapest first and a
 step that does not fit in what is left is skipped, so one hard frame costs at most a
 few zxing-cpp passes (benchmarks/decode_hard.py: p99 per frame). At 640x480 it holds
-the rectified square (up to about 940,000 pixels), the whole frame equalised and the
-whole frame upscaled 2x (1.2 million); at 1280x720 the square, a window equalised and
-the same window upscaled to the 1.6 million pixels one retry may take."""
-_PATCHES = 1
-"""Code-like patches rectified per frame, largest first: a second one read none of the
-tuning part's frames (with 3x or 4x squares), and cost the hard frames a resample and
-a zxing-cpp pass each."""
+both rectified squares (up to about 940,000 pixels each), the whole frame equalised and
+the whole frame upscaled 2x (1.2 million); at 1280x720 a rectified square, a window
+equalised and the same window upscaled to the 1.6 million pixels one retry may take."""
 
 
 class Decoder(Protocol):
@@ -377,7 +373,7 @@ class PipelineDecoder(_Counted):
     def _rectified(self, gray: Image, roi: Region, budget: _Budget) -> list[str]:
         """Where a patch looks like QR modules, its quadrilateral is resampled square
         (perspective undone, upscaled) and read again, largest patch first."""
-        for quad in _code_quads(gray, _PATCHES, roi):
+        for quad in _code_quads(gray, roi=roi):
             plan = _square(quad)
             if not budget.spend(plan.pixels):
                 continue
