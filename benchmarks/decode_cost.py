@@ -1,4 +1,4 @@
-"""Where the pipeline's time goes on the hard set's tuning part (benchmarks/hardset.py):
+"""Where the pipeline's time goes on the hard set (benchmarks/hardset.py), per part:
 per frame size and kind of frame (no code; a code zxing-cpp reads at its first pass; a
 code it does not), the median of each stage's best-of-3 time, next to raw zxing-cpp's
 pass on the same frames (the anchor), in one run.
@@ -7,7 +7,7 @@ Stages: the coarse pre-check, the finer texture search in its box, the resample 
 first patch (the two-step one in use, and the single bicubic warp straight to 3x it
 replaced), zxing-cpp on the rectified square, and the whole pipeline's call.
 
-    .venv/bin/python benchmarks/decode_cost.py            # --per-cell 10 (~2 min)
+    .venv/bin/python benchmarks/decode_cost.py            # --per-cell 10 --part tuning held
 """
 
 from __future__ import annotations
@@ -44,12 +44,13 @@ def best(call: Callable[..., Any], *args: Any, repeat: int = 3) -> float:
 
 
 def single_warp(gray: np.ndarray, quad: np.ndarray) -> np.ndarray:
-    """The resample replaced: one bicubic perspective warp straight to 3x (at most 560
-    pixels for the code, 15% margin), for comparison only."""
+    """The resample replaced: one bicubic perspective warp straight to the rectified
+    size (``_RECTIFY_SCALE`` times, at most ``_RECTIFY_MAX`` pixels for the code, 15%
+    margin), for comparison only."""
     centre = quad.mean(axis=0)
     quad = quad[np.argsort(np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0]))]
     side = float(np.mean([np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)]))
-    size = int(min(560, max(120.0, side * 3)))
+    size = int(min(decoders._RECTIFY_MAX, max(120.0, side * decoders._RECTIFY_SCALE)))
     margin = int(size * 0.15)
     square = np.array([[margin, margin], [margin + size, margin],
                        [margin + size, margin + size], [margin, margin + size]], np.float32)
@@ -62,10 +63,18 @@ def single_warp(gray: np.ndarray, quad: np.ndarray) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-cell", type=int, default=10)
+    parser.add_argument("--part", nargs="+", default=list(hardset.PARTS),
+                        choices=list(hardset.PARTS))
     args = parser.parse_args()
+    for part in args.part:
+        report(part, args.per_cell)
+    return 0
+
+
+def report(part: str, per_cell: int) -> None:
     stages: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(
         lambda: defaultdict(list))
-    for sample in hardset.samples("tuning", per_cell=args.per_cell, empty=args.per_cell):
+    for sample in hardset.samples(part, per_cell=per_cell, empty=per_cell):
         gray = to_gray(sample.image())
         first = [b for b in zxingcpp.read_barcodes(gray, formats=decoders._QR) if b.text]
         kind = "no code" if sample.text is None else "read" if first else "not read"
@@ -86,7 +95,8 @@ def main() -> int:
                 try_invert=False), square))
     order = ("zxing-cpp", "pipeline", "pre-check", "search", "resample", "single warp",
              "zxing on square")
-    print("median of best-of-3 ms per stage (x raw zxing-cpp's pass on the same frames)")
+    print(f"{part} part: median of best-of-3 ms per stage (x raw zxing-cpp's pass on the "
+          "same frames)")
     print(f"{'frames':<9} {'size':<9} {'n':>3} " + " ".join(f"{n:>16}" for n in order))
     for (kind, width), s in sorted(stages.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         anchor = statistics.median(s["zxing-cpp"])
@@ -99,7 +109,6 @@ def main() -> int:
                 cells.append(f"{'-':>16}")
         size = f"{width}x{dict(hardset.SIZES)[width]}"
         print(f"{kind:<9} {size:<9} {len(s['zxing-cpp']):>3} " + " ".join(cells))
-    return 0
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ QR_REAL = Path(os.environ.get("PORTIQUE_QR_REAL", ROOT.parent / "shared" / "qr-r
 SIZES: list[tuple[str, tuple[int, int] | None]] = [
     ("native", None), ("640x480", (640, 480)), ("1280x720", (1280, 720))]
 REPEAT = 3  # time each decode this many times, keep the fastest (less noise)
+# (the decoders take turns photo by photo: see measure)
 
 
 def load() -> list[tuple[str, Image, str]]:
@@ -75,23 +76,25 @@ def raw_decoders() -> list[Decoder]:
     return decoders
 
 
-def measure(decoder: Decoder, frames: list[tuple[Image, str]]
-            ) -> tuple[set[int], int, list[float]]:
-    """The photos read (their indexes), the wrong texts, and the time of each decode."""
-    read: set[int] = set()
-    wrong = 0
-    times = []
+def measure(decoders: list[Decoder], frames: list[tuple[Image, str]]
+            ) -> list[tuple[set[int], int, list[float]]]:
+    """Per decoder: the photos read (their indexes), the wrong texts, and the time of
+    each decode. The decoders take turns on each photo, so a burst of load on the
+    machine hits them alike."""
+    results: list[tuple[set[int], int, list[float]]] = [(set(), 0, []) for _ in decoders]
     for index, (frame, expected) in enumerate(frames):
-        best = float("inf")
-        for _ in range(REPEAT):
-            start = time.perf_counter()
-            texts = decoder.decode(frame)
-            best = min(best, (time.perf_counter() - start) * 1000)
-        times.append(best)
-        if expected in texts:
-            read.add(index)
-        wrong += sum(t != expected for t in texts)
-    return read, wrong, times
+        for k, decoder in enumerate(decoders):
+            read, wrong, times = results[k]
+            best = float("inf")
+            for _ in range(REPEAT):
+                start = time.perf_counter()
+                texts = decoder.decode(frame)
+                best = min(best, (time.perf_counter() - start) * 1000)
+            times.append(best)
+            if expected in texts:
+                read.add(index)
+            results[k] = (read, wrong + sum(t != expected for t in texts), times)
+    return results
 
 
 def p95(values: list[float]) -> float:
@@ -110,8 +113,8 @@ def main() -> int:
                   for _, img, expected in photos]
         anchor = 0.0
         union: set[int] = set()
-        for decoder in decoders:
-            read, wrong, times = measure(decoder, frames)
+        for decoder, (read, wrong, times) in zip(decoders, measure(decoders, frames),
+                                                 strict=True):
             median = statistics.median(times)
             if decoder.name == "zxing":
                 anchor = median

@@ -5,24 +5,29 @@ Three decoders share the ``Decoder`` protocol:
 * ``ZxingDecoder``: zxing-cpp, one pass (the fastest and best single reader here);
 * ``ZbarDecoder``: pyzbar over the system's libzbar, one pass (a second, independent
   backend);
-* ``PipelineDecoder`` (the default): zxing-cpp first; a frame it read is returned at
-  once. When it read nothing, the patches of the frame that look like QR modules (grey
-  steps strong both across and along the rows, over a compact square-ish area; a
-  pre-check on every fourth pixel rejects a frame without a code's worth of such
-  texture, so an empty frame costs little) are resampled as upright squares,
-  perspective undone and upscaled 3x, and read again: on tilted, dim, moiré-striped
-  phone screens this is what reads the codes zxing-cpp cannot even locate
-  (benchmarks/decode_hard.py). Then, only where it located something it could not read
-  (finder patterns, a failed checksum), a short chain of retries on a window around it:
-  upscaled 2x, then also contrast-equalised (CLAHE), sharpened, or
-  upscaled 3x. A small frame (longer side up to 500 pixels, which zxing-cpp scans at one
-  size only) in which nothing at all was located gets one more pass at half size (a code
+* ``PipelineDecoder`` (the default): zxing-cpp first, without its inverted retry; a
+  frame it read is returned at once. A frame it read nothing in and that has neither
+  module texture (the pre-check below) nor anything zxing-cpp located is done: that is
+  most frames a gate sees, and skipping the inverted retry there makes them cheaper than
+  raw zxing-cpp's default pass. Otherwise the inverted pass runs (a light-on-dark code),
+  then the fallback, within a per-frame budget (``FALLBACK_PIXELS``, cheapest step
+  first): the patches of the frame that look like QR modules (grey steps strong both
+  across and along the rows, over a compact square-ish area; a pre-check on every
+  fourth pixel rejects a frame without a code's worth of such texture, so an empty frame
+  costs little) are resampled as upright squares, perspective undone and upscaled 3x,
+  and read again: on tilted, dim, moiré-striped phone screens this is what reads the
+  codes zxing-cpp cannot even locate (benchmarks/decode_hard.py). Then, only where it
+  located something it could not read (finder patterns, a failed checksum), a short
+  chain of retries on a window around it: contrast-equalised (CLAHE), upscaled 2x, then
+  also equalised or sharpened, or upscaled 3x. A small frame (longer side up to 500
+  pixels, which zxing-cpp scans at one size only) in which nothing at all was located
+  gets one more pass at half size (a code
   filling a small photo). pyzbar can be added as a last retry (``zbar=True``) but is off:
   on the measured sets it read nothing zxing-cpp's retries missed, and it guesses the
   character set of non-UTF-8 payloads (two wrong texts on real photos).
   A camera frame (640x480 and up) with nothing code-like in it costs one zxing-cpp pass
-  and the texture check, so the pipeline runs near the raw reader's pace on the frames a
-  gate mostly sees; the
+  (without inversion) and the texture check, so the pipeline runs at or below the raw
+  reader's pace on the frames a gate mostly sees; the
   retries are where the read rate comes from (docs/scanner.md gives the measurements).
 
 Only QR codes are looked for (a striped shirt is not a barcode). Decoders never invent
@@ -69,10 +74,24 @@ searched for codes to rectify: a ticket's code (71 modules and more across) at 1
 per module and tilted 45 degrees covers about 8000, and its texture spreads past its
 edges (tuning part of benchmarks/decode_hard.py: every frame with a code at 15000 and
 more, 2 of 40 empty frames above 8000)."""
-_RECTIFY_SCALE = 3.0
-"""A rectified code is drawn at this many pixels per frame pixel of its quadrilateral."""
-_RECTIFY_MAX = 560
-"""Largest side of a rectified code, pixels (bounds the work of one rectification)."""
+_RECTIFY_SCALE = 4.0
+"""A rectified code is drawn at this many pixels per frame pixel of its quadrilateral
+(4x reads 32 of the tuning part's 60 hard frames, 3x 23, 5x 34 at 1.6 times the pixels
+of 4x; 2.5x fewer still)."""
+_RECTIFY_MAX = 744
+"""Largest side of a rectified code, pixels (bounds the work of one rectification: a
+code at most 186 frame pixels across is resampled at its own scale, a larger one
+shrunk to that first)."""
+_RECTIFY_MARGIN = 0.15
+"""Quiet zone kept around a rectified code, as a share of its side."""
+FALLBACK_PIXELS = 3_500_000
+"""Pixels a frame's fallback may hand to zxing-cpp (rectified squares, retried windows,
+the half-size pass), about eleven 640x480 frames: the steps run cheapest first and a
+step that does not fit in what is left is skipped, so one hard frame costs at most a
+few zxing-cpp passes (benchmarks/decode_hard.py: p99 per frame). At 640x480 it holds
+both rectified squares (up to about 940,000 pixels each), the whole frame equalised and
+the whole frame upscaled 2x (1.2 million); at 1280x720 a rectified square, a window
+equalised and the same window upscaled to the 1.6 million pixels one retry may take."""
 
 
 class Decoder(Protocol):
@@ -210,18 +229,48 @@ def _chain(*steps: Transform) -> Transform:
     return run
 
 
+class _Budget:
+    """What is left of one frame's fallback allowance, in pixels handed to zxing-cpp."""
+
+    def __init__(self, pixels: int) -> None:
+        self.left = pixels
+        self.short = False
+        """A step was skipped for want of budget."""
+
+    def spend(self, pixels: int) -> bool:
+        """Take `pixels` if they fit in what is left (then True); else note the shortfall."""
+        if pixels > self.left:
+            self.short = True
+            return False
+        self.left -= pixels
+        return True
+
+
 class PipelineDecoder(_Counted):
-    """The default: zxing-cpp, then cheap retries on regions it located but could not read.
+    """The default: zxing-cpp, then a bounded fallback on frames it read nothing in.
 
     ``max_retry_pixels`` bounds the work of one retry (an upscaled region larger than this
-    is upscaled less), so one hard frame cannot stall the camera loop.
+    is upscaled less); ``fallback_pixels`` bounds the whole fallback of one frame (pixels
+    handed to zxing-cpp, steps cheapest first, a step that does not fit is skipped), so
+    one hard frame cannot stall the camera loop: a frame that runs out is left unread and
+    the next frames, which show the same code, try again.
+
+    ``fallback_every`` paces the fallback on a stream of frames: after a frame on which
+    it ran (whatever it read), the next ``fallback_every - 1`` frames get zxing-cpp's
+    pass only. 1 (the default, and the camera loop's) runs it on every frame that needs
+    it; 2 halves the fallback's share of the frames, at the cost of reads: a frame's wait
+    on a code only the fallback reads, and codes it reads on few frames
+    (docs/PERFORMANCE.md, issue 15).
     """
 
     name = DecoderName.PIPELINE.value
 
     def __init__(self, *, zbar: bool = False, max_retry_pixels: int = 1_600_000,
-                 rectify: bool = True) -> None:
+                 rectify: bool = True, fallback_pixels: int = FALLBACK_PIXELS,
+                 fallback_every: int = 1) -> None:
         super().__init__()
+        if fallback_every < 1:
+            raise ScannerError(f"fallback_every must be at least 1, got {fallback_every}")
         self._rectify = rectify
         self._zbar: ZbarDecoder | None = None
         if zbar:
@@ -230,98 +279,122 @@ class PipelineDecoder(_Counted):
             except ScannerError as exc:
                 log.warning("pipeline runs without zbar", extra={"reason": str(exc)})
         self._max_retry_pixels = max_retry_pixels
+        self._fallback_pixels = fallback_pixels
+        self._every = fallback_every
+        self._rest = 0
         self.retries = 0
-        """Frames on which the retry chain ran."""
+        """Frames on which the fallback (rectification or the retry chain) ran."""
         self.rescued = 0
-        """Frames read only thanks to a retry."""
+        """Frames read only thanks to the fallback."""
+        self.short = 0
+        """Frames on which the fallback skipped a step for want of budget."""
+        self.paced = 0
+        """Frames read nothing in at the first pass whose fallback was left to a later
+        frame (``fallback_every``)."""
 
     def decode(self, image: Image) -> list[str]:
+        resting = self._rest > 0
+        if resting:
+            self._rest -= 1
         try:
             gray = to_gray(image)
-            found = zxingcpp.read_barcodes(gray, formats=_QR, return_errors=True)
+            # zxing-cpp's pass without its inverted retry (half of its time on a frame
+            # with nothing in it): that retry runs below, only on a frame that has
+            # something code-like
+            found = list(zxingcpp.read_barcodes(gray, formats=_QR, return_errors=True,
+                                                try_invert=False))
+            texts = _unique([b.text for b in found if b.valid])
+            if texts:
+                # read at the first pass: the frame pays for no fallback nor retry (a
+                # second code in the same frame that zxing-cpp located but could not
+                # read is left to the next frames, where the camera sees it again)
+                return texts
+            small = max(gray.shape) <= _ZXING_DOWNSCALE_ABOVE
+            roi = _code_like(gray) if min(gray.shape) >= 4 * _TEXTURE_BOX else None
+            if roi is None and not found and not small:
+                # nothing code-like and nothing located: the frame is done (most frames
+                # a gate sees); a light-on-dark code has the same module texture
+                return []
+            inverted = zxingcpp.read_barcodes(cv2.bitwise_not(gray), formats=_QR,
+                                              return_errors=True, try_invert=False)
         except Exception as exc:  # a decoder error must never stop the gate
             self._failed(exc)
             return []
-        texts = _unique([b.text for b in found if b.valid])
-        if texts:
-            # read at the first pass: the frame pays for no fallback nor retry (a second
-            # code in the same frame that zxing-cpp located but could not read is left
-            # to the next frames, where the camera sees it again)
+        texts = _unique([b.text for b in inverted if b.valid])
+        if texts:  # a light-on-dark code: zxing-cpp's own inverted retry
             return texts
-        if self._rectify:
-            # nothing read: a code zxing-cpp could not locate (tilted, dim, small) or
-            # located but not read is most often read once its perspective is undone
-            try:
-                texts = self._rectified(gray)
-            except Exception as exc:  # a decoder error must never stop the gate
-                self._failed(exc)
+        found += inverted
+        if resting:
+            self.paced += 1
+            return []
+        budget = _Budget(self._fallback_pixels)
+        try:
+            texts = self._fallback(gray, found, budget, roi)
+        except Exception as exc:  # a decoder error must never stop the gate
+            self._failed(exc)
+            texts = []
+        if budget.left < self._fallback_pixels or budget.short:
+            # the fallback did some work (or wanted to): the next frames rest
+            self.retries += 1
+            self._rest = self._every - 1
+            self.rescued += bool(texts)
+            self.short += budget.short
+        return texts
+
+    def _fallback(self, gray: Image, found: Sequence[Any], budget: _Budget,
+                  roi: Region | None) -> list[str]:
+        """Nothing read at the first pass: rectification where the frame looks like QR
+        modules (`roi`, the pre-check's box), then retries around what zxing-cpp
+        located, within `budget`."""
+        if self._rectify and roi is not None:
+            # a code zxing-cpp could not locate (tilted, dim, small) or located but not
+            # read is most often read once its perspective is undone
+            texts = self._rectified(gray, roi, budget)
             if texts:
                 return texts
         if not found and max(gray.shape) <= _ZXING_DOWNSCALE_ABOVE:
-            return texts or self._half(gray)
-        read = [_box(b.position) for b in found if b.valid]
-        # A located code that overlaps one already read is that code, seen again.
-        unread = [_box(b.position) for b in found if not b.valid]
-        regions = _merge([_window(box, gray.shape) for box in unread
-                          if not any(_overlap(box, done) for done in read)])
-        if not regions:
-            return texts
-        self.retries += 1
-        try:
-            more = self._retry(gray, regions)
-        except Exception as exc:  # a decoder error must never stop the gate
-            self._failed(exc)
-            return texts
-        if set(more) - set(texts):
-            self.rescued += 1
-        return _unique(texts + more)
+            return self._half(gray, budget)
+        # only where zxing-cpp located something it could not read (none was valid)
+        regions = _merge([_window(_box(b.position), gray.shape) for b in found])
+        texts = []
+        for region in regions:
+            window = gray[region.y0:region.y1, region.x0:region.x1]
+            texts += self._retry_window(window, budget)
+        return _unique(texts)
 
-    def _half(self, gray: Image) -> list[str]:
+    def _half(self, gray: Image, budget: _Budget) -> list[str]:
         """One more pass at half size on a small frame where nothing was located: a
         large code filling a small photo can be found only with fewer pixels per module."""
-        if min(gray.shape) < 2:
+        if min(gray.shape) < 2 or not budget.spend(gray.size // 4):
             return []
-        self.retries += 1
-        try:
-            half = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-            texts = self._read(np.asarray(half, dtype=np.uint8))
-        except Exception as exc:  # a decoder error must never stop the gate
-            self._failed(exc)
-            return []
-        if texts:
-            self.rescued += 1
-        return texts
+        half = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        return self._read(np.asarray(half, dtype=np.uint8))
 
-    def _rectified(self, gray: Image) -> list[str]:
-        """Nothing read: where a patch looks like QR modules, its quadrilateral is
-        resampled square (perspective undone, upscaled) and read again."""
-        quads = _code_quads(gray)
-        if not quads:
-            return []
-        self.retries += 1
-        for quad in quads:
-            rectified = _rectify(gray, quad)
+    def _rectified(self, gray: Image, roi: Region, budget: _Budget) -> list[str]:
+        """Where a patch looks like QR modules, its quadrilateral is resampled square
+        (perspective undone, upscaled) and read again, largest patch first."""
+        for quad in _code_quads(gray, roi=roi):
+            plan = _square(quad)
+            if not budget.spend(plan.pixels):
+                continue
+            rectified = _rectify(gray, plan)
             texts = _unique([b.text for b in zxingcpp.read_barcodes(
                 rectified, formats=_QR, try_downscale=False, try_invert=False)])
             if texts:
-                self.rescued += 1
                 return texts
         return []
 
-    def _retry(self, gray: Image, regions: list[Region]) -> list[str]:
-        texts: list[str] = []
-        for region in regions:
-            window = gray[region.y0:region.y1, region.x0:region.x1]
-            texts += self._retry_window(window)
-        return texts
-
-    def _retry_window(self, window: Image) -> list[str]:
-        for transform in self._transforms(window):
+    def _retry_window(self, window: Image, budget: _Budget) -> list[str]:
+        pixels = window.shape[0] * window.shape[1]
+        for factor, transform in self._transforms(window):
+            if not budget.spend(round(pixels * factor * factor)):
+                continue
             texts = self._read(transform(window))
             if texts:
                 return texts
-        if self._zbar is not None:
-            return self._zbar.decode(_scale(self._upscale(window, 2.0))(window))
+        factor = self._upscale(window, 2.0)
+        if self._zbar is not None and budget.spend(round(pixels * factor * factor)):
+            return self._zbar.decode(_scale(factor)(window))
         return []
 
     def _upscale(self, window: Image, wanted: float) -> float:
@@ -329,14 +402,17 @@ class PipelineDecoder(_Counted):
         fit: float = (self._max_retry_pixels / max(pixels, 1)) ** 0.5
         return min(wanted, max(1.0, fit))
 
-    def _transforms(self, window: Image) -> list[Transform]:
-        up = _scale(self._upscale(window, 2.0))
-        steps: list[Transform] = [up, _chain(up, _equalise), _chain(up, _sharpen)]
+    def _transforms(self, window: Image) -> list[tuple[float, Transform]]:
+        """The retries on a window, each with its scale, cheapest first: contrast at the
+        size seen (a crumpled code in uneven light that upscaled passes blur rather
+        than sharpen), upscaled 2x, also equalised or sharpened, then upscaled 3x."""
+        factor = self._upscale(window, 2.0)
+        up = _scale(factor)
+        steps: list[tuple[float, Transform]] = [
+            (1.0, _equalise), (factor, up), (factor, _chain(up, _equalise)),
+            (factor, _chain(up, _sharpen))]
         if self._upscale(window, 3.0) == 3.0:
-            steps.append(_scale(3.0))
-        # last, contrast at the size seen: a crumpled code in uneven light that the
-        # upscaled passes blur rather than sharpen
-        steps.append(_equalise)
+            steps.append((3.0, _scale(3.0)))
         return steps
 
     def _read(self, image: Image) -> list[str]:
@@ -353,13 +429,30 @@ def _texture_mask(small: Image, box: int) -> Image:
     return np.asarray(mask, dtype=np.uint8)
 
 
+def _above(texture: Image) -> int:
+    """How many of `texture`'s pixels are above ``_TEXTURE``."""
+    _, mask = cv2.threshold(texture, _TEXTURE, 255, cv2.THRESH_BINARY)
+    return int(cv2.countNonZero(mask))
+
+
 def _code_like(gray: Image) -> Region | None:
     """The pre-check: on every fourth pixel of every fourth row (a sixteenth of the
     frame, copied contiguous: half the cost of working on the strided view), at least
     ``_CODE_AREA`` frame pixels' worth of QR-module texture? Then the box around it,
     in frame pixels with a margin, where the finer search runs; else None, and the
-    frame is neither searched further nor resampled (most frames a gate sees)."""
-    mask = _texture_mask(np.ascontiguousarray(gray[::4, ::4]), _TEXTURE_BOX // 2 + 1)
+    frame is neither searched further nor resampled (most frames a gate sees).
+
+    Texture needs strong steps both across the rows and along them: a frame with too
+    few across them is rejected before the steps along them are worked out (the same
+    answer, for two thirds of the work on about half of the frames without a code)."""
+    small = np.ascontiguousarray(gray[::4, ::4])
+    box = _TEXTURE_BOX // 2 + 1
+    across = np.asarray(cv2.blur(cv2.absdiff(small[:, 1:], small[:, :-1])[:-1, :], (box, box)),
+                        dtype=np.uint8)
+    if _above(across) * 16 < _CODE_AREA:
+        return None
+    along = cv2.blur(cv2.absdiff(small[1:, :], small[:-1, :])[:, :-1], (box, box))
+    _, mask = cv2.threshold(cv2.min(across, along), _TEXTURE, 255, cv2.THRESH_BINARY)
     if cv2.countNonZero(mask) * 16 < _CODE_AREA:
         return None
     x, y, w, h = cv2.boundingRect(mask)
@@ -369,15 +462,18 @@ def _code_like(gray: Image) -> Region | None:
                   min(width, 4 * (x + w) + margin), min(height, 4 * (y + h) + margin))
 
 
-def _code_quads(gray: Image, most: int = 2) -> list[npt.NDArray[np.float32]]:
+def _code_quads(gray: Image, most: int = 2, roi: Region | None = None
+                ) -> list[npt.NDArray[np.float32]]:
     """Quadrilaterals (frame pixels) of the patches that look like QR modules, largest
     first: grey steps strong both across and along the rows over a compact, roughly
     square area. Cheap (the pre-check on every fourth pixel, then every second pixel of
     every second row in its box only, 8-bit box sums), so a frame with nothing
-    code-like costs little more than its one zxing-cpp pass."""
+    code-like costs little more than its one zxing-cpp pass. `roi`: the pre-check's box
+    when already worked out."""
     if min(gray.shape) < 4 * _TEXTURE_BOX:
         return []
-    roi = _code_like(gray)
+    if roi is None:
+        roi = _code_like(gray)
     if roi is None:
         return []
     # the finer search on the pre-check's box only (offsets kept even: every second
@@ -410,9 +506,22 @@ def _code_quads(gray: Image, most: int = 2) -> list[npt.NDArray[np.float32]]:
     return [quad for _, quad in found[:most]]
 
 
-def _rectify(gray: Image, quad: npt.NDArray[np.float32]) -> Image:
-    """The quadrilateral resampled as an upright square with a margin around it (the
-    frame's own pixels there: the quiet zone), perspective undone."""
+@dataclass(frozen=True, slots=True)
+class _Square:
+    """How a quadrilateral is resampled: the homography to an upright square of `out`
+    pixels a side (the code and its margin), then upscaled ``_RECTIFY_SCALE`` times."""
+
+    homography: npt.NDArray[np.float64]
+    out: int
+
+    @property
+    def pixels(self) -> int:
+        """The pixels of the upscaled square (what zxing-cpp then reads)."""
+        side = round(self.out * _RECTIFY_SCALE)
+        return side * side
+
+
+def _square(quad: npt.NDArray[np.float32]) -> _Square:
     centre = quad.mean(axis=0)
     quad = quad[np.argsort(np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0]))]
     side = float(np.mean([np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)]))
@@ -420,13 +529,20 @@ def _rectify(gray: Image, quad: npt.NDArray[np.float32]) -> Image:
     # then the square is upscaled by a separable bicubic resize: the same reads as one
     # warp straight to the large size, at a fraction of its cost
     size = int(min(_RECTIFY_MAX / _RECTIFY_SCALE, max(40.0, side)))
-    margin = int(size * 0.15)
+    margin = int(size * _RECTIFY_MARGIN)
     square = np.array([[margin, margin], [margin + size, margin],
                        [margin + size, margin + size], [margin, margin + size]], np.float32)
-    homography = cv2.getPerspectiveTransform(quad, square)
-    out = size + 2 * margin
-    flat = cv2.warpPerspective(gray, homography, (out, out), flags=cv2.INTER_CUBIC,
-                               borderMode=cv2.BORDER_REPLICATE)
+    homography = np.asarray(cv2.getPerspectiveTransform(quad, square), dtype=np.float64)
+    return _Square(homography, size + 2 * margin)
+
+
+def _rectify(gray: Image, plan: _Square | npt.NDArray[np.float32]) -> Image:
+    """The quadrilateral (or its plan) resampled as an upright square with a margin
+    around it (the frame's own pixels there: the quiet zone), perspective undone."""
+    if not isinstance(plan, _Square):
+        plan = _square(plan)
+    flat = cv2.warpPerspective(gray, plan.homography, (plan.out, plan.out),
+                               flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     return np.asarray(cv2.resize(flat, None, fx=_RECTIFY_SCALE, fy=_RECTIFY_SCALE,
                                  interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
 

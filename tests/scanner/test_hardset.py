@@ -95,3 +95,93 @@ def test_the_pre_check_keeps_every_code_and_its_box_holds_the_rectified_patch() 
         assert quads
         for x, y in quads[0]:
             assert box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1
+
+
+def test_the_pre_check_rejecting_on_steps_across_the_rows_first_gives_the_same_answer(
+        ) -> None:
+    """The early rejection (too few strong steps across the rows) is a shortcut, not a
+    new rule: on frames with and without a code, the pre-check's answer is that of the
+    full texture mask."""
+    import cv2
+
+    from portique.scanner import decoders
+
+    rejected_early = 0
+    for sample in hardset.samples("tuning", per_cell=2, empty=6):
+        gray = decoders.to_gray(sample.image())
+        mask = decoders._texture_mask(np.ascontiguousarray(gray[::4, ::4]), 4)
+        full = cv2.countNonZero(mask) * 16 >= decoders._CODE_AREA
+        assert (decoders._code_like(gray) is not None) == full
+        small = np.ascontiguousarray(gray[::4, ::4])
+        across = cv2.blur(cv2.absdiff(small[:, 1:], small[:, :-1])[:-1, :], (4, 4))
+        rejected_early += decoders._above(across) * 16 < decoders._CODE_AREA
+    assert rejected_early  # the shortcut is taken on some of these frames
+
+
+def test_a_frame_that_runs_out_of_fallback_budget_is_left_unread_and_the_next_reads() -> None:
+    """With a budget too small for its rectified square, a frame only the fallback reads
+    comes back unread, without error, counted as short; the decoder is not stuck: the
+    next frame (a code zxing-cpp reads at once) is read, and the budget is per frame:
+    the default one reads the starved frame."""
+    from portique.scanner.decoders import PipelineDecoder
+
+    starved = _tuning(2001)
+    easy = next(s for s in hardset.samples("tuning", per_cell=8, empty=0)
+                if s.tier == "easy" and s.size == (640, 480))
+    decoder = PipelineDecoder(fallback_pixels=50_000)
+    assert decoder.decode(starved.image()) == []
+    assert decoder.short == 1 and decoder.errors == 0
+    assert decoder.decode(easy.image()) == [easy.text]
+    assert PipelineDecoder().decode(starved.image()) == [starved.text]
+
+
+def test_the_default_budget_bounds_a_hard_frame_that_would_run_every_retry() -> None:
+    """A hard tuning frame (640x480) where rectification fails and zxing-cpp located
+    something: the retry chain on the whole frame no longer runs to its end; the frame
+    is left unread, without error."""
+    from portique.scanner.decoders import PipelineDecoder
+
+    sample = next(s for s in hardset.samples("tuning", per_cell=45, empty=0)
+                  if s.seed == 3044)
+    decoder = PipelineDecoder()
+    assert decoder.decode(sample.image()) == []
+    assert decoder.short == 1 and decoder.errors == 0
+    assert PipelineDecoder(fallback_pixels=10**9).decode(sample.image()) == []
+    # (unbounded, it reads nothing more: the budget cost no read here)
+
+
+def test_a_paced_fallback_skips_the_frame_after_one_it_ran_on() -> None:
+    """fallback_every=2 on a stream of the same frame (one only the fallback reads):
+    read, skipped (zxing-cpp's pass only, counted as paced), read again. The rest is
+    the next frame, whatever it shows: an empty frame there uses it up (and, needing no
+    fallback, is not counted as paced)."""
+    from portique.scanner.decoders import PipelineDecoder
+
+    sample = _tuning(2001)
+    image = sample.image()
+    empty = next(iter(hardset.samples("tuning", per_cell=0, empty=1))).image()
+    paced = PipelineDecoder(fallback_every=2)
+    assert [paced.decode(image) for _ in range(3)] == [[sample.text], [], [sample.text]]
+    assert paced.paced == 1 and paced.retries == 2
+    assert paced.decode(empty) == []  # the rest after the third frame's fallback
+    assert paced.decode(image) == [sample.text]
+    assert paced.paced == 1 and paced.retries == 3  # the empty frame put nothing off
+    every = PipelineDecoder()
+    assert [every.decode(image) for _ in range(3)] == [[sample.text]] * 3
+    assert every.paced == 0
+
+
+def test_a_light_on_dark_code_is_still_read_after_the_first_pass_without_inversion() -> None:
+    """The first pass no longer runs zxing-cpp's inverted retry; a frame with module
+    texture gets it afterwards: an inverted frame of the tuning part is read as before."""
+    import cv2
+
+    from portique.scanner.decoders import PipelineDecoder, ZxingDecoder
+
+    sample = next(s for s in hardset.samples("tuning", per_cell=8, empty=0)
+                  if s.tier == "easy" and s.size == (640, 480))
+    inverted = np.asarray(cv2.bitwise_not(sample.image()), dtype=np.uint8)
+    assert ZxingDecoder().decode(inverted) == [sample.text]  # zxing-cpp's own retry
+    decoder = PipelineDecoder()
+    assert decoder.decode(inverted) == [sample.text]
+    assert decoder.retries == 0  # read by the inverted pass: no fallback
