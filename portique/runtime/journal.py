@@ -57,6 +57,10 @@ log = logging.getLogger("portique.runtime.journal")
 FILE_MODE = 0o640
 """The journal holds who came in when: never readable by others (less under systemd's
 UMask=0077)."""
+CATCH_UP_AFTER = 4096
+"""Committed leaves kept in memory for the tree at most: beyond that many the tree takes
+them at once (a checkpoint, a proof or an upload does otherwise; a gate with no key to
+sign with asks for none of those)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -617,6 +621,8 @@ class Journal:
             except sqlite3.Error as exc:
                 raise JournalError(f"journal {self.path}: cannot record {what}: {exc}") \
                     from None
+            if len(self._written) >= CATCH_UP_AFTER:
+                self._catch_up()  # a gate that never signs: its tree in step all the same
 
     @contextmanager
     def transaction(self, what: str) -> Iterator[sqlite3.Connection]:

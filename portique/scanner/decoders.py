@@ -260,7 +260,7 @@ class PipelineDecoder(_Counted):
     pass only. 1 (the default, and the camera loop's) runs it on every frame that needs
     it; 2 halves the fallback's share of the frames, at the cost of reads: a frame's wait
     on a code only the fallback reads, and codes it reads on few frames
-    (docs/PERFORMANCE.md, issue 15).
+    (docs/PERFORMANCE.md, "The lane's speed").
     """
 
     name = DecoderName.PIPELINE.value

@@ -71,10 +71,8 @@ def test_counts_equal_a_recount_after_admissions_voids_exits_uploads_and_reopeni
             journal.mark_uploaded(journal.pending_upload(25), at=at)
         if n % 53 == 0 and inside:  # ...and a peer's exit record closes an admission
             ticket_id = sorted(inside)[0]
-            with journal.transaction("a peer's exit") as db:
-                db.execute("UPDATE admissions SET state = 'exited', updated_at = ? "
-                           "WHERE event = ? AND ticket_id = ? AND state IN ('open', 'passed')",
-                           (at, EVENT, ticket_id))
+            with journal.transaction("a peer's exit") as db:  # as the mesh ends it
+                journal.exit_admissions(db, EVENT, ticket_id, at=at)
             del inside[ticket_id]
         if n % 50 == 0:
             assert seen(journal) == recount(path), n

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from portique import keyfiles
 from portique.commands.main import main
+from portique.runtime import journal as journal_module
 from portique.runtime import ledger, tlog
 from portique.runtime.journal import Journal
 from portique.runtime.upload import Uploader
@@ -114,3 +115,20 @@ def test_the_tree_follows_leaves_of_another_connection_and_rollbacks(tmp_path: P
     report = ledger.verify_journal(path, gate_keys={"1": KEY.public_key()})
     assert report.ok, report.findings
     assert (report.leaves, report.checkpoints) == (3, 2)
+
+
+def test_a_gate_that_never_signs_keeps_its_tree_in_step(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # no key: no checkpoint, proof or upload ever takes the committed leaves; the tree
+    # takes them itself every CATCH_UP_AFTER, so memory does not grow with the day
+    monkeypatch.setattr(journal_module, "CATCH_UP_AFTER", 4)
+    journal = Journal(tmp_path / "j.sqlite", gate_id="1")
+    try:
+        for i in range(10):
+            journal.record(_decision(i))
+        assert len(journal._written) < 4
+        assert journal.checkpoint(at=1722877400.0) is None  # nothing to sign with
+        assert journal.tree_head().size == 10
+    finally:
+        journal.close()
+    assert ledger.verify_journal(tmp_path / "j.sqlite", gate_keys={}).ok

@@ -319,11 +319,11 @@ class MeshStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             try:
                 streams = self._merge(records, now, result)
+                if streams:  # committed: the heads in memory follow at once
+                    self._streams.update(streams)
+                    self._heads = None
             finally:
                 conn.execute("PRAGMA synchronous=FULL")
-            if streams:  # committed
-                self._streams.update(streams)
-                self._heads = None
             result.gap = any(self._streams[r.stream][0] < r.seq for r in result.new)
         return result
 

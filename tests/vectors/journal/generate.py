@@ -46,7 +46,7 @@ RECORDS: list[tuple[str, list[Any]]] = [
     ("decision", [SCAN_B, 1722877210.5, "1", "PAR24-ATH05", "PAR24-000101", 0, "refuse",
                   "ALREADY_INSIDE", "camera", 38.0, None, None,
                   "admitted at gate 1 at 19:00:05"]),
-    ("gate_event", ["1", 1722877300.0, "1", "fire_alarm_raised", None, "loop open"]),
+    ("gate_event", [1, 1722877300.0, "1", "fire_alarm_raised", None, "loop open"]),
     ("admit", [SCAN_C, 1722877400.125, "1", "PAR24-ATH05", "PAR24-000108", 1, "admit",
                "MANUAL", "steward", None, "steward-7", "Élodie, lost phone", "", "open",
                1722877400.125]),
