@@ -16,7 +16,7 @@ from portique.runtime.journal import Journal
 from portique.runtime.mesh.config import MeshConfig
 from portique.runtime.mesh.node import MeshNode
 from portique.runtime.mesh.store import MeshStore
-from portique.runtime.mesh.wire import Record, State, sign_record
+from portique.runtime.mesh.wire import Record, State, Summary, sign_record, sign_summary
 from tests.mesh.conftest import VENUE, gate_key
 
 EVENT = "PAR24-ATH05"
@@ -129,5 +129,63 @@ def test_a_bad_record_in_a_batch_is_refused_and_logged_the_others_merge(
         last = journal.last_admission(EVENT, ticket)
         assert (last is not None and last.inside) is known, ticket
     assert node.store.heads() == (("2", INCARNATION, 2), ("3", INCARNATION, 1))
+    assert not node._summary_wanted, "3 and 4 may still be on their way"
+    node._check_lacking(time.monotonic() + node.config.lacking_grace_s)
     assert node._summary_wanted, "gate 2's 5 is beyond its head: a summary asks for 3 and 4"
+    journal.close()
+
+
+def summary_of(origin: str, heads: dict[str, int], at: float) -> bytes:
+    return sign_summary(Summary(VENUE, origin, b"\x03" * 8, round(at * 1000),
+                                tuple((g, INCARNATION, h) for g, h in sorted(heads.items()))),
+                        gate_key(origin))
+
+
+def test_a_record_still_on_its_way_sets_off_no_summary_one_lacking_after_the_grace_does(
+        tmp_path: Path) -> None:
+    """Gate 3's summary says it holds gate 2's records up to 2, gate 1 holds 1: while
+    records flow that is mostly one on its way, and if every gate answered such a summary
+    with its own at once, each summary would set off those of the others (a storm of 200
+    gates' summaries a second at a busy venue). Gate 1 asks only for what is still lacking
+    after the grace; what arrived meanwhile is forgotten."""
+    journal = Journal(tmp_path / "j.sqlite", gate_id="1")
+    peers = {g: gate_key(g).public_key() for g in ("1", "2", "3")}
+    node = MeshNode(MeshConfig(venue=VENUE, key_file=tmp_path / "unused.key"), gate_id="1",
+                    journal=journal, key=gate_key("1"), peers=peers)
+    records, summaries = (f"{node.topics[t]}/%s" for t in ("records", "summary"))
+    now = time.time()
+    node._handle([("message", records % "2", signed(record(1))[1], now)])
+    node._handle([("message", summaries % "3", summary_of("3", {"2": 2}, now), now)])
+    assert not node._summary_wanted, "gate 2's record 2 may still be on its way"
+    node._handle([("message", records % "2", signed(record(2))[1], now)])  # it arrives
+    node._check_lacking(time.monotonic() + node.config.lacking_grace_s)
+    assert not node._summary_wanted and node._lacking == {}, "nothing is lacking any more"
+
+    node._handle([("message", summaries % "3", summary_of("3", {"2": 4}, now + 1), now + 1)])
+    node._check_lacking(time.monotonic() + node.config.lacking_grace_s / 2)
+    assert not node._summary_wanted, "within the grace"
+    node._check_lacking(time.monotonic() + node.config.lacking_grace_s)
+    assert node._summary_wanted, "3 and 4 are still lacking after the grace: ask for them"
+    journal.close()
+
+
+def test_an_answer_re_sends_what_was_made_before_the_summary_not_what_is_on_its_way(
+        tmp_path: Path) -> None:
+    """Gate 1 holds gate 2's records 1 to 4; gate 3's summary, signed between records 2
+    and 3 were made, says it holds none. The answer (for a gate not heard from, as gate 1
+    answers for gate 2 here) re-sends 1 and 2: records 3 and 4 were made after the
+    summary, so they are on their way to gate 3 (and its next summary asks if they are
+    lost). Re-sending them too was what made the answers after a broker's failover pile
+    up behind a backlog: the later the answer, the more it re-sent."""
+    journal = Journal(tmp_path / "j.sqlite", gate_id="1")
+    store = MeshStore(journal, gate_id="1", venue=VENUE, key=gate_key("1"))
+    store.merge([signed(record(s)) for s in (1, 2, 3, 4)], now=T0 + 10)
+    signed_at = T0 + 2.5  # record(s) is made at T0 + s
+    summary = Summary(VENUE, "3", b"\x03" * 8, round(signed_at * 1000), ())
+    sent = store.missing_for(summary, answers_for=lambda origin: origin == "2")
+    assert sent == [signed(record(1))[1], signed(record(2))[1]]
+    later = Summary(VENUE, "3", b"\x03" * 8, round((T0 + 5) * 1000), (("2", INCARNATION, 1),))
+    assert store.missing_for(later, answers_for=lambda origin: origin == "2") == [
+        signed(record(s))[1] for s in (2, 3, 4)]
+    assert store.missing_for(later, answers_for=lambda origin: False) == []
     journal.close()

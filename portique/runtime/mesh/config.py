@@ -95,6 +95,10 @@ class MeshConfig:
                                        "its signed time is within this of the gate's clock "
                                        "(either way); older ones are replays", minimum=1.0,
                                        maximum=3600.0)
+    lacking_grace_s: float = setting(2.0, description="Anti-entropy: a record another "
+                                     "gate's summary shows (or a skipped one of a stream) may "
+                                     "still be on its way this long before this gate's own "
+                                     "summary asks for it", minimum=0.0, maximum=600.0)
     resend_min_interval_s: float = setting(5.0, description="At most one re-send answer per "
                                            "gate this often (later summaries wait for it)",
                                            minimum=0.1, maximum=3600.0)

@@ -259,6 +259,11 @@ class MeshNode:
         """Per gate: the signed time of its latest summary believed (older ones: replays)."""
         self._answered_at: dict[str, float] = {}
         self._postponed: dict[str, Summary] = {}
+        self._lacking: dict[tuple[str, bytes], tuple[int, float]] = {}
+        """Per stream held elsewhere (or here) beyond this gate's head: the record wanted
+        and since when (monotonic). Records on their way arrive within
+        `lacking_grace_s`; this gate's summary asks for what is still lacking after it, so
+        a rush of records in flight does not set every gate's summary off."""
         self.publish_refused: dict[str, Any] | None = None
         """The broker's last refusal of one of this gate's records, until one is accepted."""
         self._hold_outbox_until = 0.0
@@ -544,12 +549,34 @@ class MeshNode:
         if wake:
             self._collect()
             self._publish_outbox()
+        self._check_lacking(time.monotonic())
         if connected:
             self._publish_summary(force=True)
         elif self._summary_wanted:
             self._publish_summary()
         if gauged and time.monotonic() - self._gauges_at >= _GAUGES_MIN_GAP_S:
             self._update_gauges()  # four queries: not after every single message
+
+    def _lack(self, stream: tuple[str, bytes], wanted: int) -> None:
+        before = self._lacking.get(stream)
+        if before is None:
+            self._lacking[stream] = (wanted, time.monotonic())
+        elif wanted > before[0]:
+            self._lacking[stream] = (wanted, before[1])
+
+    def _check_lacking(self, now: float) -> None:
+        """Ask (with this gate's summary) for what is still lacking after the grace
+        (`now` monotonic); what has arrived meanwhile is forgotten."""
+        if not self._lacking:
+            return
+        heads = {(g, i): h for g, i, h in self.store.heads()}
+        grace = self.config.lacking_grace_s
+        for stream, (wanted, since) in list(self._lacking.items()):
+            if heads.get(stream, 0) >= wanted:
+                del self._lacking[stream]
+            elif now - since >= grace:
+                self._summary_wanted = True
+                self._lacking[stream] = (wanted, now)  # asked: again after another grace
 
     def _tick(self) -> None:
         self._collect()
@@ -718,8 +745,8 @@ class MeshNode:
                     second_gate=conflict.second_gate, second_scan=conflict.second_scan,
                     second_at=format_time(conflict.second_at),
                     found_at=format_time(conflict.found_at)))
-        if result.gap:
-            self._summary_wanted = True
+        for stream, wanted in result.lacking.items():
+            self._lack(stream, wanted)
         if self.on_merged is not None and result.new:
             self.on_merged(result.new, now)
 
@@ -767,8 +794,9 @@ class MeshNode:
         if summary.origin == self.gate_id:
             return
         mine = {(g, i): h for g, i, h in self.store.heads()}
-        if any(h > mine.get((g, i), 0) for g, i, h in summary.heads):
-            self._summary_wanted = True  # the sender holds what we lack: say what we hold
+        for g, i, h in summary.heads:
+            if h > mine.get((g, i), 0):  # the sender holds what we lack: once the grace
+                self._lack((g, i), h)     # is over, say what we hold
         last = self._answered_at.get(summary.origin)
         if last is not None and time.monotonic() - last < self.config.resend_min_interval_s:
             if summary.origin not in self._postponed:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -150,8 +150,14 @@ class MergeResult:
     new: list[Record]
     duplicates: int
     conflicts: list[Conflict]
-    gap: bool = False
-    """Some new record lies beyond its stream's head: a record before it is missing here."""
+    lacking: dict[tuple[str, bytes], int] = field(default_factory=dict)
+    """Per stream with a new record beyond its head (a record before it is missing here):
+    the highest such record."""
+
+    @property
+    def gap(self) -> bool:
+        """Some new record lies beyond its stream's head."""
+        return bool(self.lacking)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +330,9 @@ class MeshStore:
                     self._heads = None
             finally:
                 conn.execute("PRAGMA synchronous=FULL")
-            result.gap = any(self._streams[r.stream][0] < r.seq for r in result.new)
+            for r in result.new:
+                if self._streams[r.stream][0] < r.seq:
+                    result.lacking[r.stream] = max(r.seq, result.lacking.get(r.stream, 0))
         return result
 
     def _merge(self, records: list[tuple[Record, bytes]], now: float,
@@ -462,19 +470,21 @@ class MeshStore:
     def missing_for(self, summary: Summary, *, answers_for: Callable[[str], bool],
                     limit: int = 5000) -> list[bytes]:
         """Records this gate holds beyond what `summary` says its sender holds, in the
-        streams of the gates `answers_for` accepts: the re-send that fills its gaps."""
+        streams of the gates `answers_for` accepts, made before the summary was signed:
+        the re-send that fills its gaps. A record made since is no sign of a gap (it is on
+        its way, and if it is lost, the sender's next summary asks for it)."""
+        sent = summary.sent_ms / 1000
         theirs = {(g, i): h for g, i, h in summary.heads}
         out: list[bytes] = []
         with self.journal.reading() as db:
-            streams = db.execute("SELECT origin, incarnation, top FROM mesh_streams "
-                                 "ORDER BY origin, incarnation").fetchall()
-            for origin, incarnation, top in streams:
-                have = theirs.get((origin, bytes(incarnation)), 0)
+            for (origin, incarnation), (_head, top) in sorted(self._streams.items()):
+                have = theirs.get((origin, incarnation), 0)
                 if top <= have or not answers_for(origin):
                     continue
                 rows = db.execute("SELECT message FROM mesh_records WHERE origin = ? AND "
-                                  "incarnation = ? AND seq > ? ORDER BY seq LIMIT ?",
-                                  (origin, incarnation, have, limit - len(out))).fetchall()
+                                  "incarnation = ? AND seq > ? AND made_at <= ? ORDER BY seq "
+                                  "LIMIT ?", (origin, incarnation, have, sent,
+                                              limit - len(out))).fetchall()
                 out += [bytes(m) for (m,) in rows]
                 if len(out) >= limit:
                     break
