@@ -10,10 +10,12 @@ four steps, on a patch already resampled as a rough upright square:
    cross-correlation with a finder template (and its light separator) at a few module
    sizes; the three peaks that form a right, roughly isosceles corner give the code's
    orientation and, from their distance, its version.
-2. **Grid**: a homography from code modules to the square's pixels, first from the three
-   finder centres (a parallelogram), then refined from every finder and alignment
-   pattern found again, at sub-module precision, on the code resampled through the
-   current grid.
+2. **Grid**: a homography from code modules to the square's pixels: the three finder
+   centres fix six of its eight degrees of freedom; the last two (the perspective left
+   by the rough square) are where the fourth corner's missing finder would be, searched
+   coarse to fine (12 modules around the parallelogram's corner, down to a ninth of a
+   module) for the grid whose alignment patterns fall on the most alignment-like places
+   (correlation with an alignment pattern template, summed over them).
 3. **Modules**: the frame is resampled through the grid at 3 pixels per module, grey
    normalised by its local mean and spread, and each module's 3x3-module neighbourhood
    (81 samples) weighed by a linear equaliser fitted on this very frame: on the
@@ -276,16 +278,16 @@ def _perspective(square: Gray, corner: Corner, lay: Layout) -> Matrix:
         return _grid_from_corner(corner, n)
     template = _template(5, corner.module)
     t = template.shape[0]
-    score = np.asarray(cv2.matchTemplate(square.astype(np.float32), template,
-                                         cv2.TM_CCOEFF_NORMED), np.float32)
-    score = np.asarray(cv2.dilate(score, np.ones((3, 3), np.uint8)), np.float32)
-    h, w = score.shape
+    fine = np.asarray(cv2.matchTemplate(square.astype(np.float32), template,
+                                        cv2.TM_CCOEFF_NORMED), np.float32)
+    coarse = np.asarray(cv2.dilate(fine, np.ones((3, 3), np.uint8)), np.float32)
+    h, w = fine.shape
     tl, tr, bl = (np.array(p) for p in (corner.top_left, corner.top_right, corner.bottom_left))
     src = np.array([[3.5, 3.5], [n - 3.5, 3.5], [3.5, n - 3.5], [n - 3.5, n - 3.5]])
     base = np.array([tl, tr, bl, tr + bl - tl])
     best = np.zeros(2)
     reach, step = 12.0 * corner.module, 3.0 * corner.module
-    for _ in range(3):
+    for level in range(4):
         offsets = np.arange(-reach, reach + step / 2, step)
         dx, dy = (g.ravel() for g in np.meshgrid(offsets, offsets))
         fourth = best + np.c_[dx, dy]
@@ -293,10 +295,18 @@ def _perspective(square: Gray, corner: Corner, lay: Layout) -> Matrix:
         dst[:, 3] += fourth
         grids = _homographies(src, dst)
         p = np.einsum("mij,kj->mki", grids, centres)
-        x = np.rint(p[..., 0] / p[..., 2] - (t - 1) / 2).astype(int)
-        y = np.rint(p[..., 1] / p[..., 2] - (t - 1) / 2).astype(int)
-        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        total = np.where(inside, score[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)], -1.0).sum(1)
+        x = p[..., 0] / p[..., 2] - (t - 1) / 2
+        y = p[..., 1] / p[..., 2] - (t - 1) / 2
+        inside = (x >= 0) & (x < w - 1) & (y >= 0) & (y < h - 1)
+        x, y = np.clip(x, 0, w - 1.001), np.clip(y, 0, h - 1.001)
+        if level < 2:  # coarse: the best score near each place
+            values = coarse[np.rint(y).astype(int), np.rint(x).astype(int)]
+        else:  # fine: the score between pixels, bilinear
+            x0, y0 = x.astype(int), y.astype(int)
+            fx, fy = x - x0, y - y0
+            values = ((fine[y0, x0] * (1 - fx) + fine[y0, x0 + 1] * fx) * (1 - fy)
+                      + (fine[y0 + 1, x0] * (1 - fx) + fine[y0 + 1, x0 + 1] * fx) * fy)
+        total = np.where(inside, values, -1.0).sum(1)
         best = fourth[int(np.argmax(total))]
         reach, step = step, step / 3
     return _grid_from_corner(corner, n, (float(best[0]), float(best[1])))
@@ -306,46 +316,6 @@ def _scaled(k: float, margin: float) -> Matrix:
     """Resampled pixel (centre-based) -> code modules, at `k` pixels per module with
     `margin` modules before the code."""
     return np.array([[1 / k, 0, 0.5 / k - margin], [0, 1 / k, 0.5 / k - margin], [0, 0, 1]])
-
-
-def _refine(square: Gray, grid: Matrix, lay: Layout, k: float = 4.0) -> Matrix | None:
-    """The grid refined from every finder and alignment pattern found again near where
-    it predicts them, on the code resampled through it."""
-    n = lay.known.shape[0]
-    margin = 2.0
-    size = round((n + 2 * margin) * k)
-    to_square = grid @ _scaled(k, margin)
-    code = cv2.warpPerspective(square, to_square, (size, size),
-                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    src: list[tuple[float, float]] = []
-    dst: list[tuple[float, float]] = []
-    for row, col, kind in lay.patterns:
-        template = _template(kind, k)
-        t = template.shape[0]
-        reach = round(2 * k)
-        cx, cy = (col + margin) * k - 0.5, (row + margin) * k - 0.5
-        x0, y0 = round(cx - (t - 1) / 2) - reach, round(cy - (t - 1) / 2) - reach
-        if x0 < 0 or y0 < 0 or x0 + t + 2 * reach > size or y0 + t + 2 * reach > size:
-            continue
-        window = code[y0:y0 + t + 2 * reach, x0:x0 + t + 2 * reach]
-        score = np.asarray(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED), np.float32)
-        _, top, _, (x, y) = cv2.minMaxLoc(score)
-        if top < _MIN_SCORE:
-            continue
-        sx, sy = _subpixel(score, x, y)
-        fx, fy = x0 + sx + (t - 1) / 2, y0 + sy + (t - 1) / 2
-        module_x, module_y = (fx + 0.5) / k - margin, (fy + 0.5) / k - margin
-        src.append((col, row))
-        dst.append((module_x, module_y))
-    if len(src) < 4:
-        return None
-    # where the patterns are in the current grid's modules -> where they should be
-    found, _ = cv2.findHomography(np.array(src, np.float64), np.array(dst, np.float64), 0)
-    correction = np.asarray(found)
-    if correction.shape != (3, 3):  # degenerate: OpenCV found no homography (None)
-        return None
-    return np.asarray(grid @ correction.astype(np.float64), np.float64)
 
 
 def sample(gray: Gray, to_frame: Matrix, lay: Layout) -> npt.NDArray[np.bool_]:
@@ -414,9 +384,7 @@ def read_square(gray: Gray, to_square: Matrix, square: Gray, *, tries: int = 2) 
         for version in versions:
             lay = layout(version)
             try:
-                grid = _refine(square, _perspective(square, corner, lay), lay)
-                if grid is None:
-                    continue
+                grid = _perspective(square, corner, lay)
                 dark = sample(gray, from_square @ grid, lay)
             except np.linalg.LinAlgError:  # a degenerate grid: finders in a line
                 continue
