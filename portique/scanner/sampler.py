@@ -32,6 +32,7 @@ four steps, on a patch already resampled as a rough upright square:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -44,9 +45,9 @@ Floats = npt.NDArray[np.float32]
 Matrix = npt.NDArray[np.float64]
 
 _QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
-VERSIONS = range(2, 21)
-"""QR versions looked for (25 to 97 modules a side): a ticket's dynamic code is about
-version 11."""
+VERSIONS = range(7, 16)
+"""QR versions looked for (45 to 77 modules a side): a ticket's dynamic code is version
+11 (61 modules); other codes are left to zxing-cpp's own passes."""
 _K = 3
 """Samples per module, each way, of the resampled code."""
 _SPAN = 9
@@ -269,13 +270,12 @@ def _homographies(src: Matrix, dst: npt.NDArray[np.float64]) -> npt.NDArray[np.f
     return np.concatenate([h, np.ones((m, 1))], axis=1).reshape(m, 3, 3)
 
 
-def _perspective(square: Gray, corner: Corner, lay: Layout) -> Matrix:
+def _perspective(square: Gray, corner: Corner, lay: Layout) -> tuple[float, Matrix]:
     """The grid whose alignment patterns fall best on alignment-like places of the
-    square: the fourth corner searched coarse to fine (the three finders fix the rest)."""
+    square: the fourth corner searched coarse to fine (the three finders fix the rest);
+    with the mean correlation of its alignment patterns."""
     n = lay.known.shape[0]
     centres = np.array([(c, r, 1.0) for r, c, kind in lay.patterns if kind == 5])
-    if len(centres) == 0:
-        return _grid_from_corner(corner, n)
     template = _template(5, corner.module)
     t = template.shape[0]
     fine = np.asarray(cv2.matchTemplate(square.astype(np.float32), template,
@@ -307,9 +307,11 @@ def _perspective(square: Gray, corner: Corner, lay: Layout) -> Matrix:
             values = ((fine[y0, x0] * (1 - fx) + fine[y0, x0 + 1] * fx) * (1 - fy)
                       + (fine[y0 + 1, x0] * (1 - fx) + fine[y0 + 1, x0 + 1] * fx) * fy)
         total = np.where(inside, values, -1.0).sum(1)
-        best = fourth[int(np.argmax(total))]
+        top = int(np.argmax(total))
+        best = fourth[top]
         reach, step = step, step / 3
-    return _grid_from_corner(corner, n, (float(best[0]), float(best[1])))
+    return (float(total[top]) / len(centres),
+            _grid_from_corner(corner, n, (float(best[0]), float(best[1]))))
 
 
 def _scaled(k: float, margin: float) -> Matrix:
@@ -318,9 +320,12 @@ def _scaled(k: float, margin: float) -> Matrix:
     return np.array([[1 / k, 0, 0.5 / k - margin], [0, 1 / k, 0.5 / k - margin], [0, 0, 1]])
 
 
-def sample(gray: Gray, to_frame: Matrix, lay: Layout) -> npt.NDArray[np.bool_]:
+def sample(gray: Gray, to_frame: Matrix, lay: Layout, passes: int = 2
+           ) -> Iterator[npt.NDArray[np.bool_]]:
     """The code's modules (True dark) through `to_frame` (code modules -> frame pixels,
-    pixel centres at integers), by the equaliser fitted on this frame."""
+    pixel centres at integers), by the equaliser fitted on this frame: first fitted on
+    the modules the standard fixes, then `passes` times on every module with the last
+    decisions (each decision yielded in turn, the fixed modules forced)."""
     n = lay.known.shape[0]
     margin = 2
     size = (n + 2 * margin) * _K
@@ -340,24 +345,24 @@ def sample(gray: Gray, to_frame: Matrix, lay: Layout) -> npt.NDArray[np.bool_]:
     target = np.where(lay.dark.ravel(), 1.0, -1.0).astype(np.float32)
     ridge = np.eye(x.shape[1])
 
-    def fit(rows: Floats, y: Floats) -> Floats:
+    def gram(rows: Floats) -> Matrix:
         # OpenCV's product, not numpy's: on a busy machine OpenBLAS's threads make the
-        # normal equations ten times slower
-        gram = np.asarray(cv2.mulTransposed(rows, True, dtype=cv2.CV_64F), np.float64)
-        rhs = (y @ rows).astype(np.float64)
-        return np.asarray(np.linalg.solve(gram + ridge, rhs), np.float32)
+        # normal equations several times slower
+        return np.asarray(cv2.mulTransposed(rows, True), np.float64) + ridge
 
-    def apply(weights: Floats) -> Floats:
-        return np.asarray(x @ weights, np.float32)
+    def decide(normal: Matrix, rows: Floats, labels: Floats) -> npt.NDArray[np.bool_]:
+        weights = np.linalg.solve(normal, (labels @ rows).astype(np.float64))
+        dark = (x @ weights.astype(np.float32) > 0).reshape(n, n)
+        dark[lay.known] = lay.dark[lay.known]
+        return np.asarray(dark)
 
-    guess = apply(fit(np.ascontiguousarray(x[known]), target[known]))
-    for _ in range(2):
-        labels = np.where(guess > 0, 1.0, -1.0).astype(np.float32)
-        labels[known] = target[known]
-        guess = apply(fit(x, labels))
-    dark = (guess > 0).reshape(n, n)
-    dark[lay.known] = lay.dark[lay.known]
-    return np.asarray(dark)
+    rows = np.ascontiguousarray(x[known])
+    dark = decide(gram(rows), rows, target[known])
+    yield dark
+    normal = gram(x)  # every module's rows: the same for each pass below
+    for _ in range(passes):
+        dark = decide(normal, x, np.where(dark.ravel(), 1.0, -1.0).astype(np.float32))
+        yield dark
 
 
 def draw(dark: npt.NDArray[np.bool_]) -> Gray:
@@ -367,27 +372,33 @@ def draw(dark: npt.NDArray[np.bool_]) -> Gray:
                                  interpolation=cv2.INTER_NEAREST), np.uint8)
 
 
-def read_square(gray: Gray, to_square: Matrix, square: Gray, *, tries: int = 2) -> list[str]:
+def read_square(gray: Gray, to_square: Matrix, square: Gray, *, tries: int = 2,
+                grids_sampled: int = 1) -> list[str]:
     """The text of a code in `square` (frame -> square: `to_square`), sampled from the
-    frame `gray` itself, or nothing. `tries`: finder triples tried, best first."""
+    frame `gray` itself, or nothing. `tries`: finder triples tried, best first, each
+    with the versions its finders' distance allows; `grids_sampled`: how many of the
+    grids so found are sampled, best matched first."""
     short = min(square.shape)
-    # finder module sizes from a code of 97 modules to one of 25 filling the square
-    modules = tuple(float(k) for k in np.geomspace(short / 100, short / 30, 7))
+    # finder module sizes: the rough square is about 1.3 times the code's side, give or
+    # take 15%, for codes of 45 to 77 modules
+    modules = tuple(float(k) for k in np.geomspace(short / 115, short / 50, 4))
     from_square = np.linalg.inv(to_square)
+    grids: list[tuple[float, Matrix, Layout]] = []
     for corner in find_finders(square, modules)[:tries]:
         tl, tr, bl = (np.array(p) for p in (corner.top_left, corner.top_right,
                                             corner.bottom_left))
         legs = (np.hypot(*(tr - tl)) + np.hypot(*(bl - tl))) / 2
         estimate = (legs / corner.module + 7 - 17) / 4
-        versions = sorted((v for v in VERSIONS if abs(v - estimate) <= 1.0),
-                          key=lambda v: abs(v - estimate))
-        for version in versions:
-            lay = layout(version)
-            try:
-                grid = _perspective(square, corner, lay)
-                dark = sample(gray, from_square @ grid, lay)
-            except np.linalg.LinAlgError:  # a degenerate grid: finders in a line
-                continue
+        for version in VERSIONS:
+            if abs(version - estimate) <= 1.25:
+                lay = layout(version)
+                try:
+                    grids.append((*_perspective(square, corner, lay), lay))
+                except np.linalg.LinAlgError:  # a degenerate grid: finders in a line
+                    continue
+    # only the grid whose alignment patterns match best is sampled (the costly part)
+    for _, grid, lay in sorted(grids, key=lambda g: -g[0])[:grids_sampled]:
+        for dark in sample(gray, from_square @ grid, lay):
             texts = [b.text for b in zxingcpp.read_barcodes(
                 draw(dark), formats=_QR, try_invert=False, try_downscale=False)]
             if texts:
