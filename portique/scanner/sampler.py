@@ -7,9 +7,10 @@ threshold of the grey alone separates dark from light. This module reads such a 
 four steps, on a patch already resampled as a rough upright square:
 
 1. **Finder patterns**: the three 7x7 finder patterns are found by normalised
-   cross-correlation with a finder template (and its light separator) at a few module
+   cross-correlation with a finder template (and its light separator) at four module
    sizes; the three peaks that form a right, roughly isosceles corner give the code's
-   orientation and, from their distance, its version.
+   orientation, and the timing patterns between them its version (the number of dark
+   and light cycles along each, the strongest frequency of the grey profile).
 2. **Grid**: a homography from code modules to the square's pixels: the three finder
    centres fix six of its eight degrees of freedom; the last two (the perspective left
    by the rough square) are where the fourth corner's missing finder would be, searched
@@ -199,8 +200,8 @@ def find_finders(square: Gray, modules: tuple[float, ...]) -> list[Corner]:
         score = np.asarray(cv2.matchTemplate(grey, template, cv2.TM_CCOEFF_NORMED), np.float32)
         half = (template.shape[0] - 1) / 2
         for top, x, y in _peaks(score, max(2, round(3 * k)), 6, _MIN_SCORE):
-            sx, sy = _subpixel(score, x, y)
-            candidates.append((top, sx + half, sy + half, k))
+            cx, cy = _subpixel(score, x, y)
+            candidates.append((top, cx + half, cy + half, k))
     # one candidate per place: the best scale
     candidates.sort(key=lambda c: -c[0])
     kept: list[tuple[float, float, float, float]] = []
@@ -239,6 +240,33 @@ def _corner(*three: tuple[float, float, float, float]) -> Corner | None:
     return None
 
 
+def _timing_version(square: Gray, corner: Corner) -> float:
+    """The version the timing patterns count: along each (from one finder's centre to
+    the other's, three modules in, on the timing row or column) the number of dark and
+    light cycles is the strongest frequency of the grey profile, (n - 7) / 2 of them."""
+    tl, tr, bl = (np.array(p) for p in (corner.top_left, corner.top_right, corner.bottom_left))
+    counts = []
+    for start, end, across in ((tl, tr, bl), (tl, bl, tr)):
+        length = float(np.hypot(*(end - start)))
+        step_in = (across - start) / float(np.hypot(*(across - start))) * 3 * corner.module
+        samples = max(64, round(length / corner.module * 6))
+        t = np.linspace(0, 1, samples, dtype=np.float32)[:, None]
+        line = (start + step_in) + t * (end - start)
+        profile = cv2.remap(square.astype(np.float32),
+                            line[:, 0].reshape(1, -1).astype(np.float32),
+                            line[:, 1].reshape(1, -1).astype(np.float32), cv2.INTER_LINEAR)[0]
+        spectrum = np.abs(np.fft.rfft(profile - profile.mean()))
+        low, high = (side(VERSIONS[0]) - 7) // 2 - 2, (side(VERSIONS[-1]) - 7) // 2 + 3
+        band = spectrum[low:min(high, len(spectrum))]
+        if len(band) == 0:
+            continue
+        counts.append(low + int(np.argmax(band)))
+    if not counts:
+        return 0.0
+    modules = 2 * float(np.mean(counts)) + 7
+    return (modules - 17) / 4
+
+
 def _grid_from_corner(corner: Corner, n: int, fourth: tuple[float, float] = (0.0, 0.0)
                       ) -> Matrix:
     """Code modules (column, row) -> square pixels, from the three finder centres and
@@ -270,16 +298,23 @@ def _homographies(src: Matrix, dst: npt.NDArray[np.float64]) -> npt.NDArray[np.f
     return np.concatenate([h, np.ones((m, 1))], axis=1).reshape(m, 3, 3)
 
 
-def _perspective(square: Gray, corner: Corner, lay: Layout) -> tuple[float, Matrix]:
+def _alignment_score(square: Gray, module: float) -> tuple[Floats, int]:
+    """How alignment-like each place of `square` is (normalised correlation with an
+    alignment pattern of `module` pixels per module, indexed by the template's corner),
+    and the template's side."""
+    template = _template(5, module)
+    score = cv2.matchTemplate(square.astype(np.float32), template, cv2.TM_CCOEFF_NORMED)
+    return np.asarray(score, np.float32), template.shape[0]
+
+
+def _perspective(square: Gray, corner: Corner, lay: Layout,
+                 scored: tuple[Floats, int] | None = None) -> tuple[float, Matrix]:
     """The grid whose alignment patterns fall best on alignment-like places of the
     square: the fourth corner searched coarse to fine (the three finders fix the rest);
     with the mean correlation of its alignment patterns."""
     n = lay.known.shape[0]
     centres = np.array([(c, r, 1.0) for r, c, kind in lay.patterns if kind == 5])
-    template = _template(5, corner.module)
-    t = template.shape[0]
-    fine = np.asarray(cv2.matchTemplate(square.astype(np.float32), template,
-                                        cv2.TM_CCOEFF_NORMED), np.float32)
+    fine, t = _alignment_score(square, corner.module) if scored is None else scored
     coarse = np.asarray(cv2.dilate(fine, np.ones((3, 3), np.uint8)), np.float32)
     h, w = fine.shape
     tl, tr, bl = (np.array(p) for p in (corner.top_left, corner.top_right, corner.bottom_left))
@@ -376,8 +411,8 @@ def read_square(gray: Gray, to_square: Matrix, square: Gray, *, tries: int = 2,
                 grids_sampled: int = 1) -> list[str]:
     """The text of a code in `square` (frame -> square: `to_square`), sampled from the
     frame `gray` itself, or nothing. `tries`: finder triples tried, best first, each
-    with the versions its finders' distance allows; `grids_sampled`: how many of the
-    grids so found are sampled, best matched first."""
+    with the versions its timing patterns count (within 0.75 of a version);
+    `grids_sampled`: how many of the grids so found are sampled, best matched first."""
     short = min(square.shape)
     # finder module sizes: the rough square is about 1.3 times the code's side, give or
     # take 15%, for codes of 45 to 77 modules
@@ -385,15 +420,13 @@ def read_square(gray: Gray, to_square: Matrix, square: Gray, *, tries: int = 2,
     from_square = np.linalg.inv(to_square)
     grids: list[tuple[float, Matrix, Layout]] = []
     for corner in find_finders(square, modules)[:tries]:
-        tl, tr, bl = (np.array(p) for p in (corner.top_left, corner.top_right,
-                                            corner.bottom_left))
-        legs = (np.hypot(*(tr - tl)) + np.hypot(*(bl - tl))) / 2
-        estimate = (legs / corner.module + 7 - 17) / 4
+        estimate = _timing_version(square, corner)
+        scored = _alignment_score(square, corner.module)  # the same for each version
         for version in VERSIONS:
-            if abs(version - estimate) <= 1.25:
+            if abs(version - estimate) <= 0.75:
                 lay = layout(version)
                 try:
-                    grids.append((*_perspective(square, corner, lay), lay))
+                    grids.append((*_perspective(square, corner, lay, scored), lay))
                 except np.linalg.LinAlgError:  # a degenerate grid: finders in a line
                     continue
     # only the grid whose alignment patterns match best is sampled (the costly part)
