@@ -16,7 +16,12 @@ Three decoders share the ``Decoder`` protocol:
   fourth pixel rejects a frame without a code's worth of such texture, so an empty frame
   costs little) are resampled as upright squares, perspective undone and upscaled 3x,
   and read again: on tilted, dim, moiré-striped phone screens this is what reads the
-  codes zxing-cpp cannot even locate (benchmarks/decode_hard.py). Then, only where it
+  codes zxing-cpp cannot even locate (benchmarks/decode_hard.py). Where that read fails,
+  our own module sampler (``portique.scanner.sampler``) reads the patch: finder
+  patterns, a grid fitted to them and to the alignment patterns, each module decided
+  by an equaliser fitted on the frame, the modules drawn clean for zxing-cpp (at 1.8-3
+  pixels per module with blur, zxing-cpp's binariser loses codes whose perspective is
+  undone). Then, only where it
   located something it could not read (finder patterns, a failed checksum), a short
   chain of retries on a window around it: contrast-equalised (CLAHE), upscaled 2x, then
   also equalised or sharpened, or upscaled 3x. A small frame (longer side up to 500
