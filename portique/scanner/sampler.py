@@ -18,8 +18,9 @@ four steps, on a patch already resampled as a rough upright square:
    module) for the grid whose alignment patterns fall on the most alignment-like places
    (correlation with an alignment pattern template, summed over them).
 3. **Modules**: the frame is resampled through the grid at 3 pixels per module, grey
-   normalised by its local mean and spread, and each module's 3x3-module neighbourhood
-   (81 samples) weighed by a linear equaliser fitted on this very frame: on the
+   normalised by its local mean and spread, and each module's neighbourhood (7x7
+   samples: the module and two thirds of each neighbour) weighed by a linear equaliser
+   fitted on this very frame: on the
    modules whose colour the QR standard fixes (finder, separator, timing and alignment
    patterns, version information, the dark module), then again on every module with
    the first decisions (twice). It undoes the blur's smear and the banding, and it
@@ -51,9 +52,10 @@ VERSIONS = range(7, 16)
 11 (61 modules); other codes are left to zxing-cpp's own passes."""
 _K = 3
 """Samples per module, each way, of the resampled code."""
-_SPAN = 9
-"""Samples each way (centred on a module) that its equaliser weighs: 9 at 3 per module
-is the module and its eight neighbours."""
+_SPAN = 7
+"""Samples each way (centred on a module) that its equaliser weighs: 7 at 3 per module
+is the module and two thirds of each neighbour (9, the whole neighbours, reads as many
+hard tuning frames at twice the cost of the fits)."""
 _NORM = 6
 """Half-size, in modules, of the window of the local mean and spread."""
 _DRAW = 4
@@ -407,7 +409,7 @@ def draw(dark: npt.NDArray[np.bool_]) -> Gray:
                                  interpolation=cv2.INTER_NEAREST), np.uint8)
 
 
-def read_square(gray: Gray, to_square: Matrix, square: Gray, *, tries: int = 2,
+def read_square(gray: Gray, to_square: Matrix, square: Gray, *, tries: int = 1,
                 grids_sampled: int = 1) -> list[str]:
     """The text of a code in `square` (frame -> square: `to_square`), sampled from the
     frame `gray` itself, or nothing. `tries`: finder triples tried, best first, each
