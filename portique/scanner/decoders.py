@@ -389,18 +389,18 @@ class PipelineDecoder(_Counted):
         """Where a patch looks like QR modules, its quadrilateral is resampled square
         (perspective undone, upscaled) and read again, largest patch first; where that
         fails, our own module sampler reads the patch (``portique.scanner.sampler``)."""
-        for quad in _code_quads(gray, roi=roi):
-            plan = _square(quad)
+        plans = [_square(quad) for quad in _code_quads(gray, roi=roi)]
+        for plan in plans:
             if budget.spend(plan.pixels):
                 rectified = _rectify(gray, plan)
                 texts = _unique([b.text for b in zxingcpp.read_barcodes(
                     rectified, formats=_QR, try_downscale=False, try_invert=False)])
                 if texts:
                     return texts
-            if self._sampler:
-                texts = self._sampled(gray, plan, budget)
-                if texts:
-                    return texts
+        for plan in plans if self._sampler else []:  # the costlier read, after them
+            texts = self._sampled(gray, plan, budget)
+            if texts:
+                return texts
         return []
 
     def _sampled(self, gray: Image, plan: _Square, budget: _Budget) -> list[str]:
