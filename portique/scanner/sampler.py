@@ -1,0 +1,441 @@
+"""Our own module sampler for QR codes zxing-cpp locates but cannot binarise.
+
+At 1.8-3 pixels per module with 1.5-3.5 pixels of blur, moiré and noise, zxing-cpp's own
+binariser and sampler lose the code even on a square with its perspective undone: each
+module's grey is smeared into its neighbours' (inter-symbol interference), so no
+threshold of the grey alone separates dark from light. This module reads such a code in
+four steps, on a patch already resampled as a rough upright square:
+
+1. **Finder patterns**: the three 7x7 finder patterns are found by normalised
+   cross-correlation with a finder template (and its light separator) at four module
+   sizes; the three peaks that form a right, roughly isosceles corner give the code's
+   orientation, and the timing patterns between them its version (the number of dark
+   and light cycles along each, the strongest frequency of the grey profile).
+2. **Grid**: a homography from code modules to the square's pixels: the three finder
+   centres fix six of its eight degrees of freedom; the last two (the perspective left
+   by the rough square) are where the fourth corner's missing finder would be, searched
+   coarse to fine (12 modules around the parallelogram's corner, down to a ninth of a
+   module) for the grid whose alignment patterns fall on the most alignment-like places
+   (correlation with an alignment pattern template, summed over them).
+3. **Modules**: the frame is resampled through the grid at 3 pixels per module, grey
+   normalised by its local mean and spread, and each module's neighbourhood (7x7
+   samples: the module and two thirds of each neighbour) weighed by a linear equaliser
+   fitted on this very frame: on the
+   modules whose colour the QR standard fixes (finder, separator, timing and alignment
+   patterns, version information, the dark module), then again on every module with
+   the first decisions (twice). It undoes the blur's smear and the banding, and it
+   follows a light-on-dark code as well.
+4. **Read**: the decided modules, the fixed ones forced, are drawn as a clean black and
+   white code (a quiet zone, 4 pixels per module) and handed to zxing-cpp, whose
+   Reed-Solomon check decides whether there is a text: a module decided wrongly is an
+   error like any other, and too many of them give no read, never a wrong one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import zxingcpp
+
+Gray = npt.NDArray[np.uint8]
+Floats = npt.NDArray[np.float32]
+Matrix = npt.NDArray[np.float64]
+
+_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+VERSIONS = range(7, 16)
+"""QR versions looked for (45 to 77 modules a side): a ticket's dynamic code is version
+11 (61 modules); other codes are left to zxing-cpp's own passes."""
+_K = 3
+"""Samples per module, each way, of the resampled code."""
+_SPAN = 7
+"""Samples each way (centred on a module) that its equaliser weighs: 7 at 3 per module
+is the module and two thirds of each neighbour (9, the whole neighbours, reads as many
+hard tuning frames at twice the cost of the fits)."""
+_NORM = 6
+"""Half-size, in modules, of the window of the local mean and spread."""
+_DRAW = 4
+"""Pixels per module of the clean code handed to zxing-cpp."""
+_MIN_SCORE = 0.35
+"""Least normalised correlation of a finder pattern candidate."""
+
+
+def side(version: int) -> int:
+    return 4 * version + 17
+
+
+def alignment_centres(version: int) -> list[int]:
+    """The rows (and columns) of the alignment patterns' centres (ISO/IEC 18004 table E.1)."""
+    if version < 2:
+        return []
+    count = version // 7 + 2
+    size = side(version)
+    step = 26 if version == 32 else (version * 4 + count * 2 + 1) // (count * 2 - 2) * 2
+    return [6, *sorted(size - 7 - i * step for i in range(count - 1))]
+
+
+def _version_bits(version: int) -> int:
+    rem = version
+    for _ in range(12):
+        rem = (rem << 1) ^ ((rem >> 11) * 0x1F25)
+    return version << 12 | rem
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The modules a version's standard fixes: `known` where, `dark` their colour;
+    `patterns`: the centres (row, column) of its finder and alignment patterns, each
+    with its kind (7 a finder, 5 an alignment pattern)."""
+
+    version: int
+    known: npt.NDArray[np.bool_]
+    dark: npt.NDArray[np.bool_]
+    patterns: list[tuple[float, float, int]]
+
+
+_LAYOUTS: dict[int, Layout] = {}
+
+
+def layout(version: int) -> Layout:
+    if version in _LAYOUTS:
+        return _LAYOUTS[version]
+    n = side(version)
+    known = np.zeros((n, n), bool)
+    dark = np.zeros((n, n), bool)
+    patterns: list[tuple[float, float, int]] = []
+    for r0, c0 in ((0, 0), (0, n - 7), (n - 7, 0)):
+        patterns.append((r0 + 3.5, c0 + 3.5, 7))
+        for i in range(-1, 8):
+            for j in range(-1, 8):
+                r, c = r0 + i, c0 + j
+                if 0 <= r < n and 0 <= c < n:
+                    known[r, c] = True
+                    ring = max(abs(i - 3), abs(j - 3))
+                    dark[r, c] = ring <= 1 or ring == 3
+    for t in range(8, n - 8):
+        known[6, t] = known[t, 6] = True
+        dark[6, t] = dark[t, 6] = t % 2 == 0
+    centres = alignment_centres(version)
+    for r in centres:
+        for c in centres:
+            if (r < 9 and c < 9) or (r < 9 and c > n - 10) or (r > n - 10 and c < 9):
+                continue
+            patterns.append((r + 0.5, c + 0.5, 5))
+            for i in range(-2, 3):
+                for j in range(-2, 3):
+                    known[r + i, c + j] = True
+                    dark[r + i, c + j] = max(abs(i), abs(j)) != 1
+    known[n - 8, 8] = dark[n - 8, 8] = True
+    if version >= 7:
+        bits = _version_bits(version)
+        for i in range(18):
+            a, b = n - 11 + i % 3, i // 3
+            known[a, b] = known[b, a] = True
+            dark[a, b] = dark[b, a] = bool(bits >> i & 1)
+    found = Layout(version, known, dark, patterns)
+    _LAYOUTS[version] = found
+    return found
+
+
+def _template(kind: int, k: float) -> Floats:
+    """A finder (kind 7) or alignment (kind 5) pattern with one light module around it,
+    `k` pixels per module, dark 0 and light 1."""
+    cells = kind + 2
+    half = cells // 2
+    ii, jj = np.mgrid[:cells, :cells] - half
+    ring = np.maximum(abs(ii), abs(jj))
+    dark = (ring <= 1) | (ring == half - 1) if kind == 7 else (ring != 1) & (ring < half)
+    size = max(3, round(cells * k))
+    image = cv2.resize(np.where(dark, 0.0, 1.0).astype(np.float32), (size, size),
+                       interpolation=cv2.INTER_AREA)
+    return np.asarray(image, np.float32)
+
+
+def _peaks(score: Floats, radius: int, most: int, floor: float) -> list[tuple[float, int, int]]:
+    """The `most` highest local maxima of `score` at least `radius` apart, above `floor`."""
+    out: list[tuple[float, int, int]] = []
+    work = score.copy()
+    for _ in range(most):
+        _, top, _, (x, y) = cv2.minMaxLoc(work)
+        if top < floor:
+            break
+        out.append((float(top), x, y))
+        cv2.circle(work, (x, y), radius, -1.0, -1)
+    return out
+
+
+def _subpixel(score: Floats, x: int, y: int) -> tuple[float, float]:
+    """The peak at (x, y) refined by a parabola through its neighbours each way."""
+    def offset(minus: float, centre: float, plus: float) -> float:
+        denom = minus - 2 * centre + plus
+        return 0.0 if denom >= 0 else max(-0.5, min(0.5, 0.5 * (minus - plus) / denom))
+    h, w = score.shape
+    dx = offset(score[y, x - 1], score[y, x], score[y, x + 1]) if 0 < x < w - 1 else 0.0
+    dy = offset(score[y - 1, x], score[y, x], score[y + 1, x]) if 0 < y < h - 1 else 0.0
+    return x + dx, y + dy
+
+
+@dataclass(frozen=True, slots=True)
+class Corner:
+    """Three finder centres (pixels of the square) in the code's order, and the module
+    size the best matched at."""
+
+    top_left: tuple[float, float]
+    top_right: tuple[float, float]
+    bottom_left: tuple[float, float]
+    module: float
+
+
+def find_finders(square: Gray, modules: tuple[float, ...]) -> list[Corner]:
+    """Triples of finder patterns in `square` forming a code's corner, best first;
+    `modules`: the module sizes (pixels) tried."""
+    grey = square.astype(np.float32)
+    candidates: list[tuple[float, float, float, float]] = []  # score, x, y, module
+    for k in modules:
+        template = _template(7, k)
+        if template.shape[0] >= min(grey.shape):
+            continue
+        score = np.asarray(cv2.matchTemplate(grey, template, cv2.TM_CCOEFF_NORMED), np.float32)
+        half = (template.shape[0] - 1) / 2
+        for top, x, y in _peaks(score, max(2, round(3 * k)), 6, _MIN_SCORE):
+            cx, cy = _subpixel(score, x, y)
+            candidates.append((top, cx + half, cy + half, k))
+    # one candidate per place: the best scale
+    candidates.sort(key=lambda c: -c[0])
+    kept: list[tuple[float, float, float, float]] = []
+    for c in candidates:
+        if all(math.hypot(c[1] - o[1], c[2] - o[2]) > 4 * c[3] for o in kept):
+            kept.append(c)
+        if len(kept) == 7:
+            break
+    corners: list[tuple[float, Corner]] = []
+    for i in range(len(kept)):
+        for j in range(i + 1, len(kept)):
+            for m in range(j + 1, len(kept)):
+                corner = _corner(kept[i], kept[j], kept[m])
+                if corner is not None:
+                    corners.append((kept[i][0] + kept[j][0] + kept[m][0], corner))
+    corners.sort(key=lambda item: -item[0])
+    return [corner for _, corner in corners]
+
+
+def _corner(*three: tuple[float, float, float, float]) -> Corner | None:
+    points = [np.array(t[1:3]) for t in three]
+    module = float(np.mean([t[3] for t in three]))
+    for i in range(3):
+        apex, p, q = points[i], points[(i + 1) % 3], points[(i + 2) % 3]
+        u, v = p - apex, q - apex
+        lu, lv = float(np.hypot(*u)), float(np.hypot(*v))
+        if min(lu, lv) < 10 * module or max(lu, lv) > 1.35 * min(lu, lv):
+            continue
+        cos = float(u @ v) / (lu * lv)
+        if abs(cos) > 0.35:
+            continue
+        if u[0] * v[1] - u[1] * v[0] < 0:
+            p, q = q, p
+        return Corner((float(apex[0]), float(apex[1])), (float(p[0]), float(p[1])),
+                      (float(q[0]), float(q[1])), module)
+    return None
+
+
+def _timing_version(square: Gray, corner: Corner) -> float:
+    """The version the timing patterns count: along each (from one finder's centre to
+    the other's, three modules in, on the timing row or column) the number of dark and
+    light cycles is the strongest frequency of the grey profile, (n - 7) / 2 of them."""
+    tl, tr, bl = (np.array(p) for p in (corner.top_left, corner.top_right, corner.bottom_left))
+    counts = []
+    for start, end, across in ((tl, tr, bl), (tl, bl, tr)):
+        length = float(np.hypot(*(end - start)))
+        step_in = (across - start) / float(np.hypot(*(across - start))) * 3 * corner.module
+        samples = max(64, round(length / corner.module * 6))
+        t = np.linspace(0, 1, samples, dtype=np.float32)[:, None]
+        line = (start + step_in) + t * (end - start)
+        profile = cv2.remap(square.astype(np.float32),
+                            line[:, 0].reshape(1, -1).astype(np.float32),
+                            line[:, 1].reshape(1, -1).astype(np.float32), cv2.INTER_LINEAR)[0]
+        spectrum = np.abs(np.fft.rfft(profile - profile.mean()))
+        low, high = (side(VERSIONS[0]) - 7) // 2 - 2, (side(VERSIONS[-1]) - 7) // 2 + 3
+        band = spectrum[low:min(high, len(spectrum))]
+        if len(band) == 0:
+            continue
+        counts.append(low + int(np.argmax(band)))
+    if not counts:
+        return 0.0
+    modules = 2 * float(np.mean(counts)) + 7
+    return (modules - 17) / 4
+
+
+def _grid_from_corner(corner: Corner, n: int, fourth: tuple[float, float] = (0.0, 0.0)
+                      ) -> Matrix:
+    """Code modules (column, row) -> square pixels, from the three finder centres and
+    where the fourth corner's (absent) finder would be: the parallelogram's fourth
+    corner moved by `fourth` (pixels)."""
+    tl, tr, bl = (np.array(p) for p in (corner.top_left, corner.top_right, corner.bottom_left))
+    src = np.array([[3.5, 3.5], [n - 3.5, 3.5], [3.5, n - 3.5], [n - 3.5, n - 3.5]], np.float32)
+    dst = np.array([tl, tr, bl, tr + bl - tl + np.array(fourth)], np.float32)
+    return np.asarray(cv2.getPerspectiveTransform(src, dst), np.float64)
+
+
+def _homographies(src: Matrix, dst: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The homographies mapping the 4 points `src` to each of the 4-point sets `dst`
+    (shape m, 4, 2), solved together: shape m, 3, 3."""
+    m = dst.shape[0]
+    a = np.zeros((m, 8, 8))
+    b = np.zeros((m, 8))
+    for i in range(4):
+        x, y = src[i]
+        u, v = dst[:, i, 0], dst[:, i, 1]
+        a[:, 2 * i, 0:3] = (x, y, 1)
+        a[:, 2 * i, 6] = -u * x
+        a[:, 2 * i, 7] = -u * y
+        a[:, 2 * i + 1, 3:6] = (x, y, 1)
+        a[:, 2 * i + 1, 6] = -v * x
+        a[:, 2 * i + 1, 7] = -v * y
+        b[:, 2 * i], b[:, 2 * i + 1] = u, v
+    h = np.linalg.solve(a, b[..., None])[..., 0]
+    return np.concatenate([h, np.ones((m, 1))], axis=1).reshape(m, 3, 3)
+
+
+def _alignment_score(square: Gray, module: float) -> tuple[Floats, int]:
+    """How alignment-like each place of `square` is (normalised correlation with an
+    alignment pattern of `module` pixels per module, indexed by the template's corner),
+    and the template's side."""
+    template = _template(5, module)
+    score = cv2.matchTemplate(square.astype(np.float32), template, cv2.TM_CCOEFF_NORMED)
+    return np.asarray(score, np.float32), template.shape[0]
+
+
+def _perspective(square: Gray, corner: Corner, lay: Layout,
+                 scored: tuple[Floats, int] | None = None) -> tuple[float, Matrix]:
+    """The grid whose alignment patterns fall best on alignment-like places of the
+    square: the fourth corner searched coarse to fine (the three finders fix the rest);
+    with the mean correlation of its alignment patterns."""
+    n = lay.known.shape[0]
+    centres = np.array([(c, r, 1.0) for r, c, kind in lay.patterns if kind == 5])
+    fine, t = _alignment_score(square, corner.module) if scored is None else scored
+    coarse = np.asarray(cv2.dilate(fine, np.ones((3, 3), np.uint8)), np.float32)
+    h, w = fine.shape
+    tl, tr, bl = (np.array(p) for p in (corner.top_left, corner.top_right, corner.bottom_left))
+    src = np.array([[3.5, 3.5], [n - 3.5, 3.5], [3.5, n - 3.5], [n - 3.5, n - 3.5]])
+    base = np.array([tl, tr, bl, tr + bl - tl])
+    best = np.zeros(2)
+    reach, step = 12.0 * corner.module, 3.0 * corner.module
+    for level in range(4):
+        offsets = np.arange(-reach, reach + step / 2, step)
+        dx, dy = (g.ravel() for g in np.meshgrid(offsets, offsets))
+        fourth = best + np.c_[dx, dy]
+        dst = np.repeat(base[None], len(fourth), axis=0)
+        dst[:, 3] += fourth
+        grids = _homographies(src, dst)
+        p = np.einsum("mij,kj->mki", grids, centres)
+        x = p[..., 0] / p[..., 2] - (t - 1) / 2
+        y = p[..., 1] / p[..., 2] - (t - 1) / 2
+        inside = (x >= 0) & (x < w - 1) & (y >= 0) & (y < h - 1)
+        x, y = np.clip(x, 0, w - 1.001), np.clip(y, 0, h - 1.001)
+        if level < 2:  # coarse: the best score near each place
+            values = coarse[np.rint(y).astype(int), np.rint(x).astype(int)]
+        else:  # fine: the score between pixels, bilinear
+            x0, y0 = x.astype(int), y.astype(int)
+            fx, fy = x - x0, y - y0
+            values = ((fine[y0, x0] * (1 - fx) + fine[y0, x0 + 1] * fx) * (1 - fy)
+                      + (fine[y0 + 1, x0] * (1 - fx) + fine[y0 + 1, x0 + 1] * fx) * fy)
+        total = np.where(inside, values, -1.0).sum(1)
+        top = int(np.argmax(total))
+        best = fourth[top]
+        reach, step = step, step / 3
+    return (float(total[top]) / len(centres),
+            _grid_from_corner(corner, n, (float(best[0]), float(best[1]))))
+
+
+def _scaled(k: float, margin: float) -> Matrix:
+    """Resampled pixel (centre-based) -> code modules, at `k` pixels per module with
+    `margin` modules before the code."""
+    return np.array([[1 / k, 0, 0.5 / k - margin], [0, 1 / k, 0.5 / k - margin], [0, 0, 1]])
+
+
+def sample(gray: Gray, to_frame: Matrix, lay: Layout, passes: int = 2
+           ) -> Iterator[npt.NDArray[np.bool_]]:
+    """The code's modules (True dark) through `to_frame` (code modules -> frame pixels,
+    pixel centres at integers), by the equaliser fitted on this frame: first fitted on
+    the modules the standard fixes, then `passes` times on every module with the last
+    decisions (each decision yielded in turn, the fixed modules forced)."""
+    n = lay.known.shape[0]
+    margin = 2
+    size = (n + 2 * margin) * _K
+    code = cv2.warpPerspective(gray, to_frame @ _scaled(_K, margin), (size, size),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    win = (2 * _NORM + 1) * _K
+    mean = cv2.blur(code, (win, win))
+    spread = np.sqrt(np.maximum(cv2.blur(code * code, (win, win)) - mean * mean, 1.0))
+    z = (code - mean) / spread
+    span = _SPAN
+    start = margin * _K + _K // 2 - span // 2
+    windows = np.lib.stride_tricks.sliding_window_view(z[start:, start:], (span, span))
+    feats = windows[::_K, ::_K][:n, :n].reshape(n * n, span * span)
+    x = np.ascontiguousarray(np.c_[feats, np.ones(n * n, np.float32)], np.float32)
+    known = lay.known.ravel()
+    target = np.where(lay.dark.ravel(), 1.0, -1.0).astype(np.float32)
+    ridge = np.eye(x.shape[1])
+
+    def gram(rows: Floats) -> Matrix:
+        # OpenCV's product, not numpy's: on a busy machine OpenBLAS's threads make the
+        # normal equations several times slower
+        return np.asarray(cv2.mulTransposed(rows, True), np.float64) + ridge
+
+    def decide(normal: Matrix, rows: Floats, labels: Floats) -> npt.NDArray[np.bool_]:
+        weights = np.linalg.solve(normal, (labels @ rows).astype(np.float64))
+        dark = (x @ weights.astype(np.float32) > 0).reshape(n, n)
+        dark[lay.known] = lay.dark[lay.known]
+        return np.asarray(dark)
+
+    rows = np.ascontiguousarray(x[known])
+    dark = decide(gram(rows), rows, target[known])
+    yield dark
+    normal = gram(x)  # every module's rows: the same for each pass below
+    for _ in range(passes):
+        dark = decide(normal, x, np.where(dark.ravel(), 1.0, -1.0).astype(np.float32))
+        yield dark
+
+
+def draw(dark: npt.NDArray[np.bool_]) -> Gray:
+    """The modules as a clean code: black on white, a 4-module quiet zone."""
+    image = np.pad(np.where(dark, 0, 255).astype(np.uint8), 4, constant_values=255)
+    return np.asarray(cv2.resize(image, None, fx=_DRAW, fy=_DRAW,
+                                 interpolation=cv2.INTER_NEAREST), np.uint8)
+
+
+def read_square(gray: Gray, to_square: Matrix, square: Gray, *, tries: int = 1,
+                grids_sampled: int = 1) -> list[str]:
+    """The text of a code in `square` (frame -> square: `to_square`), sampled from the
+    frame `gray` itself, or nothing. `tries`: finder triples tried, best first, each
+    with the versions its timing patterns count (within 0.75 of a version);
+    `grids_sampled`: how many of the grids so found are sampled, best matched first."""
+    short = min(square.shape)
+    # finder module sizes: the rough square is about 1.3 times the code's side, give or
+    # take 15%, for codes of 45 to 77 modules
+    modules = tuple(float(k) for k in np.geomspace(short / 115, short / 50, 4))
+    from_square = np.linalg.inv(to_square)
+    grids: list[tuple[float, Matrix, Layout]] = []
+    for corner in find_finders(square, modules)[:tries]:
+        estimate = _timing_version(square, corner)
+        scored = _alignment_score(square, corner.module)  # the same for each version
+        for version in VERSIONS:
+            if abs(version - estimate) <= 0.75:
+                lay = layout(version)
+                try:
+                    grids.append((*_perspective(square, corner, lay, scored), lay))
+                except np.linalg.LinAlgError:  # a degenerate grid: finders in a line
+                    continue
+    # only the grid whose alignment patterns match best is sampled (the costly part)
+    for _, grid, lay in sorted(grids, key=lambda g: -g[0])[:grids_sampled]:
+        for dark in sample(gray, from_square @ grid, lay):
+            texts = [b.text for b in zxingcpp.read_barcodes(
+                draw(dark), formats=_QR, try_invert=False, try_downscale=False)]
+            if texts:
+                return texts
+    return []

@@ -1,0 +1,87 @@
+"""Our own module sampler (portique/scanner/sampler.py) on real pixels: hard frames of
+the hard set's tuning part, made here by its seeded generator."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import segno
+
+from benchmarks import hardset
+from portique.scanner import sampler
+from portique.scanner.decoders import PipelineDecoder
+from portique.ticket import credential
+
+
+def _tuning(seed: int) -> hardset.Sample:
+    return next(s for s in hardset.samples("tuning", per_cell=30, empty=0) if s.seed == seed)
+
+
+def test_the_fixed_modules_of_a_version_are_those_of_a_real_code() -> None:
+    """The layout's fixed modules (finder, separator, timing, alignment, version
+    information, the dark module) are those segno draws for a ticket's code."""
+    text = hardset.ticket_code(1)
+    matrix = np.array(segno.make(text, error="m").matrix, dtype=bool)
+    version = (matrix.shape[0] - 17) // 4
+    lay = sampler.layout(version)
+    assert lay.known.shape == matrix.shape
+    assert np.array_equal(lay.dark[lay.known], matrix[lay.known])
+    # finders with their separators, timing, six alignment patterns, version info, dark
+    assert lay.known.sum() == 3 * 64 + 2 * 45 + 6 * 25 - 2 * 5 + 2 * 18 + 1
+    assert sampler.alignment_centres(2) == [6, 18]
+    assert sampler.alignment_centres(7) == [6, 22, 38]
+    assert sampler.alignment_centres(32) == [6, 34, 60, 86, 112, 138]
+
+
+@pytest.mark.parametrize("seed", [3001, 3005, 3017, 13000, 13014])
+def test_hard_frames_read_only_by_the_sampler(seed: int) -> None:
+    """Hard tuning frames (640x480 and 1280x720: 25-45 degrees of tilt, 1.8-2.8 pixels
+    per module, motion blur, moiré, glare) that the pipeline without the sampler reads
+    nothing in: with it, the right text, which passes the credential's strict decoding."""
+    sample = _tuning(seed)
+    image = sample.image()
+    assert PipelineDecoder(sample=False).decode(image) == []
+    decoder = PipelineDecoder()
+    assert decoder.decode(image) == [sample.text]
+    assert sample.text is not None
+    credential.parse_code(sample.text)
+    assert decoder.errors == 0 and decoder.rescued == 1
+
+
+def test_frames_without_a_code_give_nothing() -> None:
+    """The empty frames of the tuning part, squares of noise and of stripes handed to
+    the sampler itself, and a code-like frame that is no code (a version 11 symbol's
+    fixed patterns around random modules, tilted, blurred: the sampler finds its
+    finders and grid, and Reed-Solomon refuses the modules): no text."""
+    for sample in hardset.samples("tuning", per_cell=0, empty=20):
+        assert PipelineDecoder().decode(sample.image()) == []
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 256, (400, 400), dtype=np.uint8)
+    stripes = np.tile((np.arange(400) // 3 % 2 * 255).astype(np.uint8), (400, 1))
+    for square in (noise, stripes):
+        assert sampler.read_square(square, np.eye(3), square) == []
+    lay = sampler.layout(11)
+    for seed in range(3):
+        modules = np.random.default_rng(seed).random(lay.known.shape) < 0.5
+        modules[lay.known] = lay.dark[lay.known]
+        code = sampler.draw(modules).astype(np.float32)  # 4 pixels per module
+        side = code.shape[0]
+        corners = np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float32)
+        placed = np.array([[200, 90], [400, 110], [390, 300], [190, 280]], np.float32)
+        warp = cv2.getPerspectiveTransform(corners, placed)
+        frame = cv2.warpPerspective(code, warp, (640, 480), borderValue=200.0)
+        frame = cv2.GaussianBlur(frame, (0, 0), 1.0)
+        image = np.clip(frame * 0.7 + 30, 0, 255).astype(np.uint8)
+        decoder = PipelineDecoder()
+        assert decoder.decode(image) == []
+        assert decoder.retries == 1 and decoder.errors == 0  # the fallback ran
+
+
+def test_the_sampler_is_bounded_by_the_frame_budget() -> None:
+    """A fallback budget too small for the sampler's square skips it (counted short):
+    the frame only the sampler reads is then left unread, without error."""
+    sample = _tuning(3001)
+    decoder = PipelineDecoder(fallback_pixels=1_000_000)
+    assert decoder.decode(sample.image()) == []
+    assert decoder.short == 1 and decoder.errors == 0
