@@ -126,6 +126,9 @@ def _worker(ids: list[str], keys: str, root: str, brokers: dict[str, list[str]],
                 time.sleep(0.01)
             conn.send([n.state_since for n in moved if n.connected])
             continue
+        if command[0] == "counts":
+            conn.send([sum(getattr(n, f) for n in nodes.values()) for f in ANTI_ENTROPY])
+            continue
         if command[0] == "drain":
             expected: int = command[1]
             deadline = time.monotonic() + 60
@@ -135,7 +138,8 @@ def _worker(ids: list[str], keys: str, root: str, brokers: dict[str, list[str]],
                         break
                 time.sleep(0.05)
             with lock:
-                conn.send(list(latencies))
+                conn.send((list(latencies), [sum(getattr(n, f) for n in nodes.values())
+                                             for f in ANTI_ENTROPY]))
                 latencies.clear()
             continue
         _, rate, seconds, start_at = command  # admit at `rate` per gate for `seconds`
@@ -234,6 +238,9 @@ CPU_OF: dict[str, list[int]] = {}
 
 def phase(pipes: list[Any], gates: int, rate: float, seconds: float
           ) -> tuple[int, list[Delivery], float]:
+    for p in pipes:
+        p.send(("counts",))
+    before = [sum(column) for column in zip(*(p.recv() for p in pipes), strict=True)]
     cpu_before = {k: cpu_seconds(v) for k, v in CPU_OF.items()}
     start_at = time.time() + 0.5
     for p in pipes:
@@ -245,9 +252,15 @@ def phase(pipes: list[Any], gates: int, rate: float, seconds: float
     for p, share in zip(pipes, shares, strict=True):
         p.send(("drain", share))
     deliveries: list[Delivery] = []
+    totals = [0] * len(ANTI_ENTROPY)
     for p in pipes:
-        deliveries += p.recv()
+        got, counts = p.recv()
+        deliveries += got
+        totals = [a + b for a, b in zip(totals, counts, strict=True)]
     elapsed = time.time() - start_at
+    done = [after - was for after, was in zip(totals, before, strict=True)]
+    print(f"  anti-entropy over the phase, all gates: {done[0]} summaries published, "
+          f"{done[1]} answers re-sending {done[2]} records")
     if CPU_OF and deliveries:
         used = {k: cpu_seconds(v) - cpu_before[k] for k, v in CPU_OF.items()}
         per = {k: v / len(deliveries) * 1e3 for k, v in used.items()}
@@ -262,6 +275,8 @@ def phase(pipes: list[Any], gates: int, rate: float, seconds: float
 
 
 PROCESS_IDS: list[list[str]] = []
+ANTI_ENTROPY = ("summaries_sent", "answers_sent", "records_resent")
+"""MeshNode's counters of anti-entropy traffic, summed over every gate per phase."""
 
 
 def report(label: str, admitted: int, gates: int, deliveries: list[Delivery],

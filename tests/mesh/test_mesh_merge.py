@@ -4,6 +4,7 @@ in memory exactly as ``mesh_streams`` holds them, a bad record in a batch refuse
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -169,23 +170,80 @@ def test_a_record_still_on_its_way_sets_off_no_summary_one_lacking_after_the_gra
     journal.close()
 
 
-def test_an_answer_re_sends_what_was_made_before_the_summary_not_what_is_on_its_way(
+def test_an_answer_re_sends_what_this_gate_held_when_the_summary_came_not_what_came_after(
         tmp_path: Path) -> None:
-    """Gate 1 holds gate 2's records 1 to 4; gate 3's summary, signed between records 2
-    and 3 were made, says it holds none. The answer (for a gate not heard from, as gate 1
-    answers for gate 2 here) re-sends 1 and 2: records 3 and 4 were made after the
-    summary, so they are on their way to gate 3 (and its next summary asks if they are
-    lost). Re-sending them too was what made the answers after a broker's failover pile
-    up behind a backlog: the later the answer, the more it re-sent."""
+    """Gate 1 received gate 2's records 1 and 2 at T0 + 10, 3 and 4 at T0 + 20; gate 3's
+    summary, which says it holds none, arrived at T0 + 15. The answer (for a gate not heard
+    from, as gate 1 answers for gate 2 here) re-sends 1 and 2: 3 and 4 reached gate 1
+    after the summary did, so they are most likely on their way to gate 3 too (and its
+    next summary asks if they are lost). Re-sending them too was what made the answers
+    after a broker's failover pile up behind a backlog: the later the answer, the more it
+    re-sent. Gate 1's own clock decides: records made an hour ahead by gate 2's clock are
+    re-sent all the same."""
     journal = Journal(tmp_path / "j.sqlite", gate_id="1")
     store = MeshStore(journal, gate_id="1", venue=VENUE, key=gate_key("1"))
-    store.merge([signed(record(s)) for s in (1, 2, 3, 4)], now=T0 + 10)
-    signed_at = T0 + 2.5  # record(s) is made at T0 + s
-    summary = Summary(VENUE, "3", b"\x03" * 8, round(signed_at * 1000), ())
-    sent = store.missing_for(summary, answers_for=lambda origin: origin == "2")
-    assert sent == [signed(record(1))[1], signed(record(2))[1]]
-    later = Summary(VENUE, "3", b"\x03" * 8, round((T0 + 5) * 1000), (("2", INCARNATION, 1),))
-    assert store.missing_for(later, answers_for=lambda origin: origin == "2") == [
-        signed(record(s))[1] for s in (2, 3, 4)]
-    assert store.missing_for(later, answers_for=lambda origin: False) == []
+    ahead = [record(s) for s in (1, 2, 3, 4)]
+    ahead = [dataclasses.replace(r, at_ms=r.at_ms + 3_600_000, made_ms=r.made_ms + 3_600_000)
+             for r in ahead]
+    store.merge([signed(r) for r in ahead[:2]], now=T0 + 10)
+    store.merge([signed(r) for r in ahead[2:]], now=T0 + 20)
+    summary = Summary(VENUE, "3", b"\x03" * 8, round((T0 + 14) * 1000), ())
+    sent = store.missing_for(summary, answers_for=lambda origin: origin == "2",
+                             held_at=T0 + 15)
+    assert sent == [signed(r)[1] for r in ahead[:2]]
+    later = Summary(VENUE, "3", b"\x03" * 8, round((T0 + 24) * 1000), (("2", INCARNATION, 1),))
+    assert store.missing_for(later, answers_for=lambda origin: origin == "2",
+                             held_at=T0 + 25) == [signed(r)[1] for r in ahead[1:]]
+    assert store.missing_for(later, answers_for=lambda origin: False, held_at=T0 + 25) == []
     journal.close()
+
+
+def make_node(tmp_path: Path, **settings: Any) -> MeshNode:
+    journal = Journal(tmp_path / "j.sqlite", gate_id="1")
+    peers = {g: gate_key(g).public_key() for g in ("1", "2", "3")}
+    return MeshNode(MeshConfig(venue=VENUE, key_file=tmp_path / "unused.key", **settings),
+                    gate_id="1", journal=journal, key=gate_key("1"), peers=peers)
+
+
+def test_a_stream_steadily_a_little_behind_is_never_asked_for(tmp_path: Path) -> None:
+    """Gate 3's summaries keep showing gate 2's latest record a moment before it reaches
+    gate 1 (a steady lag shorter than the grace, as through a bridge under load): each
+    record wanted has its own grace, so gate 1 never asks."""
+    node = make_node(tmp_path, lacking_grace_s=0.5)
+    records, summaries = (f"{node.topics[t]}/%s" for t in ("records", "summary"))
+    clock = [1000.0]
+    node.monotonic = lambda: clock[0]
+    now = time.time()
+    for seq in range(1, 30):  # a record every 0.1 s, each shown 0.14 s before it comes
+        clock[0] += 0.06
+        node._handle([("message", summaries % "3", summary_of("3", {"2": seq + 1}, now + seq),
+                       now + seq)])
+        clock[0] += 0.04
+        node._handle([("message", records % "2", signed(record(seq))[1], now + seq)])
+        assert not node._summary_wanted, f"asked at record {seq}"
+    node._handle([("message", records % "2", signed(record(30))[1], now + 30)])
+    assert node._lacking == {}
+    node.journal.close()
+
+
+def test_a_record_that_never_comes_is_asked_for_less_and_less_often(tmp_path: Path) -> None:
+    """Gate 3's summary shows gate 2's record 5, which never reaches gate 1: asked for
+    after the grace, then after twice the wait each time, up to the summary interval.
+    Gate 1's own current stream and a gate not listed are never asked for."""
+    node = make_node(tmp_path, lacking_grace_s=2.0, summary_interval_s=30.0)
+    summaries = f"{node.topics['summary']}/%s"
+    node._handle([("message", summaries % "3", summary_of("3", {"2": 5}, time.time()),
+                   time.time())])
+    node._lack(("1", node.store.incarnation), 9)  # this gate's own: nobody else can fill it
+    node._lack(("7", INCARNATION), 9)  # not listed: its records are refused
+    assert list(node._lacking) == [("2", INCARNATION)]
+    start = node._lacking[("2", INCARNATION)].since
+    asked = []
+    for tenth in range(1, 1500):  # 150 s, looked at every 0.1 s
+        node._summary_wanted = False
+        node._check_lacking(start + tenth / 10)
+        if node._summary_wanted:
+            asked.append(tenth / 10)
+    gaps = [round(b - a, 1) for a, b in zip([0.0, *asked], asked, strict=False)]
+    assert gaps[:4] == [2.0, 4.0, 8.0, 16.0] and set(gaps[4:]) == {30.0}, gaps
+    node.journal.close()

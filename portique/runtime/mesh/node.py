@@ -78,6 +78,18 @@ class StaleSummary:
 
 
 @dataclass
+class Lacking:
+    """A stream this gate is behind in: the oldest record wanted and since when, the
+    latest wanted and since when (monotonic), and the wait before asking (again)."""
+
+    wanted: int
+    since: float
+    latest: int
+    latest_since: float
+    wait: float
+
+
+@dataclass
 class PeerSeen:
     """What this gate knows of another gate's messages (since it started)."""
 
@@ -251,6 +263,8 @@ class MeshNode:
         self.last_rejection: dict[str, Any] | None = None
         self.rejections = RejectionLog()
         self.answers_sent = 0
+        self.records_resent = 0
+        self.summaries_sent = 0
         self.answers_postponed = 0
         self.stale: dict[str, StaleSummary] = {}
         """Per gate whose latest summary was rejected as stale (a believed one clears it)."""
@@ -258,12 +272,14 @@ class MeshNode:
         self._summary_sent_ms: dict[str, int] = {}
         """Per gate: the signed time of its latest summary believed (older ones: replays)."""
         self._answered_at: dict[str, float] = {}
-        self._postponed: dict[str, Summary] = {}
-        self._lacking: dict[tuple[str, bytes], tuple[int, float]] = {}
-        """Per stream held elsewhere (or here) beyond this gate's head: the record wanted
-        and since when (monotonic). Records on their way arrive within
-        `lacking_grace_s`; this gate's summary asks for what is still lacking after it, so
-        a rush of records in flight does not set every gate's summary off."""
+        self._postponed: dict[str, tuple[Summary, float]] = {}
+        self.monotonic: Callable[[], float] = time.monotonic
+        """The clock of the lacking records' graces (a test may drive it)."""
+        self._lacking: dict[tuple[str, bytes], Lacking] = {}
+        """Per stream held elsewhere (or here) beyond this gate's head. Records on their
+        way arrive within `lacking_grace_s`; this gate's summary asks for what is still
+        lacking after it, so a rush of records in flight does not set every gate's
+        summary off."""
         self.publish_refused: dict[str, Any] | None = None
         """The broker's last refusal of one of this gate's records, until one is accepted."""
         self._hold_outbox_until = 0.0
@@ -541,7 +557,7 @@ class MeshNode:
                     self._saw(parsed.origin, received)
                     self._summary_sent_ms[parsed.origin] = parsed.sent_ms
                     self.stale.pop(parsed.origin, None)
-                    self._answer(parsed)
+                    self._answer(parsed, received)
         if records:
             self._merge(records, live)
         if acked:
@@ -549,7 +565,7 @@ class MeshNode:
         if wake:
             self._collect()
             self._publish_outbox()
-        self._check_lacking(time.monotonic())
+        self._check_lacking(self.monotonic())
         if connected:
             self._publish_summary(force=True)
         elif self._summary_wanted:
@@ -558,25 +574,43 @@ class MeshNode:
             self._update_gauges()  # four queries: not after every single message
 
     def _lack(self, stream: tuple[str, bytes], wanted: int) -> None:
-        before = self._lacking.get(stream)
-        if before is None:
-            self._lacking[stream] = (wanted, time.monotonic())
-        elif wanted > before[0]:
-            self._lacking[stream] = (wanted, before[1])
+        """Note that a record of `stream` up to `wanted` is held elsewhere (or beyond a
+        gap here). Not for this gate's own current stream (nobody else can fill it) nor a
+        gate not listed (its records are refused)."""
+        origin, incarnation = stream
+        if origin not in self.peers or (origin == self.gate_id
+                                        and incarnation == self.store.incarnation):
+            return
+        now = self.monotonic()
+        lack = self._lacking.get(stream)
+        if lack is None:
+            self._lacking[stream] = Lacking(wanted, now, wanted, now,
+                                            self.config.lacking_grace_s)
+        elif wanted > lack.latest:
+            lack.latest, lack.latest_since = wanted, now
 
     def _check_lacking(self, now: float) -> None:
         """Ask (with this gate's summary) for what is still lacking after the grace
-        (`now` monotonic); what has arrived meanwhile is forgotten."""
+        (`now` monotonic); what has arrived meanwhile is forgotten. Each record wanted
+        has its own grace (a stream that runs a steady few milliseconds behind is never
+        asked for), and a stream asked for waits twice as long before it is asked for
+        again, up to the summary interval (a record that never comes is not asked for
+        every two seconds for ever)."""
         if not self._lacking:
             return
         heads = {(g, i): h for g, i, h in self.store.heads()}
-        grace = self.config.lacking_grace_s
-        for stream, (wanted, since) in list(self._lacking.items()):
-            if heads.get(stream, 0) >= wanted:
+        longest = max(self.config.lacking_grace_s, self.config.summary_interval_s)
+        for stream, lack in list(self._lacking.items()):
+            head = heads.get(stream, 0)
+            if head >= lack.latest:
                 del self._lacking[stream]
-            elif now - since >= grace:
+                continue
+            if head >= lack.wanted:  # the oldest target is met: the latest one is next
+                lack.wanted, lack.since = lack.latest, lack.latest_since
+            if now - lack.since >= lack.wait:
                 self._summary_wanted = True
-                self._lacking[stream] = (wanted, now)  # asked: again after another grace
+                lack.since = now
+                lack.wait = min(longest, max(2 * lack.wait, self.config.lacking_grace_s))
 
     def _tick(self) -> None:
         self._collect()
@@ -784,8 +818,9 @@ class MeshNode:
         if self._publish(f"{self.topics['summary']}/{self.gate_id}",
                          sign_summary(summary, self._key)) is not None:
             self._last_summary, self._summary_wanted = now, False
+            self.summaries_sent += 1
 
-    def _answer(self, summary: Summary) -> None:
+    def _answer(self, summary: Summary, received: float) -> None:
         """Answer a believed summary: say what this gate holds if the sender holds more,
         and re-send what the sender lacks, at most once per `resend_min_interval_s` per
         sender (a later summary waits, the latest one replacing any before it). Only an
@@ -802,22 +837,23 @@ class MeshNode:
             if summary.origin not in self._postponed:
                 self.answers_postponed += 1
                 self.metrics.answers.labels(outcome="postponed").inc()
-            self._postponed[summary.origin] = summary
+            self._postponed[summary.origin] = (summary, received)
             return
         self._postponed.pop(summary.origin, None)
-        self._resend(summary)
+        self._resend(summary, received)
 
     def _answer_postponed(self) -> None:
         now = time.monotonic()
-        for origin, summary in list(self._postponed.items()):
+        for origin, (summary, received) in list(self._postponed.items()):
             if now - self._answered_at.get(origin, 0.0) >= self.config.resend_min_interval_s:
                 del self._postponed[origin]
-                self._resend(summary)
+                self._resend(summary, received)
 
-    def _resend(self, summary: Summary) -> None:
+    def _resend(self, summary: Summary, received: float) -> None:
         """Re-send what the summary's sender lacks, of the streams this gate answers for:
         its own, the sender's own past ones (a gate that lost its journal), and those of
-        gates not heard from lately (they cannot answer themselves)."""
+        gates not heard from lately (they cannot answer themselves); of those, what this
+        gate held when the summary arrived (`received`, this gate's clock)."""
         quiet_after = 3 * self.config.summary_interval_s
         now = time.time()
 
@@ -828,7 +864,7 @@ class MeshNode:
             return seen is None or seen.last_message_at is None \
                 or now - seen.last_message_at > quiet_after
 
-        missing = self.store.missing_for(summary, answers_for=answers_for)
+        missing = self.store.missing_for(summary, answers_for=answers_for, held_at=received)
         if not missing:
             return
         self._answered_at[summary.origin] = time.monotonic()
@@ -841,6 +877,7 @@ class MeshNode:
                 break
             sent += 1
         self.metrics.resent.inc(sent)
+        self.records_resent += sent
         log.info("mesh: re-sent %d records to gate %s", sent, summary.origin)
 
     # --- status -----------------------------------------------------------------------

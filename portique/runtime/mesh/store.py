@@ -468,12 +468,14 @@ class MeshStore:
             return self._streams.get(stream, (0, 0))[0]
 
     def missing_for(self, summary: Summary, *, answers_for: Callable[[str], bool],
-                    limit: int = 5000) -> list[bytes]:
+                    held_at: float | None = None, limit: int = 5000) -> list[bytes]:
         """Records this gate holds beyond what `summary` says its sender holds, in the
-        streams of the gates `answers_for` accepts, made before the summary was signed:
-        the re-send that fills its gaps. A record made since is no sign of a gap (it is on
-        its way, and if it is lost, the sender's next summary asks for it)."""
-        sent = summary.sent_ms / 1000
+        streams of the gates `answers_for` accepts, and held here by `held_at` (when the
+        summary arrived, on this gate's clock; None: every one): the re-send that fills
+        its gaps. A record that reached this gate after the summary did is most likely on
+        its way to the sender too (and if it is lost, the sender's next summary asks for
+        it); this gate's own clock decides, so no gate's skew holds a record back."""
+        held = float("inf") if held_at is None else held_at
         theirs = {(g, i): h for g, i, h in summary.heads}
         out: list[bytes] = []
         with self.journal.reading() as db:
@@ -482,9 +484,9 @@ class MeshStore:
                 if top <= have or not answers_for(origin):
                     continue
                 rows = db.execute("SELECT message FROM mesh_records WHERE origin = ? AND "
-                                  "incarnation = ? AND seq > ? AND made_at <= ? ORDER BY seq "
-                                  "LIMIT ?", (origin, incarnation, have, sent,
-                                              limit - len(out))).fetchall()
+                                  "incarnation = ? AND seq > ? AND received_at <= ? ORDER BY "
+                                  "seq LIMIT ?", (origin, incarnation, have, held,
+                                                  limit - len(out))).fetchall()
                 out += [bytes(m) for (m,) in rows]
                 if len(out) >= limit:
                     break
