@@ -108,8 +108,32 @@ def refusals(key: Ed25519PrivateKey, good: bytes) -> list[dict[str, object]]:
     ]
 
 
-def _resigned(body: bytes, key: Ed25519PrivateKey) -> bytes:
-    return body + key.sign(RECORD_CONTEXT + body)
+def _resigned(body: bytes, key: Ed25519PrivateKey, context: bytes = RECORD_CONTEXT
+              ) -> bytes:
+    return body + key.sign(context + body)
+
+
+def summary_refusals(key: Ed25519PrivateKey, summary: Summary) -> list[dict[str, object]]:
+    """Malformed summaries: the heads are where a summary is long."""
+    body = summary_body(summary)
+    # version, kind, venue, gate "3", incarnation, sent, stream count; then stream 0
+    # (gate "3": 1 + 1 bytes, incarnation, head); stream 1 (gate "7") starts after it
+    first = 2 + 1 + len(summary.venue) + 1 + 1 + 8 + 8 + 2
+    second = first + 1 + 1 + 8 + 8
+    assert body[second:second + 2] == b"\x017"
+    return [
+        _refused("summary-truncated-in-a-head", "The summary cut inside stream 1's "
+                 "incarnation.", body[:second + 2 + 3], key),
+        _refused("summary-bad-stream-gate", "Stream 1's gate named \"7!\" (re-signed).",
+                 _resigned(body[:second] + b"\x027!" + body[second + 2:], key,
+                           SUMMARY_CONTEXT), key),
+        _refused("summary-head-out-of-range", "Stream 1's head 2^63 (re-signed).",
+                 _resigned(body[:len(body) - 8] + (2**63).to_bytes(8, "big"), key,
+                           SUMMARY_CONTEXT), key),
+        _refused("summary-altered", "The summary with stream 1's head changed after "
+                 "signing.", body[:len(body) - 1] + b"\x12"
+                 + sign_summary(summary, key)[len(body):], key),
+    ]
 
 
 def vectors() -> dict[str, object]:
@@ -138,7 +162,7 @@ def vectors() -> dict[str, object]:
             "message": sign_record(record, key).hex(),
         },
         "lifecycle": lifecycle(key),
-        "refused": refusals(key, sign_record(record, key)),
+        "refused": refusals(key, sign_record(record, key)) + summary_refusals(key, summary),
         "summary": {
             "fields": {"venue": summary.venue, "gate": summary.origin,
                        "incarnation": summary.incarnation.hex(), "sent_ms": summary.sent_ms,
