@@ -50,6 +50,8 @@ _QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 VERSIONS = range(7, 16)
 """QR versions looked for (45 to 77 modules a side): a ticket's dynamic code is version
 11 (61 modules); other codes are left to zxing-cpp's own passes."""
+_NONE = np.empty((0, 0), np.float32)
+"""No third matrix for cv2.gemm."""
 _K = 3
 """Samples per module, each way, of the resampled code."""
 _SPAN = 7
@@ -62,6 +64,13 @@ _DRAW = 4
 """Pixels per module of the clean code handed to zxing-cpp."""
 _MIN_SCORE = 0.35
 """Least normalised correlation of a finder pattern candidate."""
+_COARSE_PEAKS = 8
+"""Peaks per module size kept from the finder search at half size (each then found
+again at full size)."""
+_COARSE_PLACES = 10
+"""Places (the best coarse peak of each) found again at full size."""
+_COARSE_SCORE = 0.3
+"""Least normalised correlation of a peak of the search at half size."""
 
 
 def side(version: int) -> int:
@@ -192,18 +201,39 @@ class Corner:
 
 def find_finders(square: Gray, modules: tuple[float, ...]) -> list[Corner]:
     """Triples of finder patterns in `square` forming a code's corner, best first;
-    `modules`: the module sizes (pixels) tried."""
+    `modules`: the module sizes (pixels) tried. Searched coarse to fine: the finder
+    template correlated with the square at half size, then each peak found again by
+    the full-size template in a window around it (a module each way)."""
     grey = square.astype(np.float32)
-    candidates: list[tuple[float, float, float, float]] = []  # score, x, y, module
-    for k in modules:
-        template = _template(7, k)
-        if template.shape[0] >= min(grey.shape):
+    h, w = grey.shape
+    small = np.asarray(cv2.resize(grey, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+                       np.float32)
+    rough: list[tuple[float, float, float, float]] = []  # score, x, y, module
+    for k in modules[1:-1] if len(modules) > 2 else modules:
+        coarse = _template(7, k / 2)
+        if round(9 * k) >= min(grey.shape) or coarse.shape[0] >= min(small.shape):
             continue
-        score = np.asarray(cv2.matchTemplate(grey, template, cv2.TM_CCOEFF_NORMED), np.float32)
-        half = (template.shape[0] - 1) / 2
-        for top, x, y in _peaks(score, max(2, round(3 * k)), 6, _MIN_SCORE):
-            cx, cy = _subpixel(score, x, y)
-            candidates.append((top, cx + half, cy + half, k))
+        score = np.asarray(cv2.matchTemplate(small, coarse, cv2.TM_CCOEFF_NORMED), np.float32)
+        half_coarse = (coarse.shape[0] - 1) / 2
+        for top, x, y in _peaks(score, max(2, round(1.5 * k)), _COARSE_PEAKS, _COARSE_SCORE):
+            rough.append((top, 2 * (x + half_coarse) + 0.5, 2 * (y + half_coarse) + 0.5, k))
+    # one coarse peak per place (its best scale), the best few found again at full size
+    rough.sort(key=lambda c: -c[0])
+    places: list[tuple[float, float, float, float]] = []
+    for c in rough:
+        if all(math.hypot(c[1] - o[1], c[2] - o[2]) > 3 * c[3] for o in places):
+            places.append(c)
+        if len(places) == _COARSE_PLACES:
+            break
+    candidates: list[tuple[float, float, float, float]] = []  # score, x, y, module
+    for _, cx, cy, k in places:
+        # at its coarse scale and the scales either side (the best kept)
+        i = modules.index(k)
+        found = [_refine(grey, cx, cy, modules[j]) for j in range(max(0, i - 1),
+                                                                  min(len(modules), i + 2))]
+        best = max((f for f in found if f is not None), default=None)
+        if best is not None and best[0] >= _MIN_SCORE:
+            candidates.append(best)
     # one candidate per place: the best scale
     candidates.sort(key=lambda c: -c[0])
     kept: list[tuple[float, float, float, float]] = []
@@ -221,6 +251,27 @@ def find_finders(square: Gray, modules: tuple[float, ...]) -> list[Corner]:
                     corners.append((kept[i][0] + kept[j][0] + kept[m][0], corner))
     corners.sort(key=lambda item: -item[0])
     return [corner for _, corner in corners]
+
+
+def _refine(grey: Floats, cx: float, cy: float, k: float
+            ) -> tuple[float, float, float, float] | None:
+    """The finder pattern near (cx, cy) found again by the full-size template of `k`
+    pixels per module, within a module each way: its score, centre and `k`."""
+    template = _template(7, k)
+    t = template.shape[0]
+    h, w = grey.shape
+    half = (t - 1) / 2
+    reach = max(2, round(k))
+    left, top = round(cx - half), round(cy - half)  # the template's corner
+    x0, y0 = max(0, left - reach), max(0, top - reach)
+    x1, y1 = min(w, left + reach + t), min(h, top + reach + t)
+    if x1 - x0 < t or y1 - y0 < t:
+        return None
+    local = np.asarray(cv2.matchTemplate(grey[y0:y1, x0:x1], template,
+                                         cv2.TM_CCOEFF_NORMED), np.float32)
+    _, best, _, (lx, ly) = cv2.minMaxLoc(local)
+    sx, sy = _subpixel(local, lx, ly)
+    return float(best), x0 + sx + half, y0 + sy + half, k
 
 
 def _corner(*three: tuple[float, float, float, float]) -> Corner | None:
@@ -357,7 +408,7 @@ def _scaled(k: float, margin: float) -> Matrix:
     return np.array([[1 / k, 0, 0.5 / k - margin], [0, 1 / k, 0.5 / k - margin], [0, 0, 1]])
 
 
-def sample(gray: Gray, to_frame: Matrix, lay: Layout, passes: int = 2
+def sample(gray: Gray, to_frame: Matrix, lay: Layout, passes: int = 1
            ) -> Iterator[npt.NDArray[np.bool_]]:
     """The code's modules (True dark) through `to_frame` (code modules -> frame pixels,
     pixel centres at integers), by the equaliser fitted on this frame: first fitted on
@@ -384,8 +435,10 @@ def sample(gray: Gray, to_frame: Matrix, lay: Layout, passes: int = 2
 
     def gram(rows: Floats) -> Matrix:
         # OpenCV's product, not numpy's: on a busy machine OpenBLAS's threads make the
-        # normal equations several times slower
-        return np.asarray(cv2.mulTransposed(rows, True), np.float64) + ridge
+        # normal equations several times slower (and its gemm, not mulTransposed: a
+        # third of the time)
+        return np.asarray(cv2.gemm(rows, rows, 1.0, _NONE, 0.0, flags=cv2.GEMM_1_T),
+                          np.float64) + ridge
 
     def decide(normal: Matrix, rows: Floats, labels: Floats) -> npt.NDArray[np.bool_]:
         weights = np.linalg.solve(normal, (labels @ rows).astype(np.float64))
