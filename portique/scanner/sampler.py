@@ -33,6 +33,7 @@ four steps, on a patch already resampled as a rough upright square:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ _MIN_SCORE = 0.35
 _COARSE_PEAKS = 8
 """Peaks per module size kept from the finder search at half size (each then found
 again at full size)."""
-_COARSE_PLACES = 10
+_COARSE_PLACES = 8
 """Places (the best coarse peak of each) found again at full size."""
 _COARSE_SCORE = 0.3
 """Least normalised correlation of a peak of the search at half size."""
@@ -150,6 +151,7 @@ def layout(version: int) -> Layout:
     return found
 
 
+@functools.lru_cache(maxsize=64)
 def _template(kind: int, k: float) -> Floats:
     """A finder (kind 7) or alignment (kind 5) pattern with one light module around it,
     `k` pixels per module, dark 0 and light 1."""
@@ -159,9 +161,10 @@ def _template(kind: int, k: float) -> Floats:
     ring = np.maximum(abs(ii), abs(jj))
     dark = (ring <= 1) | (ring == half - 1) if kind == 7 else (ring != 1) & (ring < half)
     size = max(3, round(cells * k))
-    image = cv2.resize(np.where(dark, 0.0, 1.0).astype(np.float32), (size, size),
-                       interpolation=cv2.INTER_AREA)
-    return np.asarray(image, np.float32)
+    image = np.asarray(cv2.resize(np.where(dark, 0.0, 1.0).astype(np.float32), (size, size),
+                                  interpolation=cv2.INTER_AREA), np.float32)
+    image.flags.writeable = False  # shared by every call with the same size (cached)
+    return image
 
 
 def _peaks(score: Floats, radius: int, most: int, floor: float) -> list[tuple[float, int, int]]:
