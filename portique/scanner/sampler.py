@@ -278,21 +278,21 @@ def _refine(grey: Floats, cx: float, cy: float, k: float
 
 
 def _corner(*three: tuple[float, float, float, float]) -> Corner | None:
-    points = [np.array(t[1:3]) for t in three]
-    module = float(np.mean([t[3] for t in three]))
+    # plain floats, not numpy arrays: tried on every triple of candidates
+    points = [(float(t[1]), float(t[2])) for t in three]
+    module = (three[0][3] + three[1][3] + three[2][3]) / 3
     for i in range(3):
         apex, p, q = points[i], points[(i + 1) % 3], points[(i + 2) % 3]
-        u, v = p - apex, q - apex
-        lu, lv = float(np.hypot(*u)), float(np.hypot(*v))
+        ux, uy, vx, vy = p[0] - apex[0], p[1] - apex[1], q[0] - apex[0], q[1] - apex[1]
+        lu, lv = math.hypot(ux, uy), math.hypot(vx, vy)
         if min(lu, lv) < 10 * module or max(lu, lv) > 1.35 * min(lu, lv):
             continue
-        cos = float(u @ v) / (lu * lv)
+        cos = (ux * vx + uy * vy) / (lu * lv)
         if abs(cos) > 0.35:
             continue
-        if u[0] * v[1] - u[1] * v[0] < 0:
+        if ux * vy - uy * vx < 0:
             p, q = q, p
-        return Corner((float(apex[0]), float(apex[1])), (float(p[0]), float(p[1])),
-                      (float(q[0]), float(q[1])), module)
+        return Corner(apex, p, q, float(module))
     return None
 
 
