@@ -7,10 +7,13 @@ threshold of the grey alone separates dark from light. This module reads such a 
 four steps, on a patch already resampled as a rough upright square:
 
 1. **Finder patterns**: the three 7x7 finder patterns are found by normalised
-   cross-correlation with a finder template (and its light separator) at four module
-   sizes; the three peaks that form a right, roughly isosceles corner give the code's
-   orientation, and the timing patterns between them its version (the number of dark
-   and light cycles along each, the strongest frequency of the grey profile).
+   cross-correlation with a finder template (and its light separator), coarse to fine:
+   on the square at half size at the two middle of four module sizes, then each of the
+   best eight places again at full size, in a window of a module each way, at its
+   module size and those either side; the three peaks that form a right, roughly
+   isosceles corner give the code's orientation, and the timing patterns between them
+   its version (the number of dark and light cycles along each, the strongest
+   frequency of the grey profile).
 2. **Grid**: a homography from code modules to the square's pixels: the three finder
    centres fix six of its eight degrees of freedom; the last two (the perspective left
    by the rough square) are where the fourth corner's missing finder would be, searched
@@ -23,7 +26,8 @@ four steps, on a patch already resampled as a rough upright square:
    fitted on this very frame: on the
    modules whose colour the QR standard fixes (finder, separator, timing and alignment
    patterns, version information, the dark module), then again on every module with
-   the first decisions (twice). It undoes the blur's smear and the banding, and it
+   the first decisions (once: a second time read nothing more on the tuning part).
+   It undoes the blur's smear and the banding, and it
    follows a light-on-dark code as well.
 4. **Read**: the decided modules, the fixed ones forced, are drawn as a clean black and
    white code (a quiet zone, 4 pixels per module) and handed to zxing-cpp, whose
