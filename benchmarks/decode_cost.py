@@ -5,7 +5,8 @@ pass on the same frames (the anchor), in one run.
 
 Stages: the coarse pre-check, the finer texture search in its box, the resample of the
 first patch (the two-step one in use, and the single bicubic warp straight to 3x it
-replaced), zxing-cpp on the rectified square, and the whole pipeline's call.
+replaced), zxing-cpp on the rectified square, our module sampler on the first patch, and
+the whole pipeline's call.
 
     .venv/bin/python benchmarks/decode_cost.py            # --per-cell 10 --part tuning held
 """
@@ -93,8 +94,11 @@ def report(part: str, per_cell: int) -> None:
             s["zxing on square"].append(best(partial(
                 zxingcpp.read_barcodes, formats=decoders._QR, try_downscale=False,
                 try_invert=False), square))
+            # our module sampler on the first patch (as the pipeline calls it, budget aside)
+            s["sampler"].append(best(PipelineDecoder()._sampled, gray,
+                                     decoders._square(quads[0]), decoders._Budget(10**12)))
     order = ("zxing-cpp", "pipeline", "pre-check", "search", "resample", "single warp",
-             "zxing on square")
+             "zxing on square", "sampler")
     print(f"{part} part: median of best-of-3 ms per stage (x raw zxing-cpp's pass on the "
           "same frames)")
     print(f"{'frames':<9} {'size':<9} {'n':>3} " + " ".join(f"{n:>16}" for n in order))

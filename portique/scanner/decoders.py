@@ -95,9 +95,12 @@ _SAMPLER_SCALE = 2.0
 pixels per frame pixel of the quadrilateral (1x reads 21 and 20 of the tuning part's 30
 hard frames at 640x480 and 1280x720, 2x 23 and 21)."""
 _SAMPLER_COST = 4
-"""Budget pixels charged per pixel of the sampler's square: its finder search
-correlates the square with seven templates, then the grid search, the resample and the
-equaliser (about as much work as a zxing-cpp pass on four times its pixels)."""
+"""Budget pixels charged per pixel of the sampler's square: its finder search, the grid
+search, the resample and the equaliser (charged as a zxing-cpp pass on four times its
+pixels; the call now costs about as much as three such passes, the charge kept so that
+the retries after it keep the room they had)."""
+_SAMPLER_PATCHES = 1
+"""Patches of a frame the sampler reads at most (the largest first)."""
 FALLBACK_PIXELS = 3_500_000
 """Pixels a frame's fallback may hand to zxing-cpp (rectified squares, retried windows,
 the half-size pass), about eleven 640x480 frames: the steps run cheapest first and a
@@ -397,7 +400,9 @@ class PipelineDecoder(_Counted):
                     rectified, formats=_QR, try_downscale=False, try_invert=False)])
                 if texts:
                     return texts
-        for plan in plans if self._sampler else []:  # the costlier read, after them
+        # the costlier read, after them, on the largest patch only: a bound on the
+        # frame's work (on the tuning part no second patch's sampler call ever read)
+        for plan in plans[:_SAMPLER_PATCHES] if self._sampler else []:
             texts = self._sampled(gray, plan, budget)
             if texts:
                 return texts

@@ -7,10 +7,13 @@ threshold of the grey alone separates dark from light. This module reads such a 
 four steps, on a patch already resampled as a rough upright square:
 
 1. **Finder patterns**: the three 7x7 finder patterns are found by normalised
-   cross-correlation with a finder template (and its light separator) at four module
-   sizes; the three peaks that form a right, roughly isosceles corner give the code's
-   orientation, and the timing patterns between them its version (the number of dark
-   and light cycles along each, the strongest frequency of the grey profile).
+   cross-correlation with a finder template (and its light separator), coarse to fine:
+   on the square at half size at the two middle of four module sizes, then each of the
+   best eight places again at full size, in a window of a module each way, at its
+   module size and those either side; the three peaks that form a right, roughly
+   isosceles corner give the code's orientation, and the timing patterns between them
+   its version (the number of dark and light cycles along each, the strongest
+   frequency of the grey profile).
 2. **Grid**: a homography from code modules to the square's pixels: the three finder
    centres fix six of its eight degrees of freedom; the last two (the perspective left
    by the rough square) are where the fourth corner's missing finder would be, searched
@@ -23,7 +26,8 @@ four steps, on a patch already resampled as a rough upright square:
    fitted on this very frame: on the
    modules whose colour the QR standard fixes (finder, separator, timing and alignment
    patterns, version information, the dark module), then again on every module with
-   the first decisions (twice). It undoes the blur's smear and the banding, and it
+   the first decisions (once: a second time read nothing more on the tuning part).
+   It undoes the blur's smear and the banding, and it
    follows a light-on-dark code as well.
 4. **Read**: the decided modules, the fixed ones forced, are drawn as a clean black and
    white code (a quiet zone, 4 pixels per module) and handed to zxing-cpp, whose
@@ -33,6 +37,7 @@ four steps, on a patch already resampled as a rough upright square:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +55,8 @@ _QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 VERSIONS = range(7, 16)
 """QR versions looked for (45 to 77 modules a side): a ticket's dynamic code is version
 11 (61 modules); other codes are left to zxing-cpp's own passes."""
+_NONE = np.empty((0, 0), np.float32)
+"""No third matrix for cv2.gemm."""
 _K = 3
 """Samples per module, each way, of the resampled code."""
 _SPAN = 7
@@ -62,6 +69,13 @@ _DRAW = 4
 """Pixels per module of the clean code handed to zxing-cpp."""
 _MIN_SCORE = 0.35
 """Least normalised correlation of a finder pattern candidate."""
+_COARSE_PEAKS = 8
+"""Peaks per module size kept from the finder search at half size (each then found
+again at full size)."""
+_COARSE_PLACES = 8
+"""Places (the best coarse peak of each) found again at full size."""
+_COARSE_SCORE = 0.3
+"""Least normalised correlation of a peak of the search at half size."""
 
 
 def side(version: int) -> int:
@@ -141,6 +155,7 @@ def layout(version: int) -> Layout:
     return found
 
 
+@functools.lru_cache(maxsize=64)
 def _template(kind: int, k: float) -> Floats:
     """A finder (kind 7) or alignment (kind 5) pattern with one light module around it,
     `k` pixels per module, dark 0 and light 1."""
@@ -150,9 +165,10 @@ def _template(kind: int, k: float) -> Floats:
     ring = np.maximum(abs(ii), abs(jj))
     dark = (ring <= 1) | (ring == half - 1) if kind == 7 else (ring != 1) & (ring < half)
     size = max(3, round(cells * k))
-    image = cv2.resize(np.where(dark, 0.0, 1.0).astype(np.float32), (size, size),
-                       interpolation=cv2.INTER_AREA)
-    return np.asarray(image, np.float32)
+    image = np.asarray(cv2.resize(np.where(dark, 0.0, 1.0).astype(np.float32), (size, size),
+                                  interpolation=cv2.INTER_AREA), np.float32)
+    image.flags.writeable = False  # shared by every call with the same size (cached)
+    return image
 
 
 def _peaks(score: Floats, radius: int, most: int, floor: float) -> list[tuple[float, int, int]]:
@@ -192,18 +208,39 @@ class Corner:
 
 def find_finders(square: Gray, modules: tuple[float, ...]) -> list[Corner]:
     """Triples of finder patterns in `square` forming a code's corner, best first;
-    `modules`: the module sizes (pixels) tried."""
+    `modules`: the module sizes (pixels) tried. Searched coarse to fine: the finder
+    template correlated with the square at half size, then each peak found again by
+    the full-size template in a window around it (a module each way)."""
     grey = square.astype(np.float32)
-    candidates: list[tuple[float, float, float, float]] = []  # score, x, y, module
-    for k in modules:
-        template = _template(7, k)
-        if template.shape[0] >= min(grey.shape):
+    h, w = grey.shape
+    small = np.asarray(cv2.resize(grey, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+                       np.float32)
+    rough: list[tuple[float, float, float, float]] = []  # score, x, y, module
+    for k in modules[1:-1] if len(modules) > 2 else modules:
+        coarse = _template(7, k / 2)
+        if round(9 * k) >= min(grey.shape) or coarse.shape[0] >= min(small.shape):
             continue
-        score = np.asarray(cv2.matchTemplate(grey, template, cv2.TM_CCOEFF_NORMED), np.float32)
-        half = (template.shape[0] - 1) / 2
-        for top, x, y in _peaks(score, max(2, round(3 * k)), 6, _MIN_SCORE):
-            cx, cy = _subpixel(score, x, y)
-            candidates.append((top, cx + half, cy + half, k))
+        score = np.asarray(cv2.matchTemplate(small, coarse, cv2.TM_CCOEFF_NORMED), np.float32)
+        half_coarse = (coarse.shape[0] - 1) / 2
+        for top, x, y in _peaks(score, max(2, round(1.5 * k)), _COARSE_PEAKS, _COARSE_SCORE):
+            rough.append((top, 2 * (x + half_coarse) + 0.5, 2 * (y + half_coarse) + 0.5, k))
+    # one coarse peak per place (its best scale), the best few found again at full size
+    rough.sort(key=lambda c: -c[0])
+    places: list[tuple[float, float, float, float]] = []
+    for c in rough:
+        if all(math.hypot(c[1] - o[1], c[2] - o[2]) > 3 * c[3] for o in places):
+            places.append(c)
+        if len(places) == _COARSE_PLACES:
+            break
+    candidates: list[tuple[float, float, float, float]] = []  # score, x, y, module
+    for _, cx, cy, k in places:
+        # at its coarse scale and the scales either side (the best kept)
+        i = modules.index(k)
+        found = [_refine(grey, cx, cy, modules[j]) for j in range(max(0, i - 1),
+                                                                  min(len(modules), i + 2))]
+        best = max((f for f in found if f is not None), default=None)
+        if best is not None and best[0] >= _MIN_SCORE:
+            candidates.append(best)
     # one candidate per place: the best scale
     candidates.sort(key=lambda c: -c[0])
     kept: list[tuple[float, float, float, float]] = []
@@ -223,22 +260,43 @@ def find_finders(square: Gray, modules: tuple[float, ...]) -> list[Corner]:
     return [corner for _, corner in corners]
 
 
+def _refine(grey: Floats, cx: float, cy: float, k: float
+            ) -> tuple[float, float, float, float] | None:
+    """The finder pattern near (cx, cy) found again by the full-size template of `k`
+    pixels per module, within a module each way: its score, centre and `k`."""
+    template = _template(7, k)
+    t = template.shape[0]
+    h, w = grey.shape
+    half = (t - 1) / 2
+    reach = max(2, round(k))
+    left, top = round(cx - half), round(cy - half)  # the template's corner
+    x0, y0 = max(0, left - reach), max(0, top - reach)
+    x1, y1 = min(w, left + reach + t), min(h, top + reach + t)
+    if x1 - x0 < t or y1 - y0 < t:
+        return None
+    local = np.asarray(cv2.matchTemplate(grey[y0:y1, x0:x1], template,
+                                         cv2.TM_CCOEFF_NORMED), np.float32)
+    _, best, _, (lx, ly) = cv2.minMaxLoc(local)
+    sx, sy = _subpixel(local, lx, ly)
+    return float(best), x0 + sx + half, y0 + sy + half, k
+
+
 def _corner(*three: tuple[float, float, float, float]) -> Corner | None:
-    points = [np.array(t[1:3]) for t in three]
-    module = float(np.mean([t[3] for t in three]))
+    # plain floats, not numpy arrays: tried on every triple of candidates
+    points = [(float(t[1]), float(t[2])) for t in three]
+    module = (three[0][3] + three[1][3] + three[2][3]) / 3
     for i in range(3):
         apex, p, q = points[i], points[(i + 1) % 3], points[(i + 2) % 3]
-        u, v = p - apex, q - apex
-        lu, lv = float(np.hypot(*u)), float(np.hypot(*v))
+        ux, uy, vx, vy = p[0] - apex[0], p[1] - apex[1], q[0] - apex[0], q[1] - apex[1]
+        lu, lv = math.hypot(ux, uy), math.hypot(vx, vy)
         if min(lu, lv) < 10 * module or max(lu, lv) > 1.35 * min(lu, lv):
             continue
-        cos = float(u @ v) / (lu * lv)
+        cos = (ux * vx + uy * vy) / (lu * lv)
         if abs(cos) > 0.35:
             continue
-        if u[0] * v[1] - u[1] * v[0] < 0:
+        if ux * vy - uy * vx < 0:
             p, q = q, p
-        return Corner((float(apex[0]), float(apex[1])), (float(p[0]), float(p[1])),
-                      (float(q[0]), float(q[1])), module)
+        return Corner(apex, p, q, float(module))
     return None
 
 
@@ -357,7 +415,7 @@ def _scaled(k: float, margin: float) -> Matrix:
     return np.array([[1 / k, 0, 0.5 / k - margin], [0, 1 / k, 0.5 / k - margin], [0, 0, 1]])
 
 
-def sample(gray: Gray, to_frame: Matrix, lay: Layout, passes: int = 2
+def sample(gray: Gray, to_frame: Matrix, lay: Layout, passes: int = 1
            ) -> Iterator[npt.NDArray[np.bool_]]:
     """The code's modules (True dark) through `to_frame` (code modules -> frame pixels,
     pixel centres at integers), by the equaliser fitted on this frame: first fitted on
@@ -384,8 +442,10 @@ def sample(gray: Gray, to_frame: Matrix, lay: Layout, passes: int = 2
 
     def gram(rows: Floats) -> Matrix:
         # OpenCV's product, not numpy's: on a busy machine OpenBLAS's threads make the
-        # normal equations several times slower
-        return np.asarray(cv2.mulTransposed(rows, True), np.float64) + ridge
+        # normal equations several times slower (and its gemm, not mulTransposed: a
+        # third of the time)
+        return np.asarray(cv2.gemm(rows, rows, 1.0, _NONE, 0.0, flags=cv2.GEMM_1_T),
+                          np.float64) + ridge
 
     def decide(normal: Matrix, rows: Floats, labels: Floats) -> npt.NDArray[np.bool_]:
         weights = np.linalg.solve(normal, (labels @ rows).astype(np.float64))
