@@ -49,8 +49,9 @@ $PY -m pytest -q -p no:cacheprovider -c "$CHECK/pytest.ini" --rootdir "$CHECK" \
   || { cat "$OUT/vectors.txt"; fail "vectors"; }
 ok "$(tail -n 1 "$OUT/vectors.txt")"
 
-step "gate decode on the committed clips"
-gate decode --json "$CLIPS"/* > "$OUT/decode.jsonl" || fail "gate decode"
+step "gate decode ${DECODE_FLAGS:-} on the committed clips"
+# shellcheck disable=SC2086  # the flags are words
+gate decode --json ${DECODE_FLAGS:-} "$CLIPS"/* > "$OUT/decode.jsonl" || fail "gate decode"
 ok "$(grep -c '"codes": \["' "$OUT/decode.jsonl") frames with a code, of $(wc -l < "$OUT/decode.jsonl") (compared with the build machine's outside)"
 
 step "gate setup, gate sync, gate config check (as portique)"

@@ -31,6 +31,8 @@ def register(subparsers: Any) -> None:
                         "its .json sidecar) or a folder of images")
     decode.add_argument("--decoder", choices=[d.value for d in DecoderName],
                         default=DecoderName.PIPELINE.value, help="default: pipeline")
+    decode.add_argument("--no-sampler", action="store_true", help="the pipeline without its "
+                        "own module sampler (the cheaper last steps only)")
     decode.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help=f"refuse larger images from their header (default {MAX_PIXELS:,})")
     decode.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -42,7 +44,7 @@ def _decode(args: argparse.Namespace) -> int:
     from portique.scanner.errors import ScannerError
 
     try:
-        decoder = make_decoder(args.decoder)
+        decoder = make_decoder(args.decoder, sampler=not args.no_sampler)
     except ScannerError as exc:
         print(f"gate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -461,7 +461,8 @@ def _build(config: Config, options: RunOptions, pin_factory: Any, closers: list[
     metrics.no_revocation_feed.set(1 if config.feeds is None else 0)
     daemon = Daemon(profile=profile, policy=policy, trust=trust, revocations=revocations,
                     journal=journal, turnstile=turnstile,
-                    decoder=make_decoder(scanner_config.decoder.value),
+                    decoder=make_decoder(scanner_config.decoder.value,
+                                         sampler=scanner_config.sampler),
                     debouncer=Debouncer(scanner_config.debounce_seconds), clock=clock,
                     lane=config.lane, steward=config.steward, bus=bus, metrics=metrics,
                     manifest=feed_store)

@@ -625,8 +625,9 @@ def _merge(regions: list[Region]) -> list[Region]:
     return merged
 
 
-def make_decoder(name: str = DEFAULT_DECODER) -> Decoder:
-    """The decoder called `name` (pipeline, zxing or zbar)."""
+def make_decoder(name: str = DEFAULT_DECODER, *, sampler: bool = True) -> Decoder:
+    """The decoder called `name` (pipeline, zxing or zbar); `sampler`: the pipeline's own
+    module sampler as its last step."""
     try:
         which = DecoderName(name)
     except ValueError:
@@ -636,4 +637,4 @@ def make_decoder(name: str = DEFAULT_DECODER) -> Decoder:
         return ZxingDecoder()
     if which is DecoderName.ZBAR:
         return ZbarDecoder()
-    return PipelineDecoder()
+    return PipelineDecoder(sample=sampler)

@@ -3,14 +3,20 @@ the hard set's tuning part, made here by its seeded generator."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 import segno
 
 from benchmarks import hardset
+from portique.commands.main import main
+from portique.runtime.config import from_dict
 from portique.scanner import sampler
-from portique.scanner.decoders import PipelineDecoder
+from portique.scanner.config import ScannerConfig
+from portique.scanner.decoders import PipelineDecoder, make_decoder
 from portique.ticket import credential
 
 
@@ -85,3 +91,22 @@ def test_the_sampler_is_bounded_by_the_frame_budget() -> None:
     decoder = PipelineDecoder(fallback_pixels=1_000_000)
     assert decoder.decode(sample.image()) == []
     assert decoder.short == 1 and decoder.errors == 0
+
+
+def test_the_sampler_can_be_left_out_by_config_and_by_gate_decode(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`scanner.sampler = false` (a gate whose CPU cannot afford it) and `gate decode
+    --no-sampler` build the pipeline without its last step: a frame only the sampler reads
+    gives nothing, and the same frame is read with it."""
+    sample = _tuning(3001)
+    assert make_decoder("pipeline", sampler=False).decode(sample.image()) == []
+    assert make_decoder("pipeline").decode(sample.image()) == [sample.text]
+    assert ScannerConfig().sampler and not from_dict(
+        {"gate": {"id": "1", "event": "PAR24-ATH05", "entrance": 1},
+         "keys": {"trust_dir": str(tmp_path)}, "scanner": {"sampler": False}}).scanner.sampler
+    path = tmp_path / "frame.png"
+    cv2.imwrite(str(path), sample.image())
+    assert main(["decode", "--json", "--no-sampler", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["codes"] == []
+    assert main(["decode", "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["codes"] == [sample.text]
