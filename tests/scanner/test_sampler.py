@@ -40,6 +40,48 @@ def test_the_fixed_modules_of_a_version_are_those_of_a_real_code() -> None:
     assert sampler.alignment_centres(32) == [6, 34, 60, 86, 112, 138]
 
 
+def test_the_grid_search_homographies_are_those_opencv_solves() -> None:
+    """The closed-form maps from a code's finder-corner centres to candidate grids are
+    the homographies cv2.getPerspectiveTransform solves for the same points; a
+    degenerate quadrilateral (three corners in a line) is refused."""
+    n = 61
+    src = np.array([[3.5, 3.5], [n - 3.5, 3.5], [3.5, n - 3.5], [n - 3.5, n - 3.5]],
+                   np.float32)
+    rng = np.random.default_rng(7)
+    quads = np.array([[12, 10], [310, 24], [18, 296], [305, 300]], float) \
+        + rng.normal(0, 12, (16, 4, 2))
+    grids = sampler._homographies(n, quads)
+    for quad, grid in zip(quads, grids, strict=True):
+        expected = cv2.getPerspectiveTransform(src, quad.astype(np.float32))
+        assert np.allclose(grid / grid[2, 2], expected, atol=1e-4)
+    line = np.array([[[0, 0], [100, 0], [50, 0], [150, 0]]], float)
+    with pytest.raises(np.linalg.LinAlgError):
+        sampler._homographies(n, line)
+
+
+def test_the_alignment_score_peaks_on_an_alignment_pattern() -> None:
+    """The alignment score, correlated at half size and drawn back at full size, is
+    highest where an alignment pattern is drawn: within a pixel of the full-size
+    correlation's peak, on the same indexing."""
+    module = 4.5
+    square = np.full((240, 240), 200, np.uint8)
+    pattern = cv2.resize(np.where(sampler._template(5, 1.0) < 0.5, 30, 200).astype(np.uint8),
+                         (round(7 * module), round(7 * module)),
+                         interpolation=cv2.INTER_NEAREST)
+    left, top = 131, 77
+    square[top:top + pattern.shape[0], left:left + pattern.shape[1]] = pattern
+    rng = np.random.default_rng(3)
+    square = np.clip(square + rng.normal(0, 8, square.shape), 0, 255).astype(np.uint8)
+    score, side = sampler._alignment_score(square, module)
+    assert score.shape == (240 - side + 1, 240 - side + 1)
+    y, x = np.unravel_index(int(np.argmax(score)), score.shape)
+    full = cv2.matchTemplate(square.astype(np.float32), sampler._template(5, module),
+                             cv2.TM_CCOEFF_NORMED)
+    fy, fx = np.unravel_index(int(np.argmax(full)), full.shape)
+    assert abs(fx - left) <= 1 and abs(fy - top) <= 1  # the pattern drawn (its light ring)
+    assert abs(int(x) - int(fx)) <= 1 and abs(int(y) - int(fy)) <= 1
+
+
 @pytest.mark.parametrize("seed", [3001, 3005, 3017, 13000, 13014])
 def test_hard_frames_read_only_by_the_sampler(seed: int) -> None:
     """Hard tuning frames (640x480 and 1280x720: 25-45 degrees of tilt, 1.8-2.8 pixels
