@@ -209,14 +209,16 @@ class Corner:
 def find_finders(square: Gray, modules: tuple[float, ...]) -> list[Corner]:
     """Triples of finder patterns in `square` forming a code's corner, best first;
     `modules`: the module sizes (pixels) tried. Searched coarse to fine: the finder
-    template correlated with the square at half size, then each peak found again by
-    the full-size template in a window around it (a module each way)."""
+    template correlated with the square at half size at the second smallest module
+    size (with the third as well as many tuning codes read, for 8% more of the call),
+    then each peak found again by the full-size template in a window around it (a
+    module each way) at that size and those either side."""
     grey = square.astype(np.float32)
     h, w = grey.shape
     small = np.asarray(cv2.resize(grey, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
                        np.float32)
     rough: list[tuple[float, float, float, float]] = []  # score, x, y, module
-    for k in modules[1:-1] if len(modules) > 2 else modules:
+    for k in modules[1:2] if len(modules) > 2 else modules:
         coarse = _template(7, k / 2)
         if round(9 * k) >= min(grey.shape) or coarse.shape[0] >= min(small.shape):
             continue
@@ -455,8 +457,14 @@ def sample(gray: Gray, to_frame: Matrix, lay: Layout, passes: int = 1
     span = _SPAN
     start = margin * _K + _K // 2 - span // 2
     windows = np.lib.stride_tricks.sliding_window_view(z[start:, start:], (span, span))
-    feats = windows[::_K, ::_K][:n, :n].reshape(n * n, span * span)
-    x = np.ascontiguousarray(np.c_[feats, np.ones(n * n, np.float32)], np.float32)
+    # each module's span x span samples and a constant, gathered by one copy into the
+    # rows (a view by construction: a reshape could silently copy)
+    x = np.empty((n * n, span * span + 1), np.float32)
+    x[:, -1] = 1.0
+    row, item = x.strides
+    rows_view = np.lib.stride_tricks.as_strided(
+        x, shape=(n, n, span, span), strides=(n * row, row, span * item, item))
+    np.copyto(rows_view, windows[::_K, ::_K][:n, :n])
     known = lay.known.ravel()
     target = np.where(lay.dark.ravel(), 1.0, -1.0).astype(np.float32)
     ridge = np.eye(x.shape[1])
