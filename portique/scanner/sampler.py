@@ -155,16 +155,21 @@ def layout(version: int) -> Layout:
     return found
 
 
-@functools.lru_cache(maxsize=64)
 def _template(kind: int, k: float) -> Floats:
     """A finder (kind 7) or alignment (kind 5) pattern with one light module around it,
     `k` pixels per module, dark 0 and light 1."""
+    return _template_of_side(kind, max(3, round((kind + 2) * k)))
+
+
+@functools.lru_cache(maxsize=128)
+def _template_of_side(kind: int, size: int) -> Floats:
+    """The pattern of `_template` drawn `size` pixels a side (cached by side, which is
+    all that `k` changes: every frame's sizes are then drawn once)."""
     cells = kind + 2
     half = cells // 2
     ii, jj = np.mgrid[:cells, :cells] - half
     ring = np.maximum(abs(ii), abs(jj))
     dark = (ring <= 1) | (ring == half - 1) if kind == 7 else (ring != 1) & (ring < half)
-    size = max(3, round(cells * k))
     image = np.asarray(cv2.resize(np.where(dark, 0.0, 1.0).astype(np.float32), (size, size),
                                   interpolation=cv2.INTER_AREA), np.float32)
     image.flags.writeable = False  # shared by every call with the same size (cached)
@@ -502,7 +507,8 @@ def read_square(gray: Gray, to_square: Matrix, square: Gray, *, tries: int = 1,
                 grids_sampled: int = 1) -> list[str]:
     """The text of a code in `square` (frame -> square: `to_square`), sampled from the
     frame `gray` itself, or nothing. `tries`: finder triples tried, best first, each
-    with the versions its timing patterns count (within 0.75 of a version);
+    with the version its timing patterns count (the nearest; both at a count half-way
+    between two);
     `grids_sampled`: how many of the grids so found are sampled, best matched first."""
     short = min(square.shape)
     # finder module sizes: the rough square is about 1.3 times the code's side, give or
@@ -514,7 +520,7 @@ def read_square(gray: Gray, to_square: Matrix, square: Gray, *, tries: int = 1,
         estimate = _timing_version(square, corner)
         scored = _alignment_score(square, corner.module)  # the same for each version
         for version in VERSIONS:
-            if abs(version - estimate) <= 0.75:
+            if abs(version - estimate) <= 0.5:
                 lay = layout(version)
                 try:
                     grids.append((*_perspective(square, corner, lay, scored), lay))
