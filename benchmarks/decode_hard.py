@@ -137,8 +137,9 @@ def sets(args: argparse.Namespace) -> int:
 def best_of(part: str, args: argparse.Namespace, rounds: int = 3) -> None:
     """The p99 over every 640x480 frame of `part` with each frame's time the best of
     `rounds` calls in a row, pipeline and raw zxing-cpp alike: what the frame costs with
-    the scheduler's and the neighbours' noise left out (the single calls above carry it;
-    the goal, 20 ms, is for these frames)."""
+    the scheduler's and the neighbours' noise left out, and each frame's first-call
+    cost too (warm caches; the single calls above carry both; the goal, 20 ms, is for
+    these frames)."""
     pipeline, raw = PipelineDecoder(), ZxingDecoder()
     best: dict[str, list[float]] = defaultdict(list)
     for sample in hardset.samples(part, per_cell=args.per_cell, empty=args.empty):

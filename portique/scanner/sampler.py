@@ -8,12 +8,13 @@ four steps, on a patch already resampled as a rough upright square:
 
 1. **Finder patterns**: the three 7x7 finder patterns are found by normalised
    cross-correlation with a finder template (and its light separator), coarse to fine:
-   on the square at half size at the two middle of four module sizes, then each of the
-   best eight places again at full size, in a window of a module each way, at its
-   module size and those either side; the three peaks that form a right, roughly
-   isosceles corner give the code's orientation, and the timing patterns between them
-   its version (the number of dark and light cycles along each, the strongest
-   frequency of the grey profile).
+   on the square at half size at the second smallest of four module sizes, then each
+   of the best eight places again at full size, in a window of a module each way, at
+   that size and those either side (so the largest size, a version 7-8 code filling
+   the square, is not tried; a ticket's code is version 11); the three peaks that form
+   a right, roughly isosceles corner give the code's orientation, and the timing
+   patterns between them its version (the number of dark and light cycles along each,
+   the strongest frequency of the grey profile).
 2. **Grid**: a homography from code modules to the square's pixels: the three finder
    centres fix six of its eight degrees of freedom; the last two (the perspective left
    by the rough square) are where the fourth corner's missing finder would be, searched
@@ -351,7 +352,9 @@ def _homographies(n: int, dst: npt.NDArray[np.float64]) -> npt.NDArray[np.float6
     to each of the 4-point sets `dst` (shape m, 4, 2, same order), in closed form: the
     unit square's map to a quadrilateral (Heckbert, "Fundamentals of Texture Mapping",
     1989) after the code's square is scaled to the unit one. Shape m, 3, 3; raises
-    `numpy.linalg.LinAlgError` if a quadrilateral is degenerate."""
+    `numpy.linalg.LinAlgError` where the top-right, bottom-right and bottom-left points
+    of a set are in a line (the formula's one division). The callers' sets cannot be
+    degenerate otherwise: their three finders form a right corner (`_corner`)."""
     x0, y0 = dst[:, 0, 0], dst[:, 0, 1]  # (0, 0)
     x1, y1 = dst[:, 1, 0], dst[:, 1, 1]  # (1, 0)
     x2, y2 = dst[:, 3, 0], dst[:, 3, 1]  # (1, 1)
@@ -380,8 +383,10 @@ def _alignment_score(square: Gray, module: float) -> tuple[Floats, int]:
     codes read as with the full-size correlation)."""
     t = _template(5, module).shape[0]
     h, w = square.shape
-    small = np.asarray(cv2.resize(square.astype(np.float32), (w // 2, h // 2),
-                                  interpolation=cv2.INTER_AREA), np.float32)
+    # an even crop, so that half size is exactly half (an odd side would stretch it)
+    even = square[:h - h % 2, :w - w % 2].astype(np.float32)
+    small = np.asarray(cv2.resize(even, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+                       np.float32)
     template = _template(5, module / 2)
     if template.shape[0] > min(small.shape) or t > min(h, w):
         return np.full((max(1, h - t + 1), max(1, w - t + 1)), -1.0, np.float32), t
@@ -390,6 +395,7 @@ def _alignment_score(square: Gray, module: float) -> tuple[Floats, int]:
     # corner is that less (side - 1) / 2
     shift = ((t - 1) / 2 - 0.5) / 2 - (template.shape[0] - 1) / 2
     back = np.array([[0.5, 0, shift], [0, 0.5, shift]])
+    # (the last pixel or two along the far edges replicate their neighbours' scores)
     full = cv2.warpAffine(score, back, (w - t + 1, h - t + 1),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)

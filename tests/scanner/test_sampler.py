@@ -54,32 +54,38 @@ def test_the_grid_search_homographies_are_those_opencv_solves() -> None:
     for quad, grid in zip(quads, grids, strict=True):
         expected = cv2.getPerspectiveTransform(src, quad.astype(np.float32))
         assert np.allclose(grid / grid[2, 2], expected, atol=1e-4)
-    line = np.array([[[0, 0], [100, 0], [50, 0], [150, 0]]], float)
+    # top-right, bottom-left and bottom-right in a line, the top-left off it
+    line = np.array([[[0, 0], [100, 50], [0, 100], [50, 75]]], float)
     with pytest.raises(np.linalg.LinAlgError):
         sampler._homographies(n, line)
 
 
-def test_the_alignment_score_peaks_on_an_alignment_pattern() -> None:
-    """The alignment score, correlated at half size and drawn back at full size, is
-    highest where an alignment pattern is drawn: within a pixel of the full-size
-    correlation's peak, on the same indexing."""
-    module = 4.5
-    square = np.full((240, 240), 200, np.uint8)
-    pattern = cv2.resize(np.where(sampler._template(5, 1.0) < 0.5, 30, 200).astype(np.uint8),
-                         (round(7 * module), round(7 * module)),
-                         interpolation=cv2.INTER_NEAREST)
-    left, top = 131, 77
-    square[top:top + pattern.shape[0], left:left + pattern.shape[1]] = pattern
-    rng = np.random.default_rng(3)
-    square = np.clip(square + rng.normal(0, 8, square.shape), 0, 255).astype(np.uint8)
-    score, side = sampler._alignment_score(square, module)
-    assert score.shape == (240 - side + 1, 240 - side + 1)
+def _alignment_peak(score: np.ndarray) -> tuple[float, float]:
     y, x = np.unravel_index(int(np.argmax(score)), score.shape)
-    full = cv2.matchTemplate(square.astype(np.float32), sampler._template(5, module),
-                             cv2.TM_CCOEFF_NORMED)
-    fy, fx = np.unravel_index(int(np.argmax(full)), full.shape)
+    return sampler._subpixel(score, int(x), int(y))
+
+
+@pytest.mark.parametrize("module", [3.6, 4.5])
+@pytest.mark.parametrize("side", [240, 241])
+@pytest.mark.parametrize(("left", "top"), [(131, 77), (130, 78), (57, 160)])
+def test_the_alignment_score_peaks_on_an_alignment_pattern(
+        module: float, side: int, left: int, top: int) -> None:
+    """The alignment score, correlated at half size and drawn back at full size, peaks
+    where the full-size correlation does, on the same indexing: within half a pixel
+    (sub-pixel peaks), at both parities of the pattern's place and of the square's side
+    (an odd side must not stretch the half-size image)."""
+    square = np.full((side, side), 200, np.uint8)
+    pattern = cv2.resize(np.where(sampler._template(5, 1.0) < 0.5, 30, 200).astype(np.uint8),
+                         (round(7 * module), round(7 * module)), interpolation=cv2.INTER_AREA)
+    square[top:top + pattern.shape[0], left:left + pattern.shape[1]] = pattern
+    score, t = sampler._alignment_score(square, module)
+    assert score.shape == (side - t + 1, side - t + 1)
+    full = np.asarray(cv2.matchTemplate(square.astype(np.float32), sampler._template(5, module),
+                                        cv2.TM_CCOEFF_NORMED), np.float32)
+    fx, fy = _alignment_peak(full)
     assert abs(fx - left) <= 1 and abs(fy - top) <= 1  # the pattern drawn (its light ring)
-    assert abs(int(x) - int(fx)) <= 1 and abs(int(y) - int(fy)) <= 1
+    x, y = _alignment_peak(score)
+    assert abs(x - fx) <= 0.55 and abs(y - fy) <= 0.55
 
 
 @pytest.mark.parametrize("seed", [3001, 3005, 3017, 13000, 13014])
