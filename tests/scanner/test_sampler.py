@@ -119,7 +119,7 @@ def test_frames_without_a_code_give_nothing() -> None:
     for seed in range(3):
         modules = np.random.default_rng(seed).random(lay.known.shape) < 0.5
         modules[lay.known] = lay.dark[lay.known]
-        code = sampler.draw(modules).astype(np.float32)  # 4 pixels per module
+        code = sampler.draw(modules, 4).astype(np.float32)  # 4 pixels per module
         side = code.shape[0]
         corners = np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float32)
         placed = np.array([[200, 90], [400, 110], [390, 300], [190, 280]], np.float32)
