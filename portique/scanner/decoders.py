@@ -333,21 +333,27 @@ class PipelineDecoder(_Counted):
                 # nothing code-like and nothing located: the frame is done (most frames
                 # a gate sees); a light-on-dark code has the same module texture
                 return []
-            inverted = zxingcpp.read_barcodes(cv2.bitwise_not(gray), formats=_QR,
-                                              return_errors=True, try_invert=False)
+            # zxing-cpp's own inverted retry, for a light-on-dark code: on the pre-check's
+            # box only where there is one (the code's texture is there whatever its
+            # colours; a fifth of the frame's pixels on a hard 640x480 frame)
+            area = roi if roi is not None else Region(0, 0, gray.shape[1], gray.shape[0])
+            inverted = zxingcpp.read_barcodes(
+                cv2.bitwise_not(gray[area.y0:area.y1, area.x0:area.x1]), formats=_QR,
+                return_errors=True, try_invert=False)
         except Exception as exc:  # a decoder error must never stop the gate
             self._failed(exc)
             return []
         texts = _unique([b.text for b in inverted if b.valid])
-        if texts:  # a light-on-dark code: zxing-cpp's own inverted retry
+        if texts:
             return texts
-        found += inverted
+        located = [_box(b.position) for b in found] + [
+            _shifted(_box(b.position), area.x0, area.y0) for b in inverted]
         if resting:
             self.paced += 1
             return []
         budget = _Budget(self._fallback_pixels)
         try:
-            texts = self._fallback(gray, found, budget, roi)
+            texts = self._fallback(gray, located, budget, roi)
         except Exception as exc:  # a decoder error must never stop the gate
             self._failed(exc)
             texts = []
@@ -359,11 +365,11 @@ class PipelineDecoder(_Counted):
             self.short += budget.short
         return texts
 
-    def _fallback(self, gray: Image, found: Sequence[Any], budget: _Budget,
+    def _fallback(self, gray: Image, found: Sequence[Region], budget: _Budget,
                   roi: Region | None) -> list[str]:
         """Nothing read at the first pass: rectification where the frame looks like QR
         modules (`roi`, the pre-check's box), then retries around what zxing-cpp
-        located, within `budget`."""
+        located (`found`, frame pixels), within `budget`."""
         if self._rectify and roi is not None:
             # a code zxing-cpp could not locate (tilted, dim, small) or located but not
             # read is most often read once its perspective is undone
@@ -373,7 +379,7 @@ class PipelineDecoder(_Counted):
         if not found and max(gray.shape) <= _ZXING_DOWNSCALE_ABOVE:
             return self._half(gray, budget)
         # only where zxing-cpp located something it could not read (none was valid)
-        regions = _merge([_window(_box(b.position), gray.shape) for b in found])
+        regions = _merge([_window(box, gray.shape) for box in found])
         texts = []
         for region in regions:
             window = gray[region.y0:region.y1, region.x0:region.x1]
@@ -605,6 +611,10 @@ def _box(position: Any) -> Region:
               position.bottom_left]
     xs, ys = [p.x for p in points], [p.y for p in points]
     return Region(min(xs), min(ys), max(xs), max(ys))
+
+
+def _shifted(box: Region, dx: int, dy: int) -> Region:
+    return Region(box.x0 + dx, box.y0 + dy, box.x1 + dx, box.y1 + dy)
 
 
 def _overlap(a: Region, b: Region) -> bool:
