@@ -156,12 +156,15 @@ def best_of(part: str, args: argparse.Namespace, rounds: int = 3) -> None:
                 and width in (None, w) for t in v]
 
     pipe, zx = frames("pipeline", width=640), frames("zxing", width=640)
-    print(f"{part:<7} 640x480: p99 over every frame, each frame's best of {rounds}: "
-          f"pipeline {pct(pipe, 0.99):.2f} ms, raw zxing-cpp {pct(zx, 0.99):.2f} ms; "
-          "slowest three pipeline frames "
-          + ", ".join(f"{t:.1f}" for t in sorted(pipe)[-3:]) + " ms")
+    if pipe:
+        print(f"{part:<7} 640x480: p99 over every frame, each frame's best of {rounds}: "
+              f"pipeline {pct(pipe, 0.99):.2f} ms, raw zxing-cpp {pct(zx, 0.99):.2f} ms; "
+              "slowest three pipeline frames "
+              + ", ".join(f"{t:.1f}" for t in sorted(pipe)[-3:]) + " ms")
     for kind, label in (("code", "frames with a code"), ("empty", "empty frames")):
         for width in (None, *(w for w, _ in hardset.SIZES)):
+            if not frames("pipeline", kind, width):
+                continue  # --per-cell 0 or --empty 0
             mine = statistics.median(frames("pipeline", kind, width))
             theirs = statistics.median(frames("zxing", kind, width))
             where = "both sizes" if width is None else f"{width}x{dict(hardset.SIZES)[width]}"

@@ -9,31 +9,31 @@ Three decoders share the ``Decoder`` protocol:
   frame it read is returned at once. A frame it read nothing in and that has neither
   module texture (the pre-check below) nor anything zxing-cpp located is done: that is
   most frames a gate sees, and skipping the inverted retry there makes them cheaper than
-  raw zxing-cpp's default pass. Otherwise the inverted pass runs (a light-on-dark code),
-  then the fallback, within a per-frame budget (``FALLBACK_PIXELS``, cheapest step
-  first): the patches of the frame that look like QR modules (grey steps strong both
-  across and along the rows, over a compact square-ish area; a pre-check on every
-  fourth pixel rejects a frame without a code's worth of such texture, so an empty frame
-  costs little) are resampled as upright squares, perspective undone and upscaled 3x,
-  and read again: on tilted, dim, moiré-striped phone screens this is what reads the
-  codes zxing-cpp cannot even locate (benchmarks/decode_hard.py). Where that read fails,
-  our own module sampler (``portique.scanner.sampler``) reads the patch: finder
-  patterns, a grid fitted to them and to the alignment patterns, each module decided
-  by an equaliser fitted on the frame, the modules drawn clean for zxing-cpp (at 1.8-3
-  pixels per module with blur, zxing-cpp's binariser loses codes whose perspective is
-  undone). Then, only where it
+  raw zxing-cpp's default pass. Otherwise the inverted pass runs (a light-on-dark code;
+  on the pre-check's box where there is one), then the fallback, within a per-frame
+  budget (``FALLBACK_PIXELS``, cheapest step first): the patches of the frame that look
+  like QR modules (grey steps strong both across and along the rows, over a compact
+  square-ish area; a pre-check on every fourth pixel rejects a frame without a code's
+  worth of such texture, so an empty frame costs little) are resampled as upright
+  squares, perspective undone and upscaled 4x, and read again: on tilted, dim,
+  moiré-striped phone screens this is what reads the codes zxing-cpp cannot even locate
+  (benchmarks/decode_hard.py). Where that read fails, our own module sampler
+  (``portique.scanner.sampler``) reads the patch: finder patterns, a grid fitted to them
+  and to the alignment patterns, each module decided by an equaliser fitted on the
+  frame, the modules drawn clean for zxing-cpp (at 1.8-3 pixels per module with blur,
+  zxing-cpp's binariser loses codes whose perspective is undone). Then, only where it
   located something it could not read (finder patterns, a failed checksum), a short
   chain of retries on a window around it: contrast-equalised (CLAHE), upscaled 2x, then
   also equalised or sharpened, or upscaled 3x. A small frame (longer side up to 500
   pixels, which zxing-cpp scans at one size only) in which nothing at all was located
-  gets one more pass at half size (a code
-  filling a small photo). pyzbar can be added as a last retry (``zbar=True``) but is off:
-  on the measured sets it read nothing zxing-cpp's retries missed, and it guesses the
-  character set of non-UTF-8 payloads (two wrong texts on real photos).
-  A camera frame (640x480 and up) with nothing code-like in it costs one zxing-cpp pass
-  (without inversion) and the texture check, so the pipeline runs at or below the raw
-  reader's pace on the frames a gate mostly sees; the
-  retries are where the read rate comes from (docs/scanner.md gives the measurements).
+  gets one more pass at half size (a code filling a small photo). pyzbar can be added as
+  a last retry (``zbar=True``) but is off: on the measured sets it read nothing
+  zxing-cpp's retries missed, and it guesses the character set of non-UTF-8 payloads
+  (two wrong texts on real photos). A camera frame (640x480 and up) with nothing
+  code-like in it costs one zxing-cpp pass (without inversion) and the texture check, so
+  the pipeline runs at or below the raw reader's pace on the frames a gate mostly sees;
+  the retries are where the read rate comes from (docs/scanner.md gives the
+  measurements).
 
 Only QR codes are looked for (a striped shirt is not a barcode). Decoders never invent
 text: QR's own Reed-Solomon check decides what is read, and every retry is a plain image

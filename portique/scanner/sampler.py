@@ -31,9 +31,10 @@ four steps, on a patch already resampled as a rough upright square:
    It undoes the blur's smear and the banding, and it
    follows a light-on-dark code as well.
 4. **Read**: the decided modules, the fixed ones forced, are drawn as a clean black and
-   white code (a quiet zone, 4 pixels per module) and handed to zxing-cpp, whose
-   Reed-Solomon check decides whether there is a text: a module decided wrongly is an
-   error like any other, and too many of them give no read, never a wrong one.
+   white code (a quiet zone, 1 pixel per module) and read by zxing-cpp as a pure
+   symbol (nothing to locate or binarise), whose Reed-Solomon check decides whether
+   there is a text: a module decided wrongly is an error like any other, and too many
+   of them give no read, never a wrong one.
 """
 
 from __future__ import annotations

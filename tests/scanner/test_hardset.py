@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
 from benchmarks import hardset
 from portique import keyfiles
@@ -185,3 +186,70 @@ def test_a_light_on_dark_code_is_still_read_after_the_first_pass_without_inversi
     decoder = PipelineDecoder()
     assert decoder.decode(inverted) == [sample.text]
     assert decoder.retries == 0  # read by the inverted pass: no fallback
+
+
+def test_the_inverted_pass_reads_the_pre_check_box_and_reports_frame_pixels(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inverted pass runs on the pre-check's box, not the whole frame, and still
+    reads a light-on-dark code; a light-on-dark code it locates but cannot read (its
+    middle scrambled) reaches the fallback as a box in frame pixels, where zxing-cpp
+    locates it on the whole inverted frame (a box left in the crop's pixels would be
+    hundreds of pixels off at 1280x720)."""
+    import cv2
+    import zxingcpp
+
+    from portique.scanner import decoders
+    from portique.scanner.decoders import PipelineDecoder, Region
+
+    real = zxingcpp.read_barcodes
+    shapes: list[tuple[int, ...]] = []
+
+    def spy(image: np.ndarray, *args: object, **kwargs: object) -> list[object]:
+        shapes.append(image.shape)
+        return real(image, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zxingcpp, "read_barcodes", spy)
+    for size in hardset.SIZES:
+        sample = next(s for s in hardset.samples("tuning", per_cell=8, empty=0)
+                      if s.tier == "easy" and s.size == size)
+        inverted = np.asarray(cv2.bitwise_not(sample.image()), dtype=np.uint8)
+        roi = decoders._code_like(inverted)
+        assert roi is not None
+        shapes.clear()
+        assert PipelineDecoder().decode(inverted) == [sample.text]
+        assert shapes[1] == (roi.y1 - roi.y0, roi.x1 - roi.x0)  # the second pass: the box
+        assert shapes[1][0] * shapes[1][1] < 0.5 * size[0] * size[1]
+
+    sample = next(s for s in hardset.samples("tuning", per_cell=8, empty=0)
+                  if s.tier == "easy" and s.size == (1280, 720))
+    frame = sample.image().copy()
+    (code,) = real(frame, formats=decoders._QR)
+    box = decoders._box(code.position)
+    w, h = box.x1 - box.x0, box.y1 - box.y0
+    middle = frame[box.y0 + h * 3 // 10:box.y1 - h * 3 // 10,
+                   box.x0 + w * 3 // 10:box.x1 - w * 3 // 10]
+    middle[:] = np.random.default_rng(5).integers(0, 256, middle.shape, dtype=np.uint8)
+    located = [decoders._box(b.position) for b in real(
+        frame, formats=decoders._QR, return_errors=True, try_invert=False) if not b.valid]
+    assert located, "the scrambled code is still located by zxing-cpp"
+    roi = decoders._code_like(frame)
+    assert roi is not None and min(roi.x0, roi.y0) > 100  # a crop's origin far off 0
+    seen: list[Region] = []
+
+    def fallback(self: PipelineDecoder, gray: np.ndarray, found: list[Region],
+                 *args: object) -> list[str]:
+        seen.extend(found)
+        return []
+
+    monkeypatch.setattr(PipelineDecoder, "_fallback", fallback)
+    assert PipelineDecoder().decode(np.asarray(cv2.bitwise_not(frame), np.uint8)) == []
+    # what the crop's pass located (the symbol, and parts of it zxing-cpp guessed at:
+    # finder triples) lies where the whole frame's pass located them, in frame pixels
+    # (left in the crop's, they would be hundreds of pixels up and to the left)
+    x0, y0 = min(b.x0 for b in located), min(b.y0 for b in located)
+    x1, y1 = max(b.x1 for b in located), max(b.y1 for b in located)
+    margin = 40
+    assert seen and all(x0 - margin <= a.x0 and a.x1 <= x1 + margin
+                        and y0 - margin <= a.y0 and a.y1 <= y1 + margin for a in seen)
+    assert any(max(abs(a.x0 - box.x0), abs(a.y0 - box.y0), abs(a.x1 - box.x1),
+                   abs(a.y1 - box.y1)) <= 3 for a in seen)  # the symbol itself
