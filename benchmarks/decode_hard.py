@@ -24,6 +24,7 @@ pipeline and raw zxing-cpp alike.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import time
@@ -83,19 +84,20 @@ def sets(args: argparse.Namespace) -> int:
         times: dict[tuple[str, str, int], list[float]] = defaultdict(list)
         cells: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         short = pipeline.short
-        for i, sample in enumerate(hardset.samples(part, per_cell=args.per_cell,
-                                                   empty=args.empty)):
+        order = random.Random(part)
+        for sample in hardset.samples(part, per_cell=args.per_cell, empty=args.empty):
             image = sample.image()
             key = (sample.tier, sample.size[0])
             cell = cells[key]
             cell["n"] += 1
             union = False
-            # each decoder first on a frame in turn: the first call on a new frame pays
-            # about 0.2 ms more at 640x480 (the pipeline and the paced pipeline, the same
-            # work on an empty frame, measured 1.25x and 0.96x raw zxing-cpp when the
-            # pipeline always went first)
-            turn = i % len(labelled)
-            for name, d in labelled[turn:] + labelled[:turn]:
+            # the decoders in a new order on each frame (seeded): a call right after
+            # another library's long one (OpenCV's detector, pyzbar: 10 ms and more)
+            # costs about 0.3 ms more at 640x480, so a fixed order favoured whoever came
+            # after a fast one (the pipeline and the paced pipeline, the same work on an
+            # empty frame, measured 1.36x and 0.98x raw zxing-cpp with the pipeline
+            # always after OpenCV's detector)
+            for name, d in order.sample(labelled, len(labelled)):
                 texts, ms = decode_timed(d, image)
                 times[(name, sample.tier, sample.size[0])].append(ms)
                 ok = sample.text is not None and sample.text in texts and strict(sample.text)
